@@ -1,0 +1,551 @@
+"""A fake Slack Web API: a real HTTP server on 127.0.0.1 that the unmodified bot talks to.
+
+The bot reaches it through its Slack base-URL setting (`api_url`), so everything between the
+bot's code and the socket — slack_sdk's request building, JSON/form encoding, error parsing,
+`Retry-After` handling — runs exactly as in production. The fake enforces the limits the bot
+must cope with (message length, block rules, rate limits on demand) and keeps what a person
+in the workspace would see: every message with its full edit history.
+
+Tests synchronise with `wait_for`, which wakes on every recorded call instead of polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+#: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_MARKDOWN_BLOCK_TEXT = 12000
+MAX_CONTEXT_ELEMENTS = 10
+
+_FIRST_TS_SECONDS = 1_700_000_000
+_TS_STEP_MICROSECONDS = 100
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class SlackCall:
+    """One Web API call as the fake received it, and the HTTP status it answered with."""
+
+    index: int
+    method: str
+    params: dict[str, Any]
+    status: int
+    #: The bearer token (or `token` field) the call carried.
+    token: str | None = None
+    #: The `error` of an `ok: false` answer, None when the answer was ok.
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call did what it asked (HTTP 200 and not an `ok: false` answer)."""
+        return self.status == 200 and self.error is None
+
+
+@dataclass
+class FakeMessage:
+    """A message as it stands in the channel now, plus every version it went through.
+
+    `edits` starts with the posted version and gains one `(text, blocks)` snapshot per
+    accepted change, so a test can check that the final answer landed and that no edit
+    ever erased what was already shown.
+    """
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str
+    blocks: list[dict[str, Any]] | None
+    edits: list[tuple[str, list[dict[str, Any]] | None]] = field(default_factory=list)
+    deleted: bool = False
+    #: True between chat.startStream and chat.stopStream (Slack's native streaming).
+    streaming: bool = False
+
+
+@dataclass
+class FakeEphemeral:
+    """An ephemeral message: shown to one user, never stored in the channel."""
+
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+    message_ts: str
+
+
+@dataclass
+class _RateLimit:
+    retry_after: int
+    as_http_200: bool
+
+
+class SlackError(Exception):
+    """An `ok: false` answer; raised inside a method handler, turned into the JSON reply."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class FakeSlack:
+    """Slack Web API on a free local port; use `async with FakeSlack() as slack:`.
+
+    Point slack_sdk at `api_url` (`AsyncWebClient(base_url=slack.api_url)`). Requests are
+    accepted as JSON, form-encoded or query parameters, like the real API. When `token` is
+    given, any other bearer token is refused with `invalid_auth`; a call with no token at all
+    is always refused with `not_authed`.
+    """
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T1",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        max_text_length: int = 4000,
+        token: str | None = None,
+    ) -> None:
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.max_text_length = max_text_length
+        self.token = token
+
+        self.calls: list[SlackCall] = []
+        self.messages: list[FakeMessage] = []
+        self.ephemerals: list[FakeEphemeral] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []
+
+        self._by_key: dict[tuple[str, str], FakeMessage] = {}
+        self._ts_counter = 0
+        self._rate_limits: dict[str, deque[_RateLimit]] = {}
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._methods: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.delete": self._chat_delete,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind a free port on 127.0.0.1 and start answering."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/respond/{name}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = _bound_port(self._runner)
+
+    async def stop(self) -> None:
+        """Close the server; safe to call twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT` with no path; only valid after `start()`."""
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, with the trailing slash slack_sdk's `base_url` needs."""
+        return f"{self.base_url}/api/"
+
+    def response_url(self, name: str) -> str:
+        """A `response_url` to put in a slash-command or interaction payload."""
+        return f"{self.base_url}/respond/{name}"
+
+    # -- test controls -------------------------------------------------------------------
+
+    def rate_limit(
+        self, method: str, times: int = 1, retry_after: int = 1, as_http_200: bool = False
+    ) -> None:
+        """Make the next `times` calls to `method` answer `ratelimited`.
+
+        Both shapes Slack has been seen to use: HTTP 429, or HTTP 200 with `ok: false`
+        (`as_http_200=True`); each carries `Retry-After: <retry_after>`. Such calls are
+        recorded but change nothing. Repeated calls queue up.
+        """
+        queue = self._rate_limits.setdefault(method, deque())
+        queue.extend(_RateLimit(retry_after, as_http_200) for _ in range(times))
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """End a native stream as Slack does after ~5 minutes; appends then fail."""
+        self.message(channel, ts).streaming = False
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10,  # noqa: ASYNC109 - a deadline per wait reads best in tests
+    ) -> None:
+        """Return as soon as `predicate()` holds; it is re-checked after every recorded call.
+
+        Raises AssertionError on timeout, listing the calls received, so a failing test
+        says what the bot did instead.
+        """
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(predicate)
+        except TimeoutError:
+            received = ", ".join(
+                f"{c.method}({c.status}{'' if c.error is None else ' ' + c.error})"
+                for c in self.calls
+            )
+            raise AssertionError(
+                f"FakeSlack: condition not met within {timeout}s; "
+                f"calls received: [{received}]; responses: {len(self.responses)}"
+            ) from None
+
+    # -- views ---------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        """The calls made to one Web API method, in order."""
+        return [c for c in self.calls if c.method == method]
+
+    def message(self, channel: str, ts: str) -> FakeMessage:
+        """The stored message; KeyError if the bot never posted it."""
+        return self._by_key[(channel, ts)]
+
+    def thread(self, channel: str, thread_ts: str) -> list[FakeMessage]:
+        """The bot's messages in that thread, in posting order (deleted ones left out)."""
+        return [
+            m
+            for m in self.messages
+            if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
+        ]
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _read_params(request)
+        form_token = _pop_str(params, "token")
+        token = _bearer_token(request) or form_token
+
+        status = 200
+        body: dict[str, Any] = {"ok": True}
+        headers: dict[str, str] = {}
+        pending = self._rate_limits.get(method)
+        if pending:
+            limit = pending.popleft()
+            status = 200 if limit.as_http_200 else 429
+            body = {"ok": False, "error": "ratelimited"}
+            headers = {"Retry-After": str(limit.retry_after)}
+        elif token is None:
+            body = {"ok": False, "error": "not_authed"}
+        elif self.token is not None and token != self.token:
+            body = {"ok": False, "error": "invalid_auth"}
+        else:
+            handler = self._methods.get(method, _plain_ok)
+            try:
+                body = await handler(params)
+            except SlackError as e:
+                body = {"ok": False, "error": e.error}
+
+        error = None if body.get("ok") else str(body.get("error"))
+        self.calls.append(SlackCall(len(self.calls), method, params, status, token, error))
+        await self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        self.responses.append((request.match_info["name"], payload))
+        await self._notify()
+        return web.json_response({"ok": True})
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- methods -------------------------------------------------------------------------
+
+    async def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake",
+            "user": "bot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+        }
+
+    async def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require_channel(params)
+        text, blocks = self._checked_content(params)
+        if not text and not blocks:
+            raise SlackError("no_text")
+        message = self._store(channel, _opt_str(params, "thread_ts"), text, blocks)
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": message.ts,
+            "message": self._message_json(message),
+        }
+
+    async def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(params)
+        text, blocks = self._checked_content(params)
+        if "text" in params:
+            message.text = text
+        if "blocks" in params:
+            message.blocks = blocks
+        message.edits.append((message.text, message.blocks))
+        return {
+            "ok": True,
+            "channel": message.channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": self._message_json(message),
+        }
+
+    async def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require_channel(params)
+        text, blocks = self._checked_content(params)
+        ephemeral = FakeEphemeral(
+            channel=channel,
+            user=_opt_str(params, "user") or "",
+            text=text,
+            blocks=blocks,
+            thread_ts=_opt_str(params, "thread_ts"),
+            message_ts=self._next_ts(),
+        )
+        self.ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ephemeral.message_ts}
+
+    async def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(params)
+        message.deleted = True
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    async def _chat_start_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require_channel(params)
+        thread_ts = _opt_str(params, "thread_ts")
+        if thread_ts is None:
+            raise SlackError("invalid_arguments")
+        message = self._store(channel, thread_ts, _opt_str(params, "markdown_text") or "", None)
+        message.streaming = True
+        return {"ok": True, "channel": channel, "ts": message.ts}
+
+    async def _chat_append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(params)
+        message.text += _opt_str(params, "markdown_text") or ""
+        message.edits.append((message.text, message.blocks))
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(params)
+        message.text += _opt_str(params, "markdown_text") or ""
+        if "blocks" in params:
+            message.blocks = self._checked_blocks(params["blocks"])
+        message.streaming = False
+        message.edits.append((message.text, message.blocks))
+        return {
+            "ok": True,
+            "channel": message.channel,
+            "ts": message.ts,
+            "message": self._message_json(message),
+        }
+
+    async def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require_channel(params)
+        is_im = channel.startswith("D")
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": None if is_im else f"channel-{channel.lower()}",
+                "is_channel": channel.startswith("C"),
+                "is_group": channel.startswith("G"),
+                "is_im": is_im,
+                "is_private": not channel.startswith("C"),
+                "is_member": True,
+                "context_team_id": self.team_id,
+            },
+        }
+
+    async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = _opt_str(params, "user")
+        if not user:
+            raise SlackError("user_not_found")
+        name = "bot" if user == self.bot_user_id else f"user-{user.lower()}"
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name.title(),
+                "tz": "UTC",
+                "is_bot": user == self.bot_user_id,
+                "profile": {"display_name": name, "real_name": name.title()},
+            },
+        }
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        """Fresh, strictly increasing, Slack-shaped timestamps: 1700000000.000100, …0200."""
+        self._ts_counter += 1
+        seconds, micros = divmod(self._ts_counter * _TS_STEP_MICROSECONDS, 1_000_000)
+        return f"{_FIRST_TS_SECONDS + seconds}.{micros:06d}"
+
+    def _store(
+        self, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, Any]] | None
+    ) -> FakeMessage:
+        message = FakeMessage(channel, self._next_ts(), thread_ts, text, blocks)
+        message.edits.append((text, blocks))
+        self.messages.append(message)
+        self._by_key[(channel, message.ts)] = message
+        return message
+
+    def _find(self, params: dict[str, Any]) -> FakeMessage:
+        key = (_opt_str(params, "channel") or "", _opt_str(params, "ts") or "")
+        message = self._by_key.get(key)
+        if message is None or message.deleted:
+            raise SlackError("message_not_found")
+        return message
+
+    def _streaming_message(self, params: dict[str, Any]) -> FakeMessage:
+        message = self._find(params)
+        if not message.streaming:
+            raise SlackError("message_not_in_streaming_state")
+        return message
+
+    def _checked_content(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+        """The text and blocks of a post or update, refused the way Slack refuses them."""
+        text = _opt_str(params, "text") or ""
+        if len(text) > self.max_text_length:
+            raise SlackError("msg_too_long")
+        blocks = self._checked_blocks(params["blocks"]) if "blocks" in params else None
+        return text, blocks
+
+    def _checked_blocks(self, raw: Any) -> list[dict[str, Any]] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
+            raise SlackError("invalid_blocks")
+        if len(raw) > MAX_BLOCKS or any(_block_too_big(b) for b in raw):
+            raise SlackError("invalid_blocks")
+        return raw
+
+    def _message_json(self, message: FakeMessage) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "team": self.team_id,
+            "text": message.text,
+            "ts": message.ts,
+        }
+        if message.thread_ts is not None:
+            out["thread_ts"] = message.thread_ts
+        if message.blocks is not None:
+            out["blocks"] = message.blocks
+        return out
+
+
+def _block_too_big(block: dict[str, Any]) -> bool:
+    kind = block.get("type")
+    if kind == "section":
+        text = block.get("text")
+        return isinstance(text, dict) and len(str(text.get("text", ""))) > MAX_SECTION_TEXT
+    if kind == "context":
+        return len(block.get("elements") or []) > MAX_CONTEXT_ELEMENTS
+    if kind == "markdown":
+        return len(str(block.get("text", ""))) > MAX_MARKDOWN_BLOCK_TEXT
+    return False
+
+
+async def _plain_ok(params: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True}
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Query string, then the JSON or form body, merged the way Slack reads them.
+
+    Form values that carry JSON (`blocks`, `attachments`, `metadata`) are decoded, so a test
+    sees the same params whichever encoding the client chose.
+    """
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            params.update(body)
+    elif request.method == "POST":
+        form = await request.post()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    for key in ("blocks", "attachments", "metadata"):
+        value = params.get(key)
+        if isinstance(value, str):
+            try:
+                params[key] = json.loads(value)
+            except json.JSONDecodeError:
+                params[key] = value
+    return params
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token or None if scheme == "Bearer" else None
+
+
+def _pop_str(params: dict[str, Any], key: str) -> str | None:
+    value = params.pop(key, None)
+    return str(value) if value else None
+
+
+def _opt_str(params: dict[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    return None if value is None else str(value)
+
+
+def _require_channel(params: dict[str, Any]) -> str:
+    channel = _opt_str(params, "channel")
+    if not channel:
+        raise SlackError("channel_not_found")
+    return channel
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    """The port the OS picked for `TCPSite(runner, "127.0.0.1", 0)`."""
+    port = runner.addresses[0][1]
+    return int(port)

@@ -1,0 +1,462 @@
+"""The fakes speak the real protocols: what the rest of the suite relies on, checked once.
+
+FakeSlack is driven through slack_sdk (the client the bot uses), plus raw form posts;
+FakeCustomGPT through raw aiohttp, reading the SSE stream byte-for-byte, so a bug in the
+bot's client cannot hide a bug in the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+
+TOKEN = "xoxb-test"
+AUTH = {"Authorization": "Bearer test-key"}
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def client(slack: FakeSlack) -> AsyncIterator[AsyncWebClient]:
+    async with aiohttp.ClientSession() as session:
+        yield AsyncWebClient(token=TOKEN, base_url=slack.api_url, session=session)
+
+
+@pytest.fixture
+async def cgpt() -> AsyncIterator[FakeCustomGPT]:
+    async with FakeCustomGPT() as fake:
+        fake.add_project(1, "Docs")
+        yield fake
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        yield session
+
+
+# -- FakeSlack -----------------------------------------------------------------------------
+
+
+async def test_slack_auth_test_identifies_the_bot(slack: FakeSlack, client: AsyncWebClient) -> None:
+    answer = await client.auth_test()
+
+    assert answer["user_id"] == "UBOT"
+    assert answer["bot_id"] == "BBOT"
+    assert answer["team_id"] == "T1"
+    assert slack.calls_to("auth.test")[0].token == TOKEN
+
+
+async def test_slack_messages_keep_their_thread_and_edit_history(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    first = await client.chat_postMessage(channel="C1", thread_ts="1.0", text="Thinking…")
+    second = await client.chat_postMessage(channel="C1", thread_ts="1.0", text="part 2")
+    await client.chat_update(channel="C1", ts=first["ts"], text="Hello")
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Hello* world"}}]
+    await client.chat_update(channel="C1", ts=first["ts"], text="Hello world", blocks=blocks)
+
+    assert (first["ts"], second["ts"]) == ("1700000000.000100", "1700000000.000200")
+    message = slack.message("C1", first["ts"])
+    assert message.text == "Hello world"
+    assert message.blocks == blocks
+    assert message.edits == [("Thinking…", None), ("Hello", None), ("Hello world", blocks)]
+    assert [m.ts for m in slack.thread("C1", "1.0")] == [first["ts"], second["ts"]]
+    assert [c.index for c in slack.calls] == [0, 1, 2, 3]
+
+
+async def test_slack_update_of_unknown_message_fails(client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError) as failure:
+        await client.chat_update(channel="C1", ts="1.0", text="x")
+
+    assert failure.value.response["error"] == "message_not_found"
+
+
+@pytest.mark.parametrize(
+    ("text", "blocks", "error"),
+    [
+        ("x" * 4001, None, "msg_too_long"),
+        ("x", [{"type": "divider"}] * 51, "invalid_blocks"),
+        (
+            "x",
+            [{"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}}],
+            "invalid_blocks",
+        ),
+        (
+            "x",
+            [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+            "invalid_blocks",
+        ),
+    ],
+)
+async def test_slack_enforces_message_limits(
+    slack: FakeSlack,
+    client: AsyncWebClient,
+    text: str,
+    blocks: list[dict[str, Any]] | None,
+    error: str,
+) -> None:
+    with pytest.raises(SlackApiError) as failure:
+        await client.chat_postMessage(channel="C1", text=text, blocks=blocks)
+
+    assert failure.value.response.status_code == 200
+    assert failure.value.response["error"] == error
+    assert slack.messages == []
+
+
+async def test_slack_limits_also_apply_to_updates(slack: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="short")
+
+    with pytest.raises(SlackApiError, match="msg_too_long"):
+        await client.chat_update(channel="C1", ts=posted["ts"], text="x" * 4001)
+
+    assert slack.message("C1", posted["ts"]).edits == [("short", None)]
+
+
+@pytest.mark.parametrize(("as_http_200", "status"), [(False, 429), (True, 200)])
+async def test_slack_rate_limits_on_demand(
+    slack: FakeSlack, client: AsyncWebClient, as_http_200: bool, status: int
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="a")
+    slack.rate_limit("chat.update", times=2, retry_after=7, as_http_200=as_http_200)
+
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as failure:
+            await client.chat_update(channel="C1", ts=posted["ts"], text="b")
+        assert failure.value.response.status_code == status
+        assert failure.value.response.headers["Retry-After"] == "7"
+        assert failure.value.response["error"] == "ratelimited"
+    await client.chat_update(channel="C1", ts=posted["ts"], text="c")
+
+    assert [c.status for c in slack.calls_to("chat.update")] == [status, status, 200]
+    assert slack.message("C1", posted["ts"]).edits == [("a", None), ("c", None)]
+
+
+async def test_slack_accepts_form_bodies_with_token_field(slack: FakeSlack) -> None:
+    blocks = [{"type": "divider"}]
+    form = {"token": TOKEN, "channel": "C9", "text": "hi", "blocks": json.dumps(blocks)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(slack.api_url + "chat.postMessage", data=form) as response:
+            answer = await response.json()
+
+    assert answer["ok"] is True
+    call = slack.calls_to("chat.postMessage")[0]
+    assert call.token == TOKEN
+    assert call.params == {"channel": "C9", "text": "hi", "blocks": blocks}
+    assert slack.message("C9", answer["ts"]).blocks == blocks
+
+
+async def test_slack_other_methods_answer_plausibly(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    channel = await client.conversations_info(channel="C1")
+    user = await client.users_info(user="U7")
+    ephemeral = await client.chat_postEphemeral(channel="C1", user="U7", text="only you")
+    other = await client.reactions_add(channel="C1", timestamp="1.0", name="eyes")
+
+    assert channel["channel"]["id"] == "C1"
+    assert user["user"]["id"] == "U7"
+    assert slack.ephemerals[0].text == "only you"
+    assert ephemeral["message_ts"] == slack.ephemerals[0].message_ts
+    assert other["ok"] is True
+
+
+async def test_slack_response_url_wakes_wait_for(
+    slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    async def respond_later() -> None:
+        await http.post(slack.response_url("cmd-1"), json={"text": "done"})
+
+    task = asyncio.create_task(respond_later())
+    await slack.wait_for(lambda: len(slack.responses) == 1, timeout=5)
+    await task
+
+    assert slack.responses == [("cmd-1", {"text": "done"})]
+
+
+async def test_slack_wait_for_times_out_with_the_calls_received(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    await client.auth_test()
+
+    with pytest.raises(AssertionError, match=r"auth\.test"):
+        await slack.wait_for(lambda: bool(slack.messages), timeout=0.05)
+
+
+# -- FakeCustomGPT -------------------------------------------------------------------------
+
+
+async def new_session(cgpt: FakeCustomGPT, http: aiohttp.ClientSession) -> str:
+    async with http.post(cgpt.api_url + "/projects/1/conversations", json={"name": "t"}) as r:
+        assert r.status == 201
+        session_id: str = (await r.json())["data"]["session_id"]
+    return session_id
+
+
+def messages_url(cgpt: FakeCustomGPT, session_id: str, stream: int = 1) -> str:
+    return f"{cgpt.api_url}/projects/1/conversations/{session_id}/messages?stream={stream}&lang=en"
+
+
+def sse_payloads(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON `data:` of every frame, however the frame is laid out."""
+    frames = raw.decode().replace("\r\n", "\n").split("\n\n")
+    payloads = []
+    for frame in frames:
+        for line in frame.split("\n"):
+            if line.startswith("data:"):
+                payloads.append(json.loads(line.removeprefix("data:")))
+    return payloads
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+async def test_cgpt_refuses_missing_or_wrong_key(
+    cgpt: FakeCustomGPT, headers: dict[str, str]
+) -> None:
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(cgpt.api_url + "/projects/1") as response:
+            body = await response.json()
+
+    assert response.status == 401
+    assert body == {
+        "status": "error",
+        "data": {"code": 401, "message": "API Token is either missing or invalid"},
+    }
+    assert cgpt.requests[0].status == 401
+
+
+async def test_cgpt_project_creation_and_scripted_indexing(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    form = aiohttp.FormData({"project_name": "Site", "sitemap_path": "https://x/sitemap.xml"})
+    async with http.post(cgpt.api_url + "/projects", data=form) as response:
+        created = (await response.json())["data"]
+    assert (created["id"], created["is_chat_active"]) == (1000, 0)
+    cgpt.script_indexing(1000, [(10, 2, 0), (10, 10, 8)])
+
+    seen = []
+    for _ in range(3):
+        async with http.get(cgpt.api_url + "/projects/1000/stats") as response:
+            stats = (await response.json())["data"]
+        async with http.get(cgpt.api_url + "/projects/1000") as response:
+            active = (await response.json())["data"]["is_chat_active"]
+        seen.append((stats["pages_found"], stats["pages_crawled"], stats["pages_indexed"], active))
+
+    assert seen == [(10, 2, 0, 0), (10, 10, 8, 1), (10, 10, 8, 1)]
+    assert cgpt.requests[0].body["project_name"] == "Site"
+
+
+async def test_cgpt_lists_projects_twenty_per_page(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    for project_id in range(2, 26):
+        cgpt.add_project(project_id, f"P{project_id}")
+
+    async with http.get(cgpt.api_url + "/projects", params={"page": "2"}) as response:
+        page = (await response.json())["data"]
+
+    assert (page["current_page"], page["last_page"], page["total"]) == (2, 2, 25)
+    assert [p["id"] for p in page["data"]] == [21, 22, 23, 24, 25]
+
+
+async def test_cgpt_unknown_project_is_404(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(cgpt.api_url + "/projects/999/conversations", json={}) as response:
+        body = await response.json()
+
+    assert response.status == 404
+    assert body["data"] == {"code": 404, "message": "Project not found"}
+
+
+async def test_cgpt_streams_the_default_answer_as_sse(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    prompt = {"prompt": "What is X?", "response_source": "default"}
+
+    async with http.post(messages_url(cgpt, session_id), json=prompt) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        raw = await response.content.read()
+
+    assert raw.startswith(b'event: start\ndata: {"status": "start", "prompt": "What is X?"}\n\n')
+    assert b"event: progress\n" in raw
+    assert sse_payloads(raw) == [
+        {"status": "start", "prompt": "What is X?"},
+        {"status": "progress", "message": "You asked: "},
+        {"status": "progress", "message": "What is X?"},
+        {"status": "finish", "id": 1, "session_id": session_id, "citations": []},
+    ]
+    assert cgpt.prompts(session_id) == ["What is X?"]
+    assert cgpt.served[0].outcome == "finished"
+
+
+async def test_cgpt_answers_json_without_stream(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    cgpt.queue_answer(["Hello ", "world"], citations=["12061.0", 7], message_id=42)
+
+    async with http.post(messages_url(cgpt, session_id, stream=0), json={"prompt": "hi"}) as r:
+        data = (await r.json())["data"]
+
+    assert data["openai_response"] == "Hello world"
+    assert (data["id"], data["citations"], data["session_id"]) == (42, ["12061.0", 7], session_id)
+
+
+async def test_cgpt_scripted_http_error_comes_before_any_stream(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    cgpt.queue_answer([], error_status=429, error_message="Too busy", retry_after=3)
+
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        body = await response.json()
+
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "3"
+    assert body == {"status": "error", "data": {"code": 429, "message": "Too busy"}}
+
+
+async def test_cgpt_fail_next_matches_the_path(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    cgpt.fail_next(r"^/projects/1$", 503, "Maintenance", times=1)
+
+    async with http.get(cgpt.api_url + "/projects/1/stats") as response:
+        assert response.status == 200
+    async with http.get(cgpt.api_url + "/projects/1") as response:
+        assert response.status == 503
+        assert (await response.json())["data"]["message"] == "Maintenance"
+    async with http.get(cgpt.api_url + "/projects/1") as response:
+        assert response.status == 200
+
+
+async def test_cgpt_cut_stream_ends_early_without_finish(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    answer = cgpt.queue_answer(["a", "b", "c"], cut_after=2)
+
+    received = b""
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+            async for line in response.content:
+                received += line
+
+    assert [p["status"] for p in sse_payloads(received)] == ["start", "progress", "progress"]
+    assert answer.outcome == "cut"
+
+
+async def test_cgpt_stream_error_frame_is_data_only(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    cgpt.queue_answer(["a", "b"], stream_error_after=1, stream_error_message="Model overloaded")
+
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        raw = await response.content.read()
+
+    assert raw.endswith(b'\n\ndata: {"status": "error", "message": "Model overloaded"}\n\n')
+    assert [p["status"] for p in sse_payloads(raw)] == ["start", "progress", "error"]
+
+
+async def test_cgpt_hold_pauses_mid_stream_until_released(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    answer = cgpt.queue_answer(["first ", "second"], hold_after=1)
+
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        await answer.reached_hold.wait()
+        head = b"".join([await response.content.readline() for _ in range(6)])
+        assert not answer.finished.is_set()
+        answer.release.set()
+        rest = await response.content.read()
+
+    assert [p.get("message") for p in sse_payloads(head)] == [None, "first "]
+    assert [p["status"] for p in sse_payloads(rest)] == ["progress", "finish"]
+    assert answer.outcome == "finished"
+
+
+async def test_cgpt_raw_frames_are_written_verbatim(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    frames = [
+        ": keep-alive\r\n\r\n",
+        'data: {"status":"progress","message":""}\r\n\r\n',
+        'data: {"status":"mystery"}\n\n',
+    ]
+    cgpt.queue_answer([], raw_frames=frames)
+
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        raw = await response.content.read()
+
+    assert raw == "".join(frames).encode()
+
+
+async def test_cgpt_citations_match_by_string_id(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    cgpt.add_citation(1, "12061.0", "Guide", "https://docs.example/guide")
+
+    async with http.get(cgpt.api_url + "/projects/1/citations/12061.0") as response:
+        found = (await response.json())["data"]
+    async with http.get(cgpt.api_url + "/projects/1/citations/12061") as response:
+        missing_status = response.status
+
+    assert (found["title"], found["url"], found["description"]) == (
+        "Guide",
+        "https://docs.example/guide",
+        None,
+    )
+    assert missing_status == 404
+
+
+async def test_cgpt_records_feedback_and_refuses_bad_reactions(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    async with http.post(messages_url(cgpt, session_id, stream=0), json={"prompt": "hi"}) as r:
+        message_id = (await r.json())["data"]["id"]
+    url = f"{cgpt.api_url}/projects/1/conversations/{session_id}/messages/{message_id}/feedback"
+
+    async with http.put(url, json={"reaction": "liked"}) as response:
+        assert response.status == 200
+    async with http.put(url, json={"reaction": "love"}) as response:
+        assert response.status == 400
+
+    assert cgpt.feedback == [(1, session_id, message_id, "liked")]
+
+
+async def test_cgpt_wait_for_wakes_when_a_stream_ends(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    answer = cgpt.queue_answer(["x"], hold_after=0)
+
+    async def ask() -> None:
+        async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as r:
+            await r.read()
+
+    task = asyncio.create_task(ask())
+    await answer.reached_hold.wait()
+    answer.release.set()
+    await cgpt.wait_for(lambda: answer.outcome == "finished", timeout=5)
+    await task
+
+    assert cgpt.prompts() == ["hi"]
