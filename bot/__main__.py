@@ -1,0 +1,89 @@
+"""Command line: `python -m bot` runs the app; `ask` checks keys and projects from a terminal.
+
+Argument parsing only; the work lives in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import aiohttp
+from dotenv import load_dotenv
+
+from bot import messages
+from bot.config import ConfigError, Settings
+from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError
+from bot.runtime import HTTP_TIMEOUT
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the Slack app (the default)")
+    ask = commands.add_parser("ask", help="ask CustomGPT a question from the terminal")
+    ask.add_argument("question")
+    ask.add_argument("--project", help="project id (default: CUSTOMGPT_PROJECT_ID)")
+    ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    return parser
+
+
+async def _ask(settings: Settings, question: str, project: str | None, stream: bool) -> int:
+    project_id = project or settings.customgpt_project_id
+    if not project_id:
+        print("No project: pass --project ID or set CUSTOMGPT_PROJECT_ID.", file=sys.stderr)
+        return 2
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        client = CustomGPTClient(
+            session,
+            settings.customgpt_api_url,
+            settings.customgpt_api_key,
+            first_chunk_timeout=settings.customgpt_first_chunk_timeout,
+            idle_timeout=settings.customgpt_idle_timeout,
+        )
+        try:
+            session_id = await client.create_conversation(project_id, "Terminal check")
+            if stream:
+                async for event in client.stream_message(
+                    project_id, session_id, question, lang=settings.customgpt_lang
+                ):
+                    if isinstance(event, Chunk):
+                        print(event.text, end="", flush=True)
+                print()
+            else:
+                answer = await client.send_message(
+                    project_id, session_id, question, lang=settings.customgpt_lang
+                )
+                print(answer.text)
+        except CustomGPTError as error:
+            print()
+            print(messages.for_error(error, project_id=project_id, partial=False), file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    load_dotenv(override=False)
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = Settings.from_env(need_slack=command == "run")
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if command == "ask":
+        return asyncio.run(_ask(settings, args.question, args.project, not args.no_stream))
+    from bot.server import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""One question → one streamed answer in its Slack thread, top to bottom.
+
+The steps follow the design's request flow: claim the event, resolve the project, take the
+thread's lock, resolve the conversation, stream, finish with sources and feedback. Every
+failure ends as a notice in the reply itself, under whatever text had already arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import keys, messages
+from bot.citations import CitationResolver
+from bot.clock import Clock
+from bot.config import Settings
+from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish, NotFound
+from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.slack_format import Source
+from bot.store import LockTimeout, Store
+from bot.streaming import AnswerStream, Ending
+
+log = logging.getLogger(__name__)
+
+CLAIM_TTL = 24 * 3600
+LOCK_LEASE = 600.0
+LOCK_WAIT = 120.0
+PROJECT_NAME_TTL = 3600
+DM_THREAD = "dm"
+
+
+@dataclass(frozen=True)
+class Question:
+    team: str
+    channel: str
+    user: str
+    text: str
+    message_ts: str
+    thread_ts: str | None  # the thread the user wrote in; None for a top-level message
+    is_dm: bool
+    event_id: str | None = None
+
+    @property
+    def reply_thread(self) -> str | None:
+        """Where the answer goes: channels always answer in a thread; DMs answer where the
+        user wrote (top level stays top level, so a DM reads like a chat)."""
+        if self.is_dm:
+            return self.thread_ts
+        return self.thread_ts or self.message_ts
+
+    @property
+    def conversation_thread(self) -> str:
+        """The Slack thread that names the CustomGPT conversation: one per channel thread,
+        one per DM (until `/customgpt new`)."""
+        return DM_THREAD if self.is_dm else (self.thread_ts or self.message_ts)
+
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def question_text(text: str, bot_user_id: str | None) -> str:
+    """The prompt without the bot's own mention (other mentions stay: they carry meaning)."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    return " ".join(text.split())
+
+
+def feedback_value(project_id: str, session_id: str, message_id: str | None) -> str:
+    """What the feedback buttons carry, so a click needs no store look-up."""
+    return json.dumps({"p": project_id, "s": session_id, "m": message_id}, separators=(",", ":"))
+
+
+class Answerer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        customgpt: CustomGPTClient,
+        slack: AsyncWebClient,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._customgpt = customgpt
+        self._slack = slack
+        self._clock = clock
+        self._citations = CitationResolver(customgpt, store, settings.store_ttl_seconds)
+
+    async def claim(self, question: Question) -> bool:
+        """True for the one delivery of a message that should be answered (Slack retries it,
+        and has delivered one message under two event ids)."""
+        if question.event_id and not await self._store.claim(
+            keys.event_claim(question.team, question.event_id), CLAIM_TTL
+        ):
+            return False
+        return await self._store.claim(
+            keys.message_claim(question.team, question.channel, question.message_ts), CLAIM_TTL
+        )
+
+    async def answer(self, question: Question) -> None:
+        """Answer one question; never raises for anything a user should hear about.
+
+        Cancelled (shutdown), the reply says the bot restarted before the task ends."""
+        try:
+            await self._answer(question)
+        except SlackUnavailable as error:
+            log.error("could not deliver an answer to Slack: %s", error)
+
+    async def _answer(self, question: Question) -> None:
+        calls = SlackCalls(
+            self._slack,
+            UpdateBudget(
+                self._store, question.team, self._settings.slack_update_budget, self._clock
+            ),
+            self._clock,
+        )
+        if not question.text:
+            await calls.post(
+                question.channel, question.reply_thread, Content(messages.EMPTY_QUESTION)
+            )
+            return
+        project_id = await self.project_for(question.team, question.channel)
+        if project_id is None:
+            await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
+            return
+        lock_key = keys.thread_lock(question.team, question.channel, question.conversation_thread)
+        try:
+            async with self._store.lock(lock_key, lease=LOCK_LEASE, wait=LOCK_WAIT):
+                await self._stream(question, project_id, calls)
+        except LockTimeout:
+            await calls.post(question.channel, question.reply_thread, Content(messages.BUSY_THREAD))
+
+    async def project_for(self, team: str, channel: str) -> str | None:
+        """The channel's binding first, then the default project."""
+        bound = await self._store.get(keys.binding(team, channel))
+        return bound or self._settings.customgpt_project_id
+
+    async def _stream(self, question: Question, project_id: str, calls: SlackCalls) -> None:
+        stream = AnswerStream(
+            calls,
+            question.channel,
+            question.reply_thread,
+            interval=self._settings.slack_update_interval,
+            clock=self._clock,
+        )
+        await stream.open(messages.THINKING)
+        try:
+            ending = await self._fill(question, project_id, stream)
+        except asyncio.CancelledError:
+            await asyncio.shield(stream.close(Ending(notice=messages.SHUTTING_DOWN)))
+            raise
+        result = await stream.close(ending)
+        log.info(
+            "answered in %s: %d characters, %d messages, %d edits",
+            question.channel,
+            len(stream.text),
+            len(result.message_ts),
+            result.edits,
+        )
+
+    async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
+        """Feed CustomGPT's answer into the stream; return how the answer ends."""
+        try:
+            await stream.set_status(
+                messages.searching(await self._project_name(question.team, project_id))
+            )
+            session_id = await self._conversation(question, project_id)
+            finish = await self._ask(question, project_id, session_id, stream)
+        except CustomGPTError as error:
+            log.warning("answer failed: %s %s", type(error).__name__, error.status)
+            partial = bool(stream.text.strip())
+            return Ending(notice=messages.for_error(error, project_id=project_id, partial=partial))
+        if not stream.text.strip():
+            return Ending(notice=messages.EMPTY_ANSWER)
+        sources: list[Source] = await self._citations.resolve(
+            question.team, project_id, finish.citations
+        )
+        return Ending(
+            sources=sources,
+            feedback_value=feedback_value(project_id, session_id, finish.message_id),
+        )
+
+    async def _ask(
+        self, question: Question, project_id: str, session_id: str, stream: AnswerStream
+    ) -> Finish:
+        lang = self._settings.customgpt_lang
+        if not self._settings.customgpt_stream:
+            answer = await self._customgpt.send_message(
+                project_id, session_id, question.text, lang=lang
+            )
+            stream.append(answer.text)
+            return Finish(answer.message_id, answer.session_id, answer.citations)
+        async for event in self._customgpt.stream_message(
+            project_id, session_id, question.text, lang=lang
+        ):
+            if isinstance(event, Chunk):
+                stream.append(event.text)
+            else:
+                return event
+        raise AssertionError("stream_message ends with Finish or raises")
+
+    async def _conversation(self, question: Question, project_id: str) -> str:
+        """The thread's CustomGPT session, created on first use (and when the channel's
+        project changed since)."""
+        key = keys.conversation(question.team, question.channel, question.conversation_thread)
+        ttl = self._settings.store_ttl_seconds
+        stored = await self._store.get(key)
+        if stored is not None:
+            data = json.loads(stored)
+            if data.get("project_id") == project_id and data.get("session_id"):
+                await self._store.set(key, stored, ttl=ttl)  # an active thread stays alive
+                return str(data["session_id"])
+        session_id = await self._customgpt.create_conversation(
+            project_id, name=f"Slack {question.channel} {question.conversation_thread}"
+        )
+        await self._store.set(
+            key, json.dumps({"project_id": project_id, "session_id": session_id}), ttl=ttl
+        )
+        return session_id
+
+    async def _project_name(self, team: str, project_id: str) -> str:
+        key = keys.project_name(team, project_id)
+        cached = await self._store.get(key)
+        if cached:
+            return cached
+        try:
+            project = await self._customgpt.get_project(project_id)
+        except NotFound:
+            raise
+        except CustomGPTError:
+            return f"project {project_id}"
+        await self._store.set(key, project.name, ttl=PROJECT_NAME_TTL)
+        return project.name

@@ -1,0 +1,93 @@
+"""The Bolt app: listeners only. Each one reads the event, decides whether it is a question,
+and hands off to a use case; none talks to CustomGPT itself.
+
+Bolt acks events at once (`process_before_response=False`) and runs these listeners in the
+background, which keeps within Slack's 3-second rule however long an answer streams.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot import keys
+from bot.answer import Question, question_text
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def build_app(runtime: Runtime) -> AsyncApp:
+    settings = runtime.settings
+    app = AsyncApp(
+        client=runtime.slack,
+        signing_secret=settings.slack_signing_secret,
+        process_before_response=False,
+    )
+
+    @app.event("app_mention")
+    async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+        if _is_from_a_bot(event) or event.get("subtype"):
+            return
+        async with runtime.tasks.track():
+            await _ask(runtime, body, event, context.bot_user_id, is_dm=False)
+
+    @app.event("message")
+    async def on_message(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+        # Edits, joins, deletions and the bot's own messages all arrive here as subtypes.
+        if _is_from_a_bot(event) or event.get("subtype"):
+            return
+        async with runtime.tasks.track():
+            if event.get("channel_type") == "im":
+                await _ask(runtime, body, event, context.bot_user_id, is_dm=True)
+            else:
+                await _maybe_follow_up(runtime, body, event, context.bot_user_id)
+
+    return app
+
+
+def _is_from_a_bot(event: dict[str, Any]) -> bool:
+    return bool(event.get("bot_id") or event.get("bot_profile"))
+
+
+async def _ask(
+    runtime: Runtime,
+    body: dict[str, Any],
+    event: dict[str, Any],
+    bot_user_id: str | None,
+    *,
+    is_dm: bool,
+) -> None:
+    question = Question(
+        team=str(body.get("team_id") or event.get("team") or "unknown"),
+        channel=str(event["channel"]),
+        user=str(event.get("user") or ""),
+        text=question_text(str(event.get("text") or ""), bot_user_id),
+        message_ts=str(event["ts"]),
+        thread_ts=event.get("thread_ts"),
+        is_dm=is_dm,
+        event_id=body.get("event_id"),
+    )
+    if not await runtime.answerer.claim(question):
+        log.info("skipping a message already answered (%s)", question.event_id)
+        return
+    await runtime.answerer.answer(question)
+
+
+async def _maybe_follow_up(
+    runtime: Runtime, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
+) -> None:
+    """A thread reply without a mention is a question when the bot owns that thread.
+
+    Replies that mention the bot arrive as `app_mention` too and are answered there."""
+    thread_ts = event.get("thread_ts")
+    if not runtime.settings.slack_thread_followups or not thread_ts or thread_ts == event["ts"]:
+        return
+    if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
+        return
+    team = str(body.get("team_id") or event.get("team") or "unknown")
+    if await runtime.store.get(keys.conversation(team, str(event["channel"]), thread_ts)) is None:
+        return
+    await _ask(runtime, body, event, bot_user_id, is_dm=False)

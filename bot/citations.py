@@ -1,0 +1,59 @@
+"""Citation ids → titles and links, cached in the store.
+
+A look-up that fails or takes too long is dropped: sources decorate an answer, they never
+hold it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+
+from bot import keys
+from bot.customgpt import CustomGPTClient, CustomGPTError
+from bot.slack_format import Source
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+LOOKUP_TIMEOUT = 5.0
+MAX_LOOKUPS = 20
+
+
+class CitationResolver:
+    def __init__(self, customgpt: CustomGPTClient, store: Store, ttl: int) -> None:
+        self._customgpt = customgpt
+        self._store = store
+        self._ttl = ttl
+
+    async def resolve(self, team: str, project_id: str, ids: Sequence[str]) -> list[Source]:
+        """Sources in citation order; unknown or failed ones are left out."""
+        unique = list(dict.fromkeys(ids))[:MAX_LOOKUPS]
+        if not unique:
+            return []
+        tasks = [asyncio.create_task(self._one(team, project_id, cid)) for cid in unique]
+        done, pending = await asyncio.wait(tasks, timeout=LOOKUP_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("%d citation look-ups timed out", len(pending))
+        return [s for t in tasks if t in done and (s := t.result()) is not None]
+
+    async def _one(self, team: str, project_id: str, citation_id: str) -> Source | None:
+        key = keys.citation(team, project_id, citation_id)
+        cached = await self._store.get(key)
+        if cached is not None:
+            data = json.loads(cached)
+            return Source(title=data.get("title"), url=data.get("url"))
+        try:
+            citation = await self._customgpt.citation(project_id, citation_id)
+        except CustomGPTError as error:
+            log.info("citation %s not resolved: %s", citation_id, error.status)
+            return None
+        await self._store.set(
+            key, json.dumps({"title": citation.title, "url": citation.url}), ttl=self._ttl
+        )
+        return Source(title=citation.title, url=citation.url)

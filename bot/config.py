@@ -1,0 +1,127 @@
+"""Settings from the environment, read and validated once at start-up.
+
+Every variable the bot reads is named here, so the README table, `.env.example` and this file
+are the three places to keep in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_CUSTOMGPT_API_URL = "https://app.customgpt.ai/api/v1"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and nothing secret."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str
+    slack_signing_secret: str
+    customgpt_api_key: str
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    customgpt_api_url: str = DEFAULT_CUSTOMGPT_API_URL
+    customgpt_project_id: str | None = None
+    customgpt_stream: bool = True
+    customgpt_lang: str = "en"
+    customgpt_first_chunk_timeout: float = 30.0
+    customgpt_idle_timeout: float = 60.0
+    customgpt_index_timeout: float = 1800.0
+    customgpt_admin_users: frozenset[str] = frozenset()
+    redis_url: str | None = None
+    store_ttl_days: int = 30
+    port: int = 3000
+    slack_update_interval: float = 1.0
+    slack_update_budget: int = 50
+    slack_thread_followups: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def store_ttl_seconds(self) -> int:
+        return self.store_ttl_days * 86400
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, need_slack: bool = True) -> Settings:
+        """Build settings; `need_slack=False` serves the terminal commands, which never talk to
+        Slack and so must not demand its secrets."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        slack_required = reader.required if need_slack else reader.optional_str
+        return cls(
+            slack_bot_token=slack_required("SLACK_BOT_TOKEN") or "",
+            slack_signing_secret=slack_required("SLACK_SIGNING_SECRET") or "",
+            customgpt_api_key=reader.required("CUSTOMGPT_API_KEY"),
+            slack_app_token=reader.optional_str("SLACK_APP_TOKEN"),
+            slack_api_url=_with_trailing_slash(
+                reader.optional_str("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+            ),
+            customgpt_api_url=(
+                reader.optional_str("CUSTOMGPT_API_URL") or DEFAULT_CUSTOMGPT_API_URL
+            ).rstrip("/"),
+            customgpt_project_id=reader.optional_str("CUSTOMGPT_PROJECT_ID"),
+            customgpt_stream=reader.boolean("CUSTOMGPT_STREAM", True),
+            customgpt_lang=reader.optional_str("CUSTOMGPT_LANG") or "en",
+            customgpt_first_chunk_timeout=reader.number("CUSTOMGPT_FIRST_CHUNK_TIMEOUT", 30.0),
+            customgpt_idle_timeout=reader.number("CUSTOMGPT_IDLE_TIMEOUT", 60.0),
+            customgpt_index_timeout=reader.number("CUSTOMGPT_INDEX_TIMEOUT", 1800.0),
+            customgpt_admin_users=frozenset(
+                u.strip()
+                for u in (reader.optional_str("CUSTOMGPT_ADMIN_USERS") or "").split(",")
+                if u.strip()
+            ),
+            redis_url=reader.optional_str("REDIS_URL"),
+            store_ttl_days=int(reader.number("STORE_TTL_DAYS", 30, minimum=1)),
+            port=int(reader.number("PORT", 3000, minimum=1)),
+            slack_update_interval=reader.number("SLACK_UPDATE_INTERVAL", 1.0),
+            slack_update_budget=int(reader.number("SLACK_UPDATE_BUDGET", 50, minimum=1)),
+            slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
+            log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _with_trailing_slash(url: str) -> str:
+    # slack_sdk joins method names onto the base URL and needs the slash.
+    return url if url.endswith("/") else url + "/"
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional_str(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional_str(name)
+        if value is None:
+            raise ConfigError(f"{name} is not set (see .env.example)")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.optional_str(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.optional_str(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
+        if number < minimum:
+            raise ConfigError(f"{name} must be at least {minimum:g}, not {value!r}")
+        return number

@@ -1,0 +1,74 @@
+"""Every store key the bot uses, in one place.
+
+Keys are namespaced by `cgpt:` and always carry the Slack team id, so one Redis can serve
+several workspaces and an operator can find (or delete) a workspace's data by prefix.
+"""
+
+from __future__ import annotations
+
+PREFIX = "cgpt"
+
+
+def conversation(team: str, channel: str, thread_ts: str) -> str:
+    """JSON {project_id, session_id} of the CustomGPT conversation behind a Slack thread."""
+    return f"{PREFIX}:{team}:conv:{channel}:{thread_ts}"
+
+
+def binding(team: str, channel: str) -> str:
+    """The project a channel (or DM) asks."""
+    return f"{PREFIX}:{team}:bind:{channel}"
+
+
+def event_claim(team: str, event_id: str) -> str:
+    """Claimed by the one replica that answers a Slack event (retries carry the same id)."""
+    return f"{PREFIX}:{team}:event:{event_id}"
+
+
+def message_claim(team: str, channel: str, ts: str) -> str:
+    """Claimed per user message, because Slack has delivered one message under two event ids."""
+    return f"{PREFIX}:{team}:msg:{channel}:{ts}"
+
+
+def thread_lock(team: str, channel: str, thread_ts: str) -> str:
+    """Held while a thread's question is answered, so follow-ups keep their order."""
+    return f"{PREFIX}:{team}:lock:{channel}:{thread_ts}"
+
+
+def update_budget(team: str, window: int) -> str:
+    """Counter of chat.update calls the workspace spent in one budget window."""
+    return f"{PREFIX}:{team}:budget:update:{window}"
+
+
+def update_cooldown(team: str) -> str:
+    """Wall-clock time until which Slack asked the workspace to stop editing (a 429)."""
+    return f"{PREFIX}:{team}:cooldown:update"
+
+
+def fresh_start(team: str, channel: str) -> str:
+    """Set by `/customgpt new`: the next question in the channel starts a new conversation."""
+    return f"{PREFIX}:{team}:fresh:{channel}"
+
+
+def answer_meta(team: str, channel: str, ts: str) -> str:
+    """JSON {project_id, session_id, message_id} behind a posted answer, for feedback clicks."""
+    return f"{PREFIX}:{team}:answer:{channel}:{ts}"
+
+
+def citation(team: str, project_id: str, citation_id: str) -> str:
+    """Cached JSON {title, url} of a citation."""
+    return f"{PREFIX}:{team}:citation:{project_id}:{citation_id}"
+
+
+def pending_projects(team: str) -> str:
+    """Set of project watches still waiting for indexing to finish."""
+    return f"{PREFIX}:{team}:pending"
+
+
+def pending_project(team: str, project_id: str) -> str:
+    """JSON description of one watch (channel, status message ts, deadline, bind or not)."""
+    return f"{PREFIX}:{team}:pending:{project_id}"
+
+
+def project_name(team: str, project_id: str) -> str:
+    """Cached display name of a project, for "Searching <name>…"."""
+    return f"{PREFIX}:{team}:project-name:{project_id}"

@@ -1,0 +1,67 @@
+"""The long-lived things one bot process owns, opened together and closed together.
+
+One aiohttp session serves both Slack and CustomGPT (slack_sdk would otherwise open a session
+per call), one store, one clock. Tests build a Runtime against the fake servers exactly the way
+production does, through the base-URL settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.answer import Answerer
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.customgpt import CustomGPTClient
+from bot.store import MemoryStore, RedisStore, Store
+from bot.tasks import TaskTracker
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    session: aiohttp.ClientSession
+    store: Store
+    slack: AsyncWebClient
+    customgpt: CustomGPTClient
+    answerer: Answerer
+    clock: Clock
+    tasks: TaskTracker
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        if settings.redis_url:
+            store: Store = RedisStore.from_url(settings.redis_url)
+        else:
+            log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
+            store = MemoryStore(clock)
+        slack = AsyncWebClient(
+            token=settings.slack_bot_token or None,
+            base_url=settings.slack_api_url,
+            session=session,
+            timeout=30,
+        )
+        customgpt = CustomGPTClient(
+            session,
+            settings.customgpt_api_url,
+            settings.customgpt_api_key,
+            first_chunk_timeout=settings.customgpt_first_chunk_timeout,
+            idle_timeout=settings.customgpt_idle_timeout,
+        )
+        answerer = Answerer(settings, store, customgpt, slack, clock)
+        return cls(settings, session, store, slack, customgpt, answerer, clock, TaskTracker())
+
+    async def close(self) -> None:
+        await self.tasks.shutdown()
+        await self.store.close()
+        await self.session.close()

@@ -1,0 +1,198 @@
+"""The bot's shared state: one small interface, a Redis implementation and an in-process one.
+
+Redis is what makes several replicas (and restarts) safe: event claims, thread locks and the
+workspace's edit budget only mean something when every process sees them. The in-process
+store is for a single instance on a laptop; it keeps the same semantics, TTLs included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import LockError
+
+from bot.clock import Clock, SystemClock
+
+
+class LockTimeout(Exception):
+    """Someone else held the lock for longer than the caller was willing to wait."""
+
+
+class Store(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: int | None = None) -> None:
+        """Store a value; `ttl` in seconds, None keeps it until deleted."""
+        ...
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        """Set the key only if absent; True for the single caller that set it."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, ttl: int) -> int:
+        """Increment a counter that expires `ttl` seconds after its first increment."""
+        ...
+
+    async def add_member(self, key: str, member: str) -> None: ...
+
+    async def remove_member(self, key: str, member: str) -> None: ...
+
+    async def members(self, key: str) -> frozenset[str]: ...
+
+    def lock(self, key: str, *, lease: float, wait: float) -> AbstractAsyncContextManager[None]:
+        """Hold `key` exclusively for at most `lease` seconds (then it lapses, so a crashed
+        holder cannot block a thread forever); wait up to `wait` seconds, else LockTimeout."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class RedisStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        return cls(redis.Redis.from_url(url, decode_responses=True))
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(key)
+        return None if value is None else str(value)
+
+    async def set(self, key: str, value: str, ttl: int | None = None) -> None:
+        await self._redis.set(key, value, ex=ttl)
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        return bool(await self._redis.set(key, "1", ex=ttl, nx=True))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(key)
+
+    async def incr(self, key: str, ttl: int) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, ttl, nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def add_member(self, key: str, member: str) -> None:
+        await self._redis.sadd(key, member)
+
+    async def remove_member(self, key: str, member: str) -> None:
+        await self._redis.srem(key, member)
+
+    async def members(self, key: str) -> frozenset[str]:
+        return frozenset(str(m) for m in await self._redis.smembers(key))
+
+    @asynccontextmanager
+    async def lock(self, key: str, *, lease: float, wait: float) -> AsyncIterator[None]:
+        lock = self._redis.lock(key, timeout=lease, blocking_timeout=wait)
+        if not await lock.acquire():
+            raise LockTimeout(key)
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                # It lapsed while we held it (an answer longer than `lease`): nothing to free.
+                pass
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class MemoryStore:
+    """Same contract as RedisStore, for one process; TTLs are checked lazily on read."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._values: dict[str, tuple[str, float | None]] = {}
+        self._sets: dict[str, set[str]] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def _live(self, key: str) -> str | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and self._clock.now() >= expires:
+            del self._values[key]
+            return None
+        return value
+
+    def _expiry(self, ttl: int | None) -> float | None:
+        return None if ttl is None else self._clock.now() + ttl
+
+    async def get(self, key: str) -> str | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: str, ttl: int | None = None) -> None:
+        self._values[key] = (value, self._expiry(ttl))
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._values[key] = ("1", self._expiry(ttl))
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+        self._sets.pop(key, None)
+
+    async def incr(self, key: str, ttl: int) -> int:
+        current = self._live(key)
+        if current is None:
+            self._values[key] = ("1", self._expiry(ttl))
+            return 1
+        count = int(current) + 1
+        self._values[key] = (str(count), self._values[key][1])
+        return count
+
+    async def add_member(self, key: str, member: str) -> None:
+        self._sets.setdefault(key, set()).add(member)
+
+    async def remove_member(self, key: str, member: str) -> None:
+        self._sets.get(key, set()).discard(member)
+
+    async def members(self, key: str) -> frozenset[str]:
+        return frozenset(self._sets.get(key, ()))
+
+    @asynccontextmanager
+    async def lock(self, key: str, *, lease: float, wait: float) -> AsyncIterator[None]:
+        # One process: an asyncio.Lock cannot be orphaned by a crash, so `lease` is moot.
+        # Locks are counted by their users so an idle thread's lock is forgotten, not leaked.
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), wait)
+            except TimeoutError:
+                raise LockTimeout(key) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

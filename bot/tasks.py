@@ -1,0 +1,68 @@
+"""Ownership of the work a process runs in the background.
+
+Bolt runs each listener in a task of its own and never awaits it; answers and index watches
+can outlive the request that started them. Everything registers here, so shutdown can cancel
+and await it all (each answer then says in Slack that it was interrupted), and tests can wait
+until the bot is idle instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskTracker:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        """Count the current task (a Bolt listener) as work in flight while inside."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._add(task)
+        try:
+            yield
+        finally:
+            self._discard(task)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start owned background work; its failure is logged, never lost."""
+        task = asyncio.create_task(coro, name=name)
+        self._add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _add(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        self._idle.clear()
+
+    def _discard(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no tracked work is running."""
+        await self._idle.wait()
+
+    async def shutdown(self) -> None:
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,100 @@
+"""Fixtures: the fake Slack and CustomGPT servers, a real Redis, and the bot running against
+them exactly as in production (its HTTP server, its settings from base URLs)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as redis
+from aiohttp import web
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.server import web_app
+from tests.driver import RunningBot
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PROJECT_ID = 42
+
+
+@pytest.fixture
+def team() -> str:
+    """A team id of its own per test: keys never collide, and cleanup is one prefix."""
+    return f"T{uuid.uuid4().hex[:10].upper()}"
+
+
+@pytest.fixture
+async def redis_client(team: str) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {error}")
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"cgpt:{team}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def customgpt() -> AsyncIterator[FakeCustomGPT]:
+    async with FakeCustomGPT(api_key="test-key") as fake:
+        fake.add_project(PROJECT_ID, "Acme Docs")
+        yield fake
+
+
+@pytest.fixture
+def settings(slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis) -> Settings:
+    return Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-test-token",
+            "SLACK_SIGNING_SECRET": "test-signing-secret",
+            "SLACK_API_URL": slack.api_url,
+            "CUSTOMGPT_API_KEY": "test-key",
+            "CUSTOMGPT_API_URL": customgpt.api_url,
+            "CUSTOMGPT_PROJECT_ID": str(PROJECT_ID),
+            "REDIS_URL": REDIS_URL,
+            "SLACK_UPDATE_INTERVAL": "0",
+            "SLACK_UPDATE_BUDGET": "10000",
+        }
+    )
+
+
+@pytest.fixture
+async def start_bot(settings: Settings, team: str) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+    """Start the bot (optionally with changed settings); every bot started is stopped."""
+    started: list[RunningBot] = []
+
+    async def start(**changes: Any) -> RunningBot:
+        runtime = await Runtime.open(replace(settings, **changes))
+        runner = web.AppRunner(web_app(build_app(runtime), runtime), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        running = RunningBot(runtime, runner, aiohttp.ClientSession(), team)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.close()
+
+
+@pytest.fixture
+async def bot(start_bot: Callable[..., Awaitable[RunningBot]]) -> RunningBot:
+    return await start_bot()
