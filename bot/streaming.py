@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 3000
 MIN_MESSAGE_LIMIT = 500
+DENIED_BACKOFF = 1.0  # seconds before retrying an edit the budget refused
 
 
 @dataclass
@@ -131,14 +132,14 @@ class AnswerStream:
             self._parts.append(_Part(markdown=tail))
 
     async def _write(self) -> None:
-        last_edit = float("-inf")
+        next_edit_at = float("-inf")
         while True:
             await self._wake.wait()
             self._wake.clear()
             await self._finish_sealed()
             if self._closed.is_set():
                 break
-            remaining = last_edit + self._interval - self._clock.now()
+            remaining = next_edit_at - self._clock.now()
             if remaining > 0:
                 try:
                     await asyncio.wait_for(self._closed.wait(), remaining)
@@ -159,12 +160,13 @@ class AnswerStream:
                 self._shrink_from(current)
                 self._wake.set()
                 continue
-            last_edit = self._clock.now()
             if shown:
                 current.shown = snapshot
                 self._result.edits += 1
+                next_edit_at = self._clock.now() + self._interval
             else:
-                # Budget spent or Slack pushing back: try again after the interval.
+                # Budget spent or Slack pushing back: the text waits for a later edit.
+                next_edit_at = self._clock.now() + max(self._interval, DENIED_BACKOFF)
                 self._wake.set()
         await self._finish_last()
 

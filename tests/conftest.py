@@ -77,7 +77,9 @@ def settings(slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Red
 
 
 @pytest.fixture
-async def start_bot(settings: Settings, team: str) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+async def start_bot(
+    settings: Settings, team: str
+) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
     """Start the bot (optionally with changed settings); every bot started is stopped."""
     started: list[RunningBot] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Awaitable, Callable
 
@@ -12,19 +13,9 @@ from tests.conftest import PROJECT_ID
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeMessage, FakeSlack
+from tests.views import final_text, shown
 
 StartBot = Callable[..., Awaitable[RunningBot]]
-
-
-def shown(message: FakeMessage) -> list[str]:
-    """Every version of the message's visible text, placeholder first."""
-    return [text for text, _ in message.edits]
-
-
-def final_text(message: FakeMessage) -> str:
-    """The section text of the message as it stands (what a user reads)."""
-    sections = [b["text"]["text"] for b in message.blocks or [] if b.get("type") == "section"]
-    return "\n".join(sections) if sections else message.text
 
 
 def the_reply(slack: FakeSlack, channel: str, thread_ts: str) -> FakeMessage:
@@ -36,7 +27,13 @@ def the_reply(slack: FakeSlack, channel: str, thread_ts: str) -> FakeMessage:
 async def test_mention_streams_placeholder_ordered_edits_and_final_answer(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
-    chunks = ["Tom Brady ", "is an American ", "former quarterback ", "who won seven ", "Super Bowls."]
+    chunks = [
+        "Tom Brady ",
+        "is an American ",
+        "former quarterback ",
+        "who won seven ",
+        "Super Bowls.",
+    ]
     scripted = customgpt.queue_answer(chunks, hold_after=2)
 
     ts = await bot.mention("Who is Tom Brady?")
@@ -46,7 +43,7 @@ async def test_mention_streams_placeholder_ordered_edits_and_final_answer(
         lambda: any(
             "Tom Brady is an American" in text and TYPING_MARKER in text
             for m in slack.thread("C1", ts)
-            for text, _ in m.edits
+            for text in shown(m)
         )
     )
     scripted.release.set()
@@ -61,7 +58,7 @@ async def test_mention_streams_placeholder_ordered_edits_and_final_answer(
     partials = [t.replace(TYPING_MARKER, "").strip() for t in shown(reply)[1:]]
     answer_versions = [p for p in partials if p.startswith("Tom")]
     assert answer_versions, partials
-    for earlier, later in zip(answer_versions, answer_versions[1:], strict=False):
+    for earlier, later in itertools.pairwise(answer_versions):
         assert later.startswith(earlier), (earlier, later)
     assert customgpt.prompts() == ["Who is Tom Brady?"]
 

@@ -1,0 +1,75 @@
+"""Settings: defaults, validation, and a start-up that fails with one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import pytest
+
+from bot.config import ConfigError, Settings
+
+REQUIRED = {
+    "SLACK_BOT_TOKEN": "xoxb-1",
+    "SLACK_SIGNING_SECRET": "s",
+    "CUSTOMGPT_API_KEY": "k",
+}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert settings.port == 3000
+    assert settings.slack_update_interval == 1.0
+    assert settings.customgpt_stream is True
+    assert settings.store_ttl_seconds == 30 * 86400
+    assert settings.redis_url is None
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            **REQUIRED,
+            "CUSTOMGPT_STREAM": "false",
+            "SLACK_API_URL": "http://127.0.0.1:9/api",
+            "CUSTOMGPT_ADMIN_USERS": "U1, U2,,",
+            "STORE_TTL_DAYS": "7",
+        }
+    )
+    assert settings.customgpt_stream is False
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+    assert settings.customgpt_admin_users == frozenset({"U1", "U2"})
+    assert settings.store_ttl_seconds == 7 * 86400
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_each_required_variable_is_named_when_missing(missing: str) -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(env)
+
+
+def test_bad_values_are_named() -> None:
+    with pytest.raises(ConfigError, match="SLACK_UPDATE_INTERVAL"):
+        Settings.from_env({**REQUIRED, "SLACK_UPDATE_INTERVAL": "fast"})
+    with pytest.raises(ConfigError, match="CUSTOMGPT_STREAM"):
+        Settings.from_env({**REQUIRED, "CUSTOMGPT_STREAM": "maybe"})
+
+
+async def test_start_without_a_token_prints_one_line_and_no_traceback(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=str(tmp_path),  # no .env there
+        env={**env, "PYTHONPATH": os.getcwd()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines == ["Configuration error: SLACK_BOT_TOKEN is not set (see .env.example)"]
+    assert out == b""

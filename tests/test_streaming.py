@@ -1,0 +1,92 @@
+"""The streamer against the fake Slack: coalescing, throttling, the shared edit budget."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import SystemClock
+from bot.slack_calls import SlackCalls, UpdateBudget
+from bot.slack_format import TYPING_MARKER
+from bot.store import MemoryStore
+from bot.streaming import AnswerStream, Ending
+from tests.fakes.slack import FakeSlack
+from tests.views import final_text, shown
+
+
+@pytest.fixture
+async def client(slack: FakeSlack) -> AsyncIterator[AsyncWebClient]:
+    async with aiohttp.ClientSession() as session:
+        yield AsyncWebClient(token="xoxb-test", base_url=slack.api_url, session=session)
+
+
+def calls_for(client: AsyncWebClient, store: MemoryStore, budget: int = 1000) -> SlackCalls:
+    clock = SystemClock()
+    return SlackCalls(client, UpdateBudget(store, "T1", budget, clock), clock)
+
+
+async def test_text_arriving_during_the_throttle_is_coalesced_into_one_final_edit(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=3600, clock=SystemClock()
+    )
+    ts = await stream.open("Thinking…")
+    stream.append("Hello")
+    await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 2)
+    for word in [" there", ",", " general", " Kenobi."]:
+        stream.append(word)  # all inside the one-hour throttle window
+    result = await stream.close(Ending())
+
+    texts = shown(slack.message("C1", ts))
+    assert texts[0] == "Thinking…"
+    assert TYPING_MARKER in texts[1] and "Hello" in texts[1]
+    assert texts[2] == "Hello there, general Kenobi."
+    assert len(texts) == 3
+    assert result.edits == 2
+
+
+async def test_an_exhausted_workspace_budget_skips_partial_edits_but_not_the_final_one(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    store = MemoryStore()
+    calls = calls_for(client, store, budget=1)
+    first = AnswerStream(calls, "C1", "1.0", interval=0, clock=SystemClock())
+    second = AnswerStream(calls, "C2", "2.0", interval=0, clock=SystemClock())
+    ts1 = await first.open("…")
+    ts2 = await second.open("…")
+    first.append("first answer")
+    await slack.wait_for(lambda: len(slack.message("C1", ts1).edits) == 2)
+    second.append("second answer")  # the workspace's single edit is spent
+    await second.close(Ending())
+    await first.close(Ending())
+
+    second_texts = shown(slack.message("C2", ts2))
+    assert second_texts == ["…", "second answer"]  # no partial edit, the final one landed
+    assert final_text(slack.message("C1", ts1)) == "first answer"
+
+
+async def test_a_long_answer_continues_in_new_replies_in_the_same_thread(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
+    )
+    await stream.open("…")
+    paragraph = "This sentence is part of a long answer about many things. " * 10
+    for _ in range(20):
+        stream.append(paragraph.strip() + "\n\n")
+    result = await stream.close(Ending())
+
+    replies = slack.thread("C1", "1.0")
+    assert len(replies) == len(result.message_ts) >= 3
+    for reply in replies:
+        assert TYPING_MARKER not in reply.text
+        for block in reply.blocks or []:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= 3000
+    joined = "".join(r.blocks[0]["text"]["text"] for r in replies if r.blocks)
+    assert joined.replace("\n", "") == (paragraph.strip() * 20).replace("\n", "")
