@@ -210,6 +210,10 @@ class Answerer:
         key = keys.conversation(question.team, question.channel, question.conversation_thread)
         ttl = self._settings.store_ttl_seconds
         stored = await self._store.get(key)
+        if await self._store.get(keys.fresh_start(question.team, question.channel)):
+            # `/customgpt new` asked for a clean slate: this question starts it.
+            await self._store.delete(keys.fresh_start(question.team, question.channel))
+            stored = None
         if stored is not None:
             data = json.loads(stored)
             if data.get("project_id") == project_id and data.get("session_id"):

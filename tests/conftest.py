@@ -47,8 +47,8 @@ async def redis_client(team: str) -> AsyncIterator[redis.Redis]:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
+async def slack(team: str) -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(team_id=team) as fake:
         yield fake
 
 
