@@ -8,11 +8,13 @@ background, which keeps within Slack's 3-second rule however long an answer stre
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 
-from bot import keys
+from bot import feedback, keys, messages
 from bot.answer import Question, question_text
 from bot.runtime import Runtime
 
@@ -45,7 +47,41 @@ def build_app(runtime: Runtime) -> AsyncApp:
             else:
                 await _maybe_follow_up(runtime, body, event, context.bot_user_id)
 
+    @app.action(re.compile(r"^feedback_(liked|disliked)$"))
+    async def on_feedback(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        async with runtime.tasks.track():
+            await _feedback(runtime, body, action, respond)
+
     return app
+
+
+async def _feedback(
+    runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+) -> None:
+    message = body.get("message") or {}
+    outcome = await feedback.record(
+        runtime.customgpt,
+        str(action.get("action_id")),
+        str(action.get("value") or ""),
+        list(message.get("blocks") or []),
+    )
+    if outcome.blocks is not None:
+        try:
+            await runtime.slack.chat_update(
+                channel=str((body.get("channel") or {}).get("id")),
+                ts=str(message.get("ts")),
+                text=str(message.get("text") or ""),
+                blocks=outcome.blocks,
+            )
+            return
+        except SlackApiError as error:
+            log.warning("could not show recorded feedback: %s", error.response.get("error"))
+            outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
+    if outcome.note:
+        await respond(text=outcome.note, response_type="ephemeral", replace_original=False)
 
 
 def _is_from_a_bot(event: dict[str, Any]) -> bool:

@@ -96,3 +96,22 @@ def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
         f":warning: CustomGPT refused the question (error {error.status}: "
         f"{_outside_text(error.message)})."
     )
+
+
+FEEDBACK_UNREADABLE = "I couldn't read that feedback button. Please try again on a newer answer."
+FEEDBACK_NO_MESSAGE_ID = (
+    "CustomGPT didn't give this answer an id, so feedback can't be recorded for it."
+)
+
+
+def feedback_failed(error: CustomGPTError) -> str:
+    if isinstance(error, NotFound):
+        return "CustomGPT no longer knows this answer, so the feedback wasn't recorded."
+    if isinstance(error, AuthError):
+        return "Feedback wasn't recorded: the bot's CustomGPT key is invalid or was revoked."
+    if isinstance(error, RateLimited):
+        return f"CustomGPT is busy; please click again {_wait_hint(error.retry_after)}."
+    return "Feedback wasn't recorded because CustomGPT had a problem. Please try again."
+
+
+FEEDBACK_RECORDED_NOT_SHOWN = "Thanks! Your feedback was recorded."
