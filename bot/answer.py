@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys, messages
@@ -22,7 +23,7 @@ from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish, NotFound
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
 from bot.slack_format import Source
-from bot.store import LockTimeout, Store
+from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,29 @@ class Answerer:
             keys.message_claim(question.team, question.channel, question.message_ts), CLAIM_TTL
         )
 
-    async def answer(self, question: Question) -> None:
-        """Answer one question; never raises for anything a user should hear about.
+    async def handle(self, question: Question) -> None:
+        """Answer a delivered message once; never raises for anything a user should hear about.
 
         Cancelled (shutdown), the reply says the bot restarted before the task ends."""
         try:
+            if not await self.claim(question):
+                log.info("skipping a message already answered (%s)", question.event_id)
+                return
             await self._answer(question)
+        except StoreUnavailable as error:
+            log.error("store unreachable while answering: %s", error)
+            await self._tell(question, messages.STORE_DOWN)
         except SlackUnavailable as error:
             log.error("could not deliver an answer to Slack: %s", error)
+
+    async def _tell(self, question: Question, text: str) -> None:
+        """Best effort: a short reply when the normal path cannot run."""
+        try:
+            await self._slack.chat_postMessage(
+                channel=question.channel, thread_ts=question.reply_thread, text=text
+            )
+        except SlackApiError as error:
+            log.error("could not tell the user either: %s", error.response.get("error"))
 
     async def _answer(self, question: Question) -> None:
         calls = SlackCalls(
@@ -134,6 +150,18 @@ class Answerer:
                 await self._stream(question, project_id, calls)
         except LockTimeout:
             await calls.post(question.channel, question.reply_thread, Content(messages.BUSY_THREAD))
+
+    async def owns_thread(self, team: str, channel: str, thread_ts: str) -> bool:
+        """Whether the bot answered in this thread (so a reply there is meant for it).
+
+        An unreachable store counts as "no": better to miss a follow-up without a mention
+        than to answer every thread reply in the workspace."""
+        try:
+            key = keys.conversation(team, channel, thread_ts)
+            return await self._store.get(key) is not None
+        except StoreUnavailable as error:
+            log.warning("store unreachable; ignoring a thread reply: %s", error)
+            return False
 
     async def project_for(self, team: str, channel: str) -> str | None:
         """The channel's binding first, then the default project."""
@@ -175,6 +203,9 @@ class Answerer:
             log.warning("answer failed: %s %s", type(error).__name__, error.status)
             partial = bool(stream.text.strip())
             return Ending(notice=messages.for_error(error, project_id=project_id, partial=partial))
+        except StoreUnavailable as error:
+            log.error("store unreachable mid-answer: %s", error)
+            return Ending(notice=messages.STORE_DOWN)
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER)
         sources: list[Source] = await self._citations.resolve(

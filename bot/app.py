@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot import feedback, keys, messages
+from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.runtime import Runtime
 
@@ -106,10 +106,7 @@ async def _ask(
         is_dm=is_dm,
         event_id=body.get("event_id"),
     )
-    if not await runtime.answerer.claim(question):
-        log.info("skipping a message already answered (%s)", question.event_id)
-        return
-    await runtime.answerer.answer(question)
+    await runtime.answerer.handle(question)
 
 
 async def _maybe_follow_up(
@@ -124,6 +121,6 @@ async def _maybe_follow_up(
     if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
         return
     team = str(body.get("team_id") or event.get("team") or "unknown")
-    if await runtime.store.get(keys.conversation(team, str(event["channel"]), thread_ts)) is None:
+    if not await runtime.answerer.owns_thread(team, str(event["channel"]), thread_ts):
         return
     await _ask(runtime, body, event, bot_user_id, is_dm=False)

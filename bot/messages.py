@@ -29,6 +29,10 @@ BUSY_THREAD = (
     "I'm still answering an earlier question in this thread. Please ask again in a moment."
 )
 SHUTTING_DOWN = "_The bot restarted while answering. Please ask again._"
+STORE_DOWN = (
+    ":warning: I can't reach my storage right now, so I can't answer safely. "
+    "Please try again in a minute; if this persists, tell a Slack admin."
+)
 EMPTY_ANSWER = "_CustomGPT returned an empty answer. Try rephrasing the question._"
 
 

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys
 from bot.clock import Clock
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +73,40 @@ class UpdateBudget:
         self._clock = clock
 
     async def cooldown_left(self) -> float:
-        until = await self._store.get(keys.update_cooldown(self._team))
+        try:
+            until = await self._store.get(keys.update_cooldown(self._team))
+        except StoreUnavailable:
+            return 0.0  # fail open: the per-message throttle still holds
         return 0.0 if until is None else max(0.0, float(until) - self._clock.wall())
 
     async def try_spend(self) -> bool:
         """Take one edit if the workspace has one to give right now."""
         if await self.cooldown_left() > 0:
             return False
-        window = int(self._clock.wall() // BUDGET_WINDOW)
-        used = await self._store.incr(keys.update_budget(self._team, window), BUDGET_WINDOW * 2)
-        return used <= self._per_minute
+        try:
+            return await self._count() <= self._per_minute
+        except StoreUnavailable:
+            return True
 
     async def spend(self) -> None:
         """Count an edit that goes out regardless (a final text)."""
-        window = int(self._clock.wall() // BUDGET_WINDOW)
-        await self._store.incr(keys.update_budget(self._team, window), BUDGET_WINDOW * 2)
+        try:
+            await self._count()
+        except StoreUnavailable:
+            pass  # the edit matters more than its bookkeeping
 
     async def cool_down(self, seconds: float) -> None:
         until = self._clock.wall() + seconds
-        await self._store.set(
-            keys.update_cooldown(self._team), f"{until:.3f}", ttl=int(seconds) + 1
-        )
+        try:
+            await self._store.set(
+                keys.update_cooldown(self._team), f"{until:.3f}", ttl=int(seconds) + 1
+            )
+        except StoreUnavailable:
+            log.warning("store unreachable; Slack's Retry-After applies to this answer only")
+
+    async def _count(self) -> int:
+        window = int(self._clock.wall() // BUDGET_WINDOW)
+        return await self._store.incr(keys.update_budget(self._team, window), BUDGET_WINDOW * 2)
 
 
 class SlackCalls:

@@ -8,18 +8,43 @@ store is for a single instance on a laptop; it keeps the same semantics, TTLs in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from bot.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 
 class LockTimeout(Exception):
     """Someone else held the lock for longer than the caller was willing to wait."""
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached; callers tell the user instead of going silent."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn a Redis connection failure into StoreUnavailable, so callers need not know Redis."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"{type(error).__name__}") from error
+
+    return wrapper
 
 
 class Store(Protocol):
@@ -63,19 +88,24 @@ class RedisStore:
     def from_url(cls, url: str) -> RedisStore:
         return cls(redis.Redis.from_url(url, decode_responses=True))
 
+    @_reachable
     async def get(self, key: str) -> str | None:
         value = await self._redis.get(key)
         return None if value is None else str(value)
 
+    @_reachable
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         await self._redis.set(key, value, ex=ttl)
 
+    @_reachable
     async def claim(self, key: str, ttl: int) -> bool:
         return bool(await self._redis.set(key, "1", ex=ttl, nx=True))
 
+    @_reachable
     async def delete(self, key: str) -> None:
         await self._redis.delete(key)
 
+    @_reachable
     async def incr(self, key: str, ttl: int) -> int:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
@@ -83,19 +113,22 @@ class RedisStore:
             count, _ = await pipe.execute()
         return int(count)
 
+    @_reachable
     async def add_member(self, key: str, member: str) -> None:
         await self._redis.sadd(key, member)
 
+    @_reachable
     async def remove_member(self, key: str, member: str) -> None:
         await self._redis.srem(key, member)
 
+    @_reachable
     async def members(self, key: str) -> frozenset[str]:
         return frozenset(str(m) for m in await self._redis.smembers(key))
 
     @asynccontextmanager
     async def lock(self, key: str, *, lease: float, wait: float) -> AsyncIterator[None]:
         lock = self._redis.lock(key, timeout=lease, blocking_timeout=wait)
-        if not await lock.acquire():
+        if not await _reachable(lock.acquire)():
             raise LockTimeout(key)
         try:
             yield
@@ -105,7 +138,11 @@ class RedisStore:
             except LockError:
                 # It lapsed while we held it (an answer longer than `lease`): nothing to free.
                 pass
+            except RedisError as error:
+                # Redis went away mid-answer; the lease frees the lock when it comes back.
+                log.warning("could not release %s: %s", key, type(error).__name__)
 
+    @_reachable
     async def ping(self) -> None:
         await self._redis.ping()
 

@@ -1,0 +1,73 @@
+"""The bot stays up and says what happened when its dependencies fail or it is stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot import messages
+from tests.driver import RunningBot
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+from tests.views import final_text, shown
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+NOTHING_LISTENS = "redis://127.0.0.1:1/0"
+
+
+async def test_an_unreachable_redis_is_reported_in_the_thread_and_by_the_health_check(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(redis_url=NOTHING_LISTENS)
+    ts = await bot.mention("Are you there?")
+    await bot.idle()
+
+    (reply,) = slack.thread("C1", ts)
+    assert reply.text == messages.STORE_DOWN
+    assert customgpt.prompts() == []
+    async with bot.session.get(bot.url + "/healthz") as response:
+        assert response.status == 503
+        assert await response.json() == {"ok": False, "store": "unreachable"}
+
+
+async def test_the_health_check_is_green_when_the_store_answers(bot: RunningBot) -> None:
+    async with bot.session.get(bot.url + "/healthz") as response:
+        assert response.status == 200
+        assert await response.json() == {"ok": True}
+
+
+async def test_without_redis_the_in_process_store_answers_and_dedupes(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(redis_url=None)
+    event = {
+        "type": "app_mention",
+        "user": "U1",
+        "text": "<@UBOT> hi",
+        "ts": "1.5",
+        "channel": "C1",
+    }
+    _, event_id = await bot.event(event)
+    await bot.event(event, event_id=event_id, retry_num=1)
+    await bot.idle()
+    await bot.mention("again", thread_ts="1.5")
+    await bot.idle()
+
+    assert customgpt.prompts() == ["hi", "again"]
+    assert len(customgpt.conversations) == 1
+
+
+async def test_stopping_mid_answer_keeps_the_text_and_says_the_bot_restarted(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    held = customgpt.queue_answer(["Half of ", "the answer", " and the rest"], hold_after=2)
+    ts = await bot.mention("q")
+    await held.reached_hold.wait()
+    await slack.wait_for(
+        lambda: any("Half of the answer" in t for t in shown(slack.thread("C1", ts)[0]))
+    )
+    await bot.close()
+
+    (reply,) = slack.thread("C1", ts)
+    assert final_text(reply).startswith("Half of the answer")
+    assert "restarted while answering" in reply.text
