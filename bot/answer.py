@@ -20,7 +20,7 @@ from bot import keys, messages
 from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
-from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish, NotFound
+from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
 from bot.slack_format import Source
 from bot.store import LockTimeout, Store, StoreUnavailable
@@ -32,6 +32,7 @@ CLAIM_TTL = 24 * 3600
 LOCK_LEASE = 600.0
 LOCK_WAIT = 120.0
 PROJECT_NAME_TTL = 3600
+PROJECT_NAME_WAIT = 2.0
 DM_THREAD = "dm"
 
 
@@ -176,7 +177,7 @@ class Answerer:
             interval=self._settings.slack_update_interval,
             clock=self._clock,
         )
-        await stream.open(messages.THINKING)
+        await stream.open(await self._placeholder(question.team, project_id))
         try:
             ending = await self._fill(question, project_id, stream)
         except asyncio.CancelledError:
@@ -194,9 +195,6 @@ class Answerer:
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
         try:
-            await stream.set_status(
-                messages.searching(await self._project_name(question.team, project_id))
-            )
             session_id = await self._conversation(question, project_id)
             finish = await self._ask(question, project_id, session_id, stream)
         except CustomGPTError as error:
@@ -258,16 +256,19 @@ class Answerer:
         )
         return session_id
 
-    async def _project_name(self, team: str, project_id: str) -> str:
+    async def _placeholder(self, team: str, project_id: str) -> str:
+        """"Searching <project name>…", from the store's cache or a quick look-up.
+
+        Said in the first post rather than a later edit, which would cost one of the
+        workspace's chat.update calls per answer. Any trouble here falls back to a generic
+        placeholder: the question itself will meet (and report) the same problem."""
         key = keys.project_name(team, project_id)
-        cached = await self._store.get(key)
-        if cached:
-            return cached
-        try:
-            project = await self._customgpt.get_project(project_id)
-        except NotFound:
-            raise
-        except CustomGPTError:
-            return f"project {project_id}"
-        await self._store.set(key, project.name, ttl=PROJECT_NAME_TTL)
-        return project.name
+        name = await self._store.get(key)
+        if name is None:
+            try:
+                async with asyncio.timeout(PROJECT_NAME_WAIT):
+                    name = (await self._customgpt.get_project(project_id)).name
+            except (CustomGPTError, TimeoutError):
+                return messages.THINKING
+            await self._store.set(key, name, ttl=PROJECT_NAME_TTL)
+        return messages.searching(name)

@@ -89,12 +89,6 @@ class AnswerStream:
         self._writer = asyncio.create_task(self._write(), name=f"stream-{self._channel}-{ts}")
         return ts
 
-    async def set_status(self, status: str) -> None:
-        """Replace the placeholder's words before any text arrives (e.g. "Searching…")."""
-        part = self._parts[0]
-        if part.ts is not None and not self.text:
-            await self._calls.update_if_allowed(self._channel, part.ts, Content(status))
-
     def append(self, chunk: str) -> None:
         if self._ending is not None or not chunk:
             return

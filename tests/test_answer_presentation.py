@@ -228,16 +228,24 @@ async def test_citations_are_cached_in_the_store(
 async def test_the_placeholder_names_the_project_being_searched(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
-    held = customgpt.queue_answer(["Done."], hold_after=0)
     ts = await bot.mention("q")
-    await held.reached_hold.wait()
-    await slack.wait_for(
-        lambda: any("Searching Acme Docs" in t for t in shown(slack.thread("C1", ts)[0]))
-    )
-    held.release.set()
     await bot.idle()
 
-    assert final_text(slack.thread("C1", ts)[0]) == "Done."
+    (reply,) = slack.thread("C1", ts)
+    assert shown(reply)[0] == "_Searching Acme Docs…_"
+    assert final_text(reply) == "You asked: q"
+
+
+async def test_the_placeholder_is_generic_when_the_project_cannot_be_looked_up(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    customgpt.fail_next(r"^/projects/42$", 503)
+    ts = await bot.mention("q")
+    await bot.idle()
+
+    (reply,) = slack.thread("C1", ts)
+    assert shown(reply)[0] == "_Thinking…_"
+    assert final_text(reply) == "You asked: q"
 
 
 async def test_slack_refusing_a_message_as_too_long_splits_it_further(

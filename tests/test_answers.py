@@ -50,7 +50,7 @@ async def test_mention_streams_placeholder_ordered_edits_and_final_answer(
     await bot.idle()
 
     reply = the_reply(slack, "C1", ts)
-    assert "Thinking" in reply.edits[0][0]
+    assert reply.edits[0][0] == "_Searching Acme Docs…_"
     final = final_text(reply)
     assert final == "Tom Brady is an American former quarterback who won seven Super Bowls."
     assert TYPING_MARKER not in reply.text
