@@ -1,0 +1,848 @@
+"""Markdown answers → Slack messages: mrkdwn, splitting, sources and feedback blocks.
+
+Everything here is a pure function of its arguments, so the streamer can call it on every
+chunk and the tests need no Slack.
+
+The conversion itself is slackify-markdown's (a markdown-it parser with a Slack renderer),
+with the renderer corrected where it is unsafe or wrong for model output (see docs/formatting.md):
+
+- it lets ``<!channel>``, ``<!here>``, ``<@U…>``, ``<#C…>`` and ``<!subteam^…>`` through, and
+  turns ``[x](!channel)`` into ``<!channel|x>``: a model (or a crawled page it quotes) could
+  ping a whole channel. We escape every ``<``, so mentions show as text.
+- it leaves code spans, code blocks and image captions unescaped, although Slack parses
+  ``& < >`` everywhere, code included;
+- it drops the first line of a code block when it starts with ``#!`` (a shell script's
+  shebang), renders an empty heading as a raw ``**``, and quotes only the first line of a
+  block quote.
+
+Bare ``@channel``, ``@here`` and ``@everyone`` do not notify anyone in text sent through the
+Web API: Slack only turns them into pings when the call sets ``link_names`` (or
+``parse=full``), which this project never does; API text has to use the ``<!here>`` form,
+which we escape. As a second fence a word joiner (U+2060, invisible) is put after the ``@``
+in prose, so even a call that sets ``link_names`` would not ping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from slackify_markdown.slackify import SlackifyMarkdown
+
+TYPING_MARKER = "▍"
+"""Shown at the end of a message while its answer is still arriving."""
+
+SECTION_LIMIT = 3000
+"""Slack's maximum for the text of a section block (and of a context element)."""
+
+BUTTON_VALUE_LIMIT = 2000
+"""Slack's maximum for a button's value."""
+
+THINKING_TEXT = "Thinking…"
+"""Placeholder for an answer that has not produced any text yet."""
+
+EMPTY_ANSWER_TEXT = "No answer text was received."
+"""Placeholder for a finished answer without text: Slack rejects an empty section."""
+
+_MIN_SPLIT = 50
+_SOURCE_TITLE_LIMIT = 100
+_SOURCE_URL_LIMIT = 1000
+_LINK_SCHEMES = ("http", "https", "mailto")
+_BROADCAST = re.compile(r"(?<![\w@])@(channel|here|everyone)\b", re.IGNORECASE)
+_WORD_JOINER = "\u2060"
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+# --- escaping -------------------------------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    """Escape Slack's three control characters; everything else is Slack's to format."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_prose(text: str) -> str:
+    return _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", _escape(text))
+
+
+def _link_target(url: str) -> str | None:
+    """The URL as it may stand inside ``<…|…>``, or None when it must not become a link.
+
+    Only web and mail links are kept: anything else (``!channel``, ``@U123``, relative paths,
+    ``slack://``) would be a Slack control sequence or a dead link. Characters that would end
+    the link early are percent-encoded.
+    """
+    url = url.strip()
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in _LINK_SCHEMES or len(url) <= len(scheme) + 1:
+        return None
+    for char, code in ((" ", "%20"), ("<", "%3C"), (">", "%3E"), ("|", "%7C")):
+        url = url.replace(char, code)
+    return url.replace("&", "&amp;")
+
+
+# --- the renderer ---------------------------------------------------------------------
+
+
+def _word_char_at(tokens: Sequence[Token], idx: int, last: bool) -> bool:
+    """Whether the text token at `idx` ends (`last`) or starts with a letter or digit."""
+    if not 0 <= idx < len(tokens) or tokens[idx].type != "text" or not tokens[idx].content:
+        return False
+    char = tokens[idx].content[-1 if last else 0]
+    return char.isalnum()
+
+
+# slackify-markdown ships no type information, so mypy sees its renderer as Any.
+class _MrkdwnRenderer(SlackifyMarkdown):  # type: ignore[misc]
+    """slackify-markdown's renderer with escaping and mention safety fixed.
+
+    markdown-it builds one renderer per document (``renderer_cls(parser)``), so the state
+    kept here lives for one conversion. Helpers start with ``_`` because markdown-it treats
+    every other method as a token rule.
+    """
+
+    _quote_prefix = "> "
+
+    def __init__(self, markdown_text: Any) -> None:
+        super().__init__(markdown_text)
+        self._links: list[str | None] = []
+        self._quote_depth = 0
+        self._skip_heading = False
+
+    def text(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return _escape_prose(tokens[idx].content)
+
+    def code_inline(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return f"`{_escape(tokens[idx].content)}`"
+
+    def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        content = tokens[idx].content
+        if not content.strip():
+            return ""
+        # Slack has no syntax highlighting: a language tag would show as a first code line.
+        return f"```\n{_escape(content)}```" + str(self.NEW_LINE) * 2
+
+    code_block = fence
+
+    def link_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        url = _link_target(str(tokens[idx].attrGet("href") or ""))
+        self._links.append(url)
+        if url is None:
+            return ""
+        if idx + 1 < len(tokens) and tokens[idx + 1].type == "link_close":
+            return f"<{url}"
+        return f"<{url}|"
+
+    def link_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        url = self._links.pop() if self._links else None
+        return "" if url is None else ">"
+
+    def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        token = tokens[idx]
+        url = _link_target(str(token.attrGet("src") or ""))
+        caption = token.content or str(token.attrGet("title") or "")
+        if url is None:
+            return _escape_prose(caption)
+        return f"<{url}|{_escape_prose(caption)}>" if caption else f"<{url}>"
+
+    def heading_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        inline = tokens[idx + 1] if idx + 1 < len(tokens) else None
+        self._skip_heading = inline is None or not inline.content.strip()
+        if self._skip_heading:
+            return ""
+        return str(super().heading_open(tokens, idx, options, env))
+
+    def heading_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        if self._skip_heading:
+            self._skip_heading = False
+            return ""
+        return str(super().heading_close(tokens, idx, options, env))
+
+    # Slack only sees `*bold*` when the markers touch no letter outside them
+    # (`**foo**bar`); a zero-width space gives it that boundary without a visible change.
+    def _marker(self, tokens: Sequence[Token], idx: int, marker: str, opening: bool) -> str:
+        if opening and _word_char_at(tokens, idx - 1, last=True):
+            return _ZERO_WIDTH_SPACE + marker
+        if not opening and _word_char_at(tokens, idx + 1, last=False):
+            return marker + _ZERO_WIDTH_SPACE
+        return marker
+
+    def strong_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return "" if self._in_heading else self._marker(tokens, idx, "*", opening=True)
+
+    def strong_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return "" if self._in_heading else self._marker(tokens, idx, "*", opening=False)
+
+    def em_open(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return self._marker(tokens, idx, "_", opening=True)
+
+    def em_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return self._marker(tokens, idx, "_", opening=False)
+
+    def s_open(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return self._marker(tokens, idx, "~", opening=True)
+
+    def s_close(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return self._marker(tokens, idx, "~", opening=False)
+
+    # Slack quotes line by line, so every line of a quote needs its own `> `.
+    def blockquote_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        self._quote_depth += 1
+        return ""
+
+    def blockquote_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        self._quote_depth -= 1
+        return str(self.NEW_LINE)
+
+    def paragraph_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return self._quote_prefix if self._quote_depth else ""
+
+    def paragraph_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        if self._quote_depth:
+            return str(self.NEW_LINE)
+        return str(super().paragraph_close(tokens, idx, options, env))
+
+    def softbreak(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return "\n" + (self._quote_prefix if self._quote_depth else "")
+
+    hardbreak = softbreak
+
+    def list_item_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        bullet = str(super().list_item_open(tokens, idx, options, env))
+        return (self._quote_prefix if self._quote_depth else "") + bullet
+
+    def list_item_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        # An empty item has no paragraph to end its line; the next bullet would join it.
+        return str(self.NEW_LINE) if tokens[idx - 1].type == "list_item_open" else ""
+
+
+class _PlainRenderer(_MrkdwnRenderer):
+    """Renders for a notification: the words, no formatting marks at all."""
+
+    _quote_prefix = ""
+    _BULLETS_BY_DEPTH = ("•", "◦", "▪")
+    _INDENT_UNIT = "  "
+
+    def __init__(self, markdown_text: Any) -> None:
+        super().__init__(markdown_text)
+        self._link_stack: list[tuple[str | None, str]] = []
+
+    def _marker(self, tokens: Sequence[Token], idx: int, marker: str, opening: bool) -> str:
+        return ""
+
+    def code_inline(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return _escape(tokens[idx].content)
+
+    def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return _escape(tokens[idx].content) + str(self.NEW_LINE)
+
+    code_block = fence
+
+    def heading_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        self._in_heading = True
+        return ""
+
+    def heading_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        self._in_heading = False
+        return str(self.NEW_LINE) * 2
+
+    def link_open(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        href = str(tokens[idx].attrGet("href") or "")
+        label = ""
+        for token in tokens[idx + 1 :]:
+            if token.type == "link_close":
+                break
+            label += token.content
+        self._link_stack.append((_link_target(href), label))
+        return ""
+
+    def link_close(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        url, label = self._link_stack.pop() if self._link_stack else (None, "")
+        if url is None:
+            return ""
+        shown = url.replace("&amp;", "&")
+        if not label.strip():
+            return url
+        if label.strip() in (shown, shown.removeprefix("mailto:")):
+            return ""
+        return f" ({url})"
+
+    def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        return _escape_prose(tokens[idx].content)
+
+
+def _render(markdown: str, renderer: type[_MrkdwnRenderer]) -> str:
+    return str(renderer(markdown).slackify()).strip("\n").rstrip()
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Convert a complete Markdown answer to Slack mrkdwn.
+
+    Bold, italics, strike-through, links (``<url|text>``), lists, code and headings (as bold
+    lines) are converted; ``& < >`` are escaped everywhere, code included, so no Slack mention
+    or control sequence written by the model survives. Tables stay as their text rows: mrkdwn
+    has no tables. Links other than http(s) and mailto keep only their text.
+    """
+    return _render(markdown, _MrkdwnRenderer)
+
+
+# --- streaming repair -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """A fenced code block, by offsets into the text it was found in."""
+
+    start: int  # start of the opening line
+    content_start: int  # just after the opening line
+    close_start: int  # start of the closing line; len(text) when unclosed
+    end: int  # just after the closing line; len(text) when unclosed
+    indent: str
+    marker: str  # the closing marker: the opening run's character and length
+
+    @property
+    def closed(self) -> bool:
+        return self.end > self.close_start
+
+
+_FENCE_OPEN = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
+_FENCE_CLOSE = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*")
+
+
+def _fences(text: str) -> list[_Fence]:
+    fences: list[_Fence] = []
+    opened: tuple[int, int, str, str] | None = None  # start, content start, indent, marker
+    offset = 0
+    # Split on "\n" alone, as markdown-it does (splitlines would also break at U+2028).
+    for body in text.split("\n"):
+        line = body + "\n" if offset + len(body) < len(text) else body
+        body = body.rstrip("\r")
+        if opened is None:
+            match = _FENCE_OPEN.fullmatch(body)
+            if match and not (match.group(2)[0] == "`" and "`" in match.group(3)):
+                opened = (offset, offset + len(line), match.group(1), match.group(2))
+        else:
+            match = _FENCE_CLOSE.fullmatch(body)
+            marker = opened[3]
+            if match and match.group(1)[0] == marker[0] and len(match.group(1)) >= len(marker):
+                start, content_start, indent, marker = opened
+                fences.append(
+                    _Fence(start, content_start, offset, offset + len(line), indent, marker)
+                )
+                opened = None
+        offset += len(line)
+    if opened is not None:
+        start, content_start, indent, marker = opened
+        fences.append(_Fence(start, content_start, len(text), len(text), indent, marker))
+    return fences
+
+
+def _close_open_fence(markdown: str) -> tuple[str, bool]:
+    """Close a code block the text ends in; True when the text ended inside one."""
+    fences = _fences(markdown)
+    if not fences or fences[-1].closed:
+        return markdown, False
+    fence = fences[-1]
+    content = markdown[fence.content_start :]
+    if not content.strip():
+        # Only the opening line has arrived: an empty block would show as stray backticks.
+        return markdown[: fence.start].rstrip(), True
+    lines = content.split("\n")
+    if len(lines) > 1 and lines[-1].strip() and not lines[-1].strip().strip(fence.marker[0]):
+        content = "\n".join(lines[:-1])  # the closing line is half written
+    closing = fence.indent + fence.marker
+    return markdown[: fence.content_start] + content.rstrip() + "\n" + closing, True
+
+
+_BLOCK_START = re.compile(r"\n(?:[ \t]*\n)+|\n(?=[ \t]*(?:[-*+][ \t]|\d+[.)][ \t]|#{1,6}[ \t]|>))")
+
+
+def _is_punct(char: str) -> bool:
+    return not char.isalnum() and not char.isspace()
+
+
+@dataclass
+class _Unfinished:
+    """What the end of a paragraph still leaves open, by offsets into it."""
+
+    code: tuple[int, int] | None = None  # unclosed code span: position, backtick count
+    link: tuple[int, int] | None = None  # "[text](partial" or "[text]" at the end
+    bracket: int | None = None  # "[" never closed
+    trailing: int | None = None  # delimiter run at the very end that closes nothing
+    emphasis: list[tuple[int, str]] = field(default_factory=list)  # openers: position, run
+
+
+def _matching_paren(text: str, start: int) -> int | None:
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == "\\":
+            continue
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _scan(text: str) -> _Unfinished:
+    """Find the inline markup left open at the end of `text` (one paragraph or list item).
+
+    A small subset of CommonMark's delimiter rules: enough to tell an opening ``**`` from a
+    closing one, and to skip code spans and link destinations (URLs hold ``_`` and ``*``).
+    """
+    found = _Unfinished()
+    openers: list[tuple[int, str]] = []
+    brackets: list[int] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in "`*_~":
+            run_end = index
+            while run_end < len(text) and text[run_end] == char:
+                run_end += 1
+            run = text[index:run_end]
+            if char == "`":
+                closer = re.compile(rf"(?<!`){run}(?!`)").search(text, run_end)
+                if closer is None:
+                    found.code = (index, len(run))
+                    break
+                index = closer.end()
+                continue
+            if char == "~" and len(run) != 2:
+                index = run_end
+                continue
+            at_end = run_end == len(text)
+            before = text[index - 1] if index else " "
+            after = " " if at_end else text[run_end]
+            left = not after.isspace() and (
+                not _is_punct(after) or before.isspace() or _is_punct(before)
+            )
+            right = not before.isspace() and (
+                not _is_punct(before) or after.isspace() or _is_punct(after)
+            )
+            can_open, can_close = left, right
+            if char == "_":
+                can_open = left and (not right or _is_punct(before))
+                can_close = right and (not left or _is_punct(after))
+            matched = next(
+                (n for n in range(len(openers) - 1, -1, -1) if openers[n][1] == run), None
+            )
+            if can_close and matched is not None:
+                del openers[matched:]
+            elif at_end:
+                found.trailing = index
+            elif can_open:
+                openers.append((index, run))
+            index = run_end
+            continue
+        if char == "[":
+            brackets.append(index)
+        elif char == "]" and brackets:
+            opening = brackets.pop()
+            if index + 1 == len(text):
+                found.link = (opening, index)
+                break
+            if text[index + 1] == "(":
+                close = _matching_paren(text, index + 1)
+                if close is None:
+                    found.link = (opening, index)
+                    break
+                index = close
+        index += 1
+    if found.link is None and found.code is None and brackets:
+        found.bracket = brackets[-1]
+    found.emphasis = openers
+    return found
+
+
+def _repair_inline(text: str) -> str:
+    """Make the tail of one paragraph well formed: close or drop what is left open."""
+    for _ in range(50):
+        state = _scan(text)
+        if state.code is not None:
+            position, count = state.code
+            if text[position + count :].strip():
+                return _repair_inline(text[:position]) + text[position:] + "`" * count
+            text = text[:position].rstrip()
+        elif state.link is not None:
+            opening, closing = state.link
+            start = opening - 1 if opening and text[opening - 1] == "!" else opening
+            text = text[:start] + text[opening + 1 : closing]
+        elif state.bracket is not None:
+            start = state.bracket
+            start -= 1 if start and text[start - 1] == "!" else 0
+            text = text[:start] + text[state.bracket + 1 :]
+        elif state.trailing is not None:
+            text = text[: state.trailing].rstrip()
+        elif state.emphasis:
+            position, run = state.emphasis[-1]
+            if not text[position + len(run) :].strip():
+                text = text[:position] + text[position + len(run) :]
+                continue
+            closers = "".join(run for _, run in reversed(state.emphasis))
+            return text.rstrip() + closers
+        else:
+            return text
+    return text
+
+
+def _last_block_start(markdown: str, fences: list[_Fence]) -> int:
+    """Where the paragraph, list item or heading that ends the text begins."""
+    floor = fences[-1].end if fences else 0
+    return max([floor, *(m.end() for m in _BLOCK_START.finditer(markdown, floor))])
+
+
+def _repair(markdown: str) -> str:
+    """Markdown cut at an arbitrary point, made to render without stray markup."""
+    repaired, in_code = _close_open_fence(markdown)
+    if in_code:
+        return repaired
+    start = _last_block_start(repaired, _fences(repaired))
+    return repaired[:start] + _repair_inline(repaired[start:])
+
+
+def to_mrkdwn_partial(markdown: str) -> str:
+    """Convert an answer that is still arriving, without showing half-written markup.
+
+    An unclosed code block is closed (or dropped while only its opening line exists), a
+    half-received link shows only its text, and an unclosed ``**``, ``_``, ``~~`` or backtick
+    at the tail is closed, or dropped when nothing follows it yet. The result is
+    ``to_mrkdwn`` of that repaired text.
+    """
+    return to_mrkdwn(_repair(markdown))
+
+
+def plain_text(markdown: str, limit: int = 3000) -> str:
+    """The answer as plain words for the message's ``text`` (notifications, screen readers).
+
+    No Markdown marks are left: links read ``text (url)``, code loses its backticks,
+    headings their ``#``. ``& < >`` are still escaped, because Slack parses this field for
+    mentions too. Longer text ends in "…" within `limit` characters.
+    """
+    text = _render(_repair(markdown), _PlainRenderer)
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    # Never leave half an escape such as "&am" at the end.
+    cut = re.sub(r"&[a-z]{0,4}$", "", cut)
+    return cut.rstrip() + "…"
+
+
+# --- splitting ------------------------------------------------------------------------
+
+_PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t]*\n)+")
+_LINE_BREAK = re.compile(r"\n")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*[ \t]+")
+_SPACE = re.compile(r"[ \t]+")
+_TIERS = (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_END, _SPACE)
+_UNSPLITTABLE = (
+    re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL),
+    re.compile(r"!?\[[^\[\]\n]*\]\((?:[^()\n]|\([^()\n]*\))*\)"),
+    re.compile(r"<(?:https?|mailto):[^<>\s]*>"),
+    re.compile(r"\*\*[^*\n]+?\*\*|__[^_\n]+?__|~~[^~\n]+?~~"),
+)
+
+
+def _unsplittable(text: str, fences: list[_Fence]) -> list[tuple[int, int]]:
+    """Spans that a cut must not enter: code spans, links, short emphasis.
+
+    While an answer streams, its end may hold a link, code span or bold phrase that is not
+    finished yet; that stretch is kept whole too, or the sealed head would show it broken.
+    """
+    spans: list[tuple[int, int]] = []
+    previous = 0
+    for start, end in [*((f.start, f.end) for f in fences), (len(text), len(text))]:
+        for pattern in _UNSPLITTABLE:
+            spans.extend(m.span() for m in pattern.finditer(text, previous, start))
+        previous = end
+    if not fences or fences[-1].closed:
+        block = _last_block_start(text, fences)
+        state = _scan(text[block:])
+        opened = [position for position, _ in state.emphasis]
+        opened += [p for p in (state.bracket, state.code and state.code[0]) if p is not None]
+        opened += [state.link[0]] if state.link else []
+        if opened:
+            spans.append((block + min(opened), len(text) + 1))
+    return spans
+
+
+def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:
+    """Split at `position`; inside a code block, close it in head and reopen it in tail."""
+    for fence in fences:
+        if fence.content_start < position < fence.close_start:
+            closing = fence.indent + fence.marker
+            if text[position - 1] != "\n":
+                closing = "\n" + closing
+            return text[:position] + closing, text[fence.start : fence.content_start] + text[
+                position:
+            ]
+    return text[:position], text[position:]
+
+
+def split_for_slack(markdown: str, max_chars: int = 3000) -> tuple[str, str]:
+    """Split an answer into what fits one message now and what continues in the next.
+
+    ``to_mrkdwn(head)`` is at most `max_chars` long. The cut is at a paragraph break when
+    one lies in the last half of what fits, else a line break, a sentence end or a space
+    there, else the latest of those anywhere; never inside a code span, a link or a code
+    block. A code block that alone is too long for a message is cut between its lines: the
+    head closes it and the tail reopens it with the same opening line (language tag
+    included). Apart from that repair, ``head + tail == markdown``. ``tail`` is empty when
+    everything fits.
+    """
+    if max_chars < _MIN_SPLIT:
+        raise ValueError(f"max_chars must be at least {_MIN_SPLIT}")
+
+    def fits(head: str) -> bool:
+        return len(to_mrkdwn(head)) <= max_chars
+
+    if fits(markdown):
+        return markdown, ""
+
+    # How much raw text fits at most; the cut is looked for below that. Growing the bound
+    # first keeps the conversions short when the text is much longer than one message.
+    low, high = 0, min(len(markdown), max_chars)
+    while high < len(markdown) and fits(markdown[:high]):
+        low, high = high, min(len(markdown), high * 2)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(markdown[:middle]) else (low, middle)
+    limit = max(low, 1)
+
+    fences = _fences(markdown)
+    spans = _unsplittable(markdown, fences)
+    oversized = {f.start for f in fences if f.start < limit and not fits(markdown[f.start : f.end])}
+
+    def allowed(position: int) -> bool:
+        if not 0 < position < len(markdown) or not markdown[:position].strip():
+            return False
+        if not markdown[position:].strip():
+            return False
+        if any(start < position < end for start, end in spans):
+            return False
+        for fence in fences:
+            if fence.start < position < fence.end:
+                return (
+                    fence.start in oversized
+                    and fence.content_start < position < fence.close_start
+                    and markdown[position - 1] == "\n"
+                )
+        return True
+
+    tiers = [
+        sorted({m.end() for m in pattern.finditer(markdown, 0, limit + 1)}, reverse=True)
+        for pattern in _TIERS
+    ]
+    window = limit // 2
+    ordered = [p for tier in tiers for p in tier if p >= window]
+    ordered += sorted({p for tier in tiers for p in tier if p < window}, reverse=True)
+    for position in ordered:
+        if position <= limit and allowed(position):
+            head, tail = _cut(markdown, position, fences)
+            if fits(head):
+                return head, tail
+
+    # No boundary at all (one huge word, link or code line): cut where the text stops fitting.
+    position = limit
+    for fence in fences:
+        if fence.start < position <= fence.content_start:
+            position = fence.start if fence.start > 0 else fence.content_start + 1
+    while True:
+        head, tail = _cut(markdown, position, fences)
+        if fits(head) or position <= 1:
+            return head, tail
+        position -= 1
+
+
+def split_all(markdown: str, max_chars: int = 3000) -> list[str]:
+    """The whole answer as consecutive pieces, each fitting one message (see split_for_slack)."""
+    pieces: list[str] = []
+    rest = markdown
+    while rest.strip():
+        head, rest = split_for_slack(rest, max_chars)
+        pieces.append(head)
+    return pieces
+
+
+# --- blocks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A citation behind an answer; CustomGPT may leave either field empty."""
+
+    title: str | None
+    url: str | None
+
+
+def _source_text(source: Source) -> str | None:
+    title = " ".join((source.title or "").split())
+    if len(title) > _SOURCE_TITLE_LIMIT:
+        title = title[: _SOURCE_TITLE_LIMIT - 1].rstrip() + "…"
+    raw_url = (source.url or "").strip()
+    url = _link_target(raw_url) if len(raw_url) <= _SOURCE_URL_LIMIT else None
+    if url is None:
+        return _escape_prose(title) if title else None
+    if not title:
+        parts = urlsplit(raw_url)
+        title = (parts.netloc + parts.path).rstrip("/") or raw_url
+    return f"<{url}|{_escape_prose(title)}>"
+
+
+def sources_block(sources: Sequence[Source], shown: int = 5) -> dict[str, Any] | None:
+    """A context block listing the answer's sources as links, or None when there are none.
+
+    Sources repeat in CustomGPT's citations (one page, several chunks): they are merged by
+    URL, and those without a URL by title. At most `shown` are listed, then "+N more".
+    Everything is one mrkdwn element, kept within Slack's 3,000 characters.
+    """
+    seen_urls: set[str] = set()
+    seen_titles: set[str] = set()
+    texts: list[str] = []
+    for source in sources:
+        url = (source.url or "").strip().rstrip("/")
+        title = " ".join((source.title or "").split()).casefold()
+        if (url and url in seen_urls) or (not url and title in seen_titles):
+            continue
+        text = _source_text(source)
+        if text is None:
+            continue
+        seen_urls.add(url)
+        seen_titles.add(title)
+        texts.append(text)
+    if not texts:
+        return None
+
+    line = "*Sources:*"
+    listed = 0
+    for text in texts[: max(shown, 0)]:
+        more = len(texts) - listed - 1
+        reserve = len(f" · +{more} more") if more else 0
+        if len(line) + 3 + len(text) + reserve > SECTION_LIMIT:
+            break
+        line += (" " if listed == 0 else " · ") + text
+        listed += 1
+    if listed < len(texts):
+        line += (" " if listed == 0 else " · ") + f"+{len(texts) - listed} more"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}
+
+
+def feedback_block(value: str, selected: str | None = None) -> dict[str, Any]:
+    """The 👍/👎 buttons under an answer.
+
+    `value` comes back in the button's action payload (at most 2,000 characters: Slack's
+    limit). `selected` ("liked" or "disliked") highlights the button already recorded, so
+    the message shows the user's choice; None or "neutral" highlights neither.
+    """
+    if len(value) > BUTTON_VALUE_LIMIT:
+        raise ValueError(f"button value longer than {BUTTON_VALUE_LIMIT} characters")
+    if selected not in (None, "neutral", "liked", "disliked"):
+        raise ValueError(f"unknown feedback selection: {selected!r}")
+    buttons: list[dict[str, Any]] = []
+    for reaction, emoji in (("liked", "👍"), ("disliked", "👎")):
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"feedback_{reaction}",
+            "text": {"type": "plain_text", "text": emoji, "emoji": True},
+            "value": value,
+        }
+        if selected == reaction:
+            button["style"] = "primary"
+        buttons.append(button)
+    return {"type": "actions", "block_id": "feedback", "elements": buttons}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def answer_blocks(
+    markdown: str,
+    *,
+    sources: Sequence[Source] = (),
+    feedback_value: str | None = None,
+    selected: str | None = None,
+    typing: bool = False,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The ``text`` and ``blocks`` of one answer message.
+
+    While `typing`, the text is converted with ``to_mrkdwn_partial`` and ends with the
+    typing marker, and sources and feedback are left out. Callers split long answers first
+    (``split_for_slack``); text that still exceeds a section's 3,000 characters is spread over
+    several sections rather than rejected by Slack. An empty answer shows a placeholder,
+    since Slack refuses an empty section.
+    """
+    convert = to_mrkdwn_partial if typing else to_mrkdwn
+    suffix = f" {TYPING_MARKER}" if typing else ""
+    placeholder = THINKING_TEXT if typing else EMPTY_ANSWER_TEXT
+
+    body = convert(markdown)
+    if len(body) + len(suffix) <= SECTION_LIMIT:
+        sections = [body] if body.strip() else []
+    else:
+        # Room for the marker and for what the partial repair may add.
+        pieces = split_all(markdown, SECTION_LIMIT - len(suffix) - 16)
+        sections = [text for text in map(convert, pieces) if text.strip()]
+    if not sections:
+        sections = [f"_{placeholder}_"]
+    sections[-1] = (sections[-1] + suffix)[:SECTION_LIMIT]
+
+    blocks = [_section(text) for text in sections]
+    if not typing:
+        source_list = sources_block(sources)
+        if source_list is not None:
+            blocks.append(source_list)
+        if feedback_value is not None:
+            blocks.append(feedback_block(feedback_value, selected))
+    text = plain_text(markdown) or placeholder
+    return text, blocks
