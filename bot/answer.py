@@ -146,11 +146,20 @@ class Answerer:
             await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
             return
         lock_key = keys.thread_lock(question.team, question.channel, question.conversation_thread)
-        try:
-            async with self._store.lock(lock_key, lease=LOCK_LEASE, wait=LOCK_WAIT):
-                await self._stream(question, project_id, calls)
-        except LockTimeout:
-            await calls.post(question.channel, question.reply_thread, Content(messages.BUSY_THREAD))
+        queued_ts: str | None = None
+        for wait in (0.0, LOCK_WAIT):
+            try:
+                async with self._store.lock(lock_key, lease=LOCK_LEASE, wait=wait):
+                    await self._stream(question, project_id, calls, queued_ts)
+                return
+            except LockTimeout:
+                if queued_ts is None:
+                    # Another answer is streaming in this thread: show this one is queued.
+                    queued_ts = await calls.post(
+                        question.channel, question.reply_thread, Content(messages.QUEUED)
+                    )
+        assert queued_ts is not None
+        await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
 
     async def owns_thread(self, team: str, channel: str, thread_ts: str) -> bool:
         """Whether the bot answered in this thread (so a reply there is meant for it).
@@ -169,7 +178,9 @@ class Answerer:
         bound = await self._store.get(keys.binding(team, channel))
         return bound or self._settings.customgpt_project_id
 
-    async def _stream(self, question: Question, project_id: str, calls: SlackCalls) -> None:
+    async def _stream(
+        self, question: Question, project_id: str, calls: SlackCalls, queued_ts: str | None
+    ) -> None:
         stream = AnswerStream(
             calls,
             question.channel,
@@ -177,7 +188,7 @@ class Answerer:
             interval=self._settings.slack_update_interval,
             clock=self._clock,
         )
-        await stream.open(await self._placeholder(question.team, project_id))
+        await stream.open(await self._placeholder(question.team, project_id), queued_ts)
         try:
             ending = await self._fill(question, project_id, stream)
         except asyncio.CancelledError:
@@ -257,7 +268,7 @@ class Answerer:
         return session_id
 
     async def _placeholder(self, team: str, project_id: str) -> str:
-        """"Searching <project name>…", from the store's cache or a quick look-up.
+        """ "Searching <project name>…", from the store's cache or a quick look-up.
 
         Said in the first post rather than a later edit, which would cost one of the
         workspace's chat.update calls per answer. Any trouble here falls back to a generic

@@ -25,8 +25,10 @@ NO_PROJECT = (
     "No knowledge base is connected here yet. Bind one with `/customgpt use <project-id>` "
     "(see `/customgpt list`), or ask an admin to set `CUSTOMGPT_PROJECT_ID`."
 )
+QUEUED = "_Waiting for the answer above to finish…_"
 BUSY_THREAD = (
-    "I'm still answering an earlier question in this thread. Please ask again in a moment."
+    "I was still answering an earlier question in this thread, so I couldn't get to this "
+    "one. Please ask it again."
 )
 SHUTTING_DOWN = "_The bot restarted while answering. Please ask again._"
 STORE_DOWN = (

@@ -213,8 +213,11 @@ class MemoryStore:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
+            if wait <= 0 and lock.locked():
+                raise LockTimeout(key)
             try:
-                await asyncio.wait_for(lock.acquire(), wait)
+                # An unheld lock is taken at once; wait_for with 0 would refuse even that.
+                await asyncio.wait_for(lock.acquire(), wait if lock.locked() else None)
             except TimeoutError:
                 raise LockTimeout(key) from None
             try:

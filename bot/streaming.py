@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot import slack_format
 from bot.clock import Clock
-from bot.slack_calls import Content, MessageTooLong, SlackCalls
+from bot.slack_calls import Content, MessageTooLong, SlackCalls, SlackUnavailable
 from bot.slack_format import Source
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,14 @@ class AnswerStream:
         """All the markdown received so far."""
         return "".join(p.markdown for p in self._parts)
 
-    async def open(self, placeholder: str) -> str:
-        """Post the placeholder reply and start the writer. Returns the placeholder's ts."""
-        ts = await self._calls.post(self._channel, self._thread_ts, Content(placeholder))
+    async def open(self, placeholder: str, existing_ts: str | None = None) -> str:
+        """Post the placeholder reply (or take over `existing_ts`, a reply already posted,
+        showing the placeholder) and start the writer. Returns the reply's ts."""
+        if existing_ts is None:
+            ts = await self._calls.post(self._channel, self._thread_ts, Content(placeholder))
+        else:
+            ts = existing_ts
+            await self._calls.update(self._channel, ts, Content(placeholder))
         self._parts[0].ts = ts
         self._result.message_ts.append(ts)
         self._writer = asyncio.create_task(self._write(), name=f"stream-{self._channel}-{ts}")
@@ -215,9 +220,11 @@ class AnswerStream:
         while True:
             try:
                 await self._calls.update(self._channel, part.ts, self._final_content(part))
-            except MessageTooLong:
+            except MessageTooLong as error:
                 if self._limit <= MIN_MESSAGE_LIMIT:
-                    raise
+                    raise SlackUnavailable(
+                        "Slack refuses even short messages as too long"
+                    ) from error
                 self._shrink_from(part)
                 continue
             part.done = True

@@ -205,3 +205,24 @@ async def test_a_slack_429_on_update_is_waited_out_and_the_final_text_lands(
     refused = [c for c in slack.calls_to("chat.update") if c.error == "ratelimited"]
     assert len(refused) == 3
     assert slack.calls_to("chat.update")[-1].ok
+
+
+async def test_a_second_question_in_a_busy_thread_waits_visibly_and_is_answered_in_order(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    ts = await bot.mention("First")
+    await bot.idle()
+    first = customgpt.queue_answer(["Answer ", "one."], hold_after=1)
+    customgpt.queue_answer(["Answer two."])
+    await bot.mention("Second", thread_ts=ts)
+    await first.reached_hold.wait()
+    await bot.mention("Third", thread_ts=ts)
+    await slack.wait_for(lambda: len(slack.thread("C1", ts)) == 3)
+    queued = slack.thread("C1", ts)[2]
+    assert shown(queued)[0] == "_Waiting for the answer above to finish…_"
+    first.release.set()
+    await bot.idle()
+
+    replies = slack.thread("C1", ts)
+    assert [final_text(r) for r in replies[1:]] == ["Answer one.", "Answer two."]
+    assert customgpt.prompts() == ["First", "Second", "Third"]
