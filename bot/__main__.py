@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 import aiohttp
 from dotenv import load_dotenv
 
-from bot import messages
+from bot import log_setup, messages
 from bot.config import ConfigError, Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError
 from bot.runtime import HTTP_TIMEOUT
@@ -74,8 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    log_setup.configure(
+        settings.log_level,
+        [
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token or "",
+            settings.customgpt_api_key,
+        ],
     )
     if command == "ask":
         return asyncio.run(_ask(settings, args.question, args.project, not args.no_stream))

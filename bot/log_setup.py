@@ -1,0 +1,50 @@
+"""Logging that cannot leak a secret.
+
+slack_sdk logs request headers (the bot token) at DEBUG, and any library may one day put a
+key in an error message. Every record passes through `Redactor` before it is written, so
+`LOG_LEVEL=DEBUG` on a production box is safe to turn on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+_TOKEN_SHAPES = re.compile(
+    r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
+)
+REDACTED = "[redacted]"
+
+
+class Redactor(logging.Filter):
+    """Replace the configured secrets, and anything shaped like a Slack token or a bearer
+    credential, in the formatted message."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return _TOKEN_SHAPES.sub(REDACTED, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redact(message)
+        if record.exc_info and record.exc_text is None:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def configure(level: str, secrets: Iterable[str]) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Redactor(secrets))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
