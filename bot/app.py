@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import keys
 from bot.answer import Question, question_text
+from bot.commands import register_commands
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
             else:
                 await _maybe_follow_up(runtime, body, event, context.bot_user_id)
 
+    register_commands(app, runtime)
     return app
 
 
