@@ -1,4 +1,5 @@
-"""Command line: `python -m bot` runs the app; `ask` checks keys and projects from a terminal.
+"""Command line: `python -m bot` runs the app; `ask` checks keys and projects from a terminal;
+`projects create|list|status` manages knowledge bases without the CustomGPT dashboard.
 
 Argument parsing only; the work lives in the modules it calls.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import aiohttp
 from dotenv import load_dotenv
 
-from bot import log_setup, messages
+from bot import log_setup, messages, terminal
 from bot.config import ConfigError, Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError
 from bot.runtime import HTTP_TIMEOUT
@@ -27,7 +28,25 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--project", help="project id (default: CUSTOMGPT_PROJECT_ID)")
     ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    projects = commands.add_parser("projects", help="create, list and inspect projects")
+    actions = projects.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a project from a sitemap")
+    create.add_argument("name")
+    create.add_argument("sitemap_url")
+    create.add_argument("--wait", action="store_true", help="print progress until it is ready")
+    listing = actions.add_parser("list", help="the account's projects, 20 a page")
+    listing.add_argument("--page", type=int, default=1)
+    status = actions.add_parser("status", help="whether a project answers, its page counts")
+    status.add_argument("project_id", nargs="?", help="default: CUSTOMGPT_PROJECT_ID")
     return parser
+
+
+async def _projects(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return await terminal.create(settings, args.name, args.sitemap_url, wait=args.wait)
+    if args.action == "list":
+        return await terminal.list_projects(settings, max(1, args.page))
+    return await terminal.status(settings, args.project_id)
 
 
 async def _ask(settings: Settings, question: str, project: str | None, stream: bool) -> int:
@@ -84,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if command == "ask":
         return asyncio.run(_ask(settings, args.question, args.project, not args.no_stream))
+    if command == "projects":
+        return asyncio.run(_projects(settings, args))
     from bot.server import serve
 
     asyncio.run(serve(settings))

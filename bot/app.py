@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import feedback, messages
 from bot.answer import Question, question_text
+from bot.commands import register_commands
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def build_app(runtime: Runtime) -> AsyncApp:
         await ack()
         async with runtime.tasks.track():
             await _feedback(runtime, body, action, respond)
+
+    register_commands(app, runtime)
 
     return app
 

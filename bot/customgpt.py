@@ -292,7 +292,9 @@ class CustomGPTClient:
         form.add_field("project_name", name)
         form.add_field("sitemap_path", sitemap_url)
         data = await self._call("POST", "/projects", form=form)
-        return _project(data or {})
+        if not isinstance(data, dict) or data.get("id") in (None, ""):
+            raise ServerError(200, "CustomGPT did not return a project id")
+        return _project(data)
 
     async def get_project(self, project_id: str) -> Project:
         data = await self._call("GET", f"/projects/{project_id}")

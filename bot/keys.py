@@ -72,3 +72,9 @@ def pending_project(team: str, project_id: str) -> str:
 def project_name(team: str, project_id: str) -> str:
     """Cached display name of a project, for "Searching <name>…"."""
     return f"{PREFIX}:{team}:project-name:{project_id}"
+
+
+def watch_owner(team: str, project_id: str) -> str:
+    """Which process is watching a pending project (a short TTL it keeps renewing), so
+    several replicas resuming at start-up never watch one project twice."""
+    return f"{PREFIX}:{team}:pending-owner:{project_id}"

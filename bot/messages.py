@@ -10,6 +10,9 @@ from bot.customgpt import (
     AuthError,
     CustomGPTError,
     NotFound,
+    Project,
+    ProjectPage,
+    ProjectStats,
     RateLimited,
     ServerError,
     StreamError,
@@ -121,3 +124,267 @@ def feedback_failed(error: CustomGPTError) -> str:
 
 
 FEEDBACK_RECORDED_NOT_SHOWN = "Thanks! Your feedback was recorded."
+
+
+# -- /customgpt ----------------------------------------------------------------------------
+
+HELP = "\n".join(
+    [
+        "*`/customgpt` commands*",
+        "• `create <name> <sitemap-url>`: build a knowledge base from a sitemap, then this "
+        "channel asks it (add `--no-bind` to keep the channel as it is). "
+        "Example: `/customgpt create Acme Docs https://acme.com/sitemap.xml`",
+        "• `use <project-id>`: this channel (or DM) asks that project. "
+        "Example: `/customgpt use 12345`; `/customgpt use default` removes the binding",
+        "• `status [project-id]`: which project answers here, and whether it is ready. "
+        "Example: `/customgpt status`",
+        "• `list [page]`: the account's projects. Example: `/customgpt list 2`",
+        "• `new`: the next question here starts a fresh conversation. Example: `/customgpt new`",
+        "• `help`: this list",
+    ]
+)
+NOT_ADMIN = (
+    ":lock: Only the bot's admins can create projects or change which project a channel asks. "
+    "Ask one of them, or use `/customgpt status` to see what this channel asks."
+)
+CREATE_USAGE = (
+    "Usage: `/customgpt create <name> <sitemap-url> [--no-bind]`, for example "
+    "`/customgpt create Acme Docs https://acme.com/sitemap.xml`"
+)
+USE_USAGE = (
+    "Usage: `/customgpt use <project-id>` (the number `/customgpt list` shows), "
+    "or `/customgpt use default` to remove this channel's binding."
+)
+LIST_USAGE = "Usage: `/customgpt list [page]`, for example `/customgpt list 2`"
+FRESH_START = (
+    ":sparkles: Done: the next question here starts a fresh conversation "
+    "(earlier messages are forgotten)."
+)
+
+
+def unknown_verb(verb: str) -> str:
+    return f"I don't know `{_outside_text(verb, 40)}`.\n\n{HELP}"
+
+
+def bad_sitemap_url(reason: str) -> str:
+    return f":warning: That sitemap URL won't work: {reason}.\n{CREATE_USAGE}"
+
+
+def bad_project_name(reason: str) -> str:
+    return f":warning: That project name won't work: {reason}.\n{CREATE_USAGE}"
+
+
+def bad_project_id(text: str) -> str:
+    return (
+        f":warning: `{_outside_text(text, 40)}` is not a project id: ids are numbers, "
+        "see `/customgpt list`."
+    )
+
+
+def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -> str:
+    """What a `/customgpt` command says when CustomGPT refused or failed; always says what to
+    do next (the answer flow's wording, `for_error`, is about a question instead)."""
+    if isinstance(error, AuthError):
+        return (
+            ":warning: CustomGPT rejected the bot's API key (invalid or revoked). "
+            "Ask a Slack admin to update `CUSTOMGPT_API_KEY`."
+        )
+    if isinstance(error, NotFound):
+        if project_id is None:
+            return ":warning: CustomGPT doesn't know that project. See `/customgpt list`."
+        return unknown_project(project_id)
+    if isinstance(error, RateLimited):
+        return (
+            ":hourglass: CustomGPT is busy right now. Please try again "
+            f"{_wait_hint(error.retry_after)}."
+        )
+    if isinstance(error, ServerError):
+        if error.status == 0:
+            return ":warning: I couldn't reach CustomGPT. Please try again in a minute."
+        return (
+            f":warning: CustomGPT had a problem (error {error.status}). "
+            "Please try again in a minute."
+        )
+    return (
+        f":warning: CustomGPT refused this (error {error.status}: {_outside_text(error.message)})."
+    )
+
+
+def unknown_project(project_id: str) -> str:
+    return (
+        f":warning: There is no project `{escape(project_id)}` in the bot's CustomGPT account. "
+        "See `/customgpt list` for the ids."
+    )
+
+
+def _project_label(name: str, project_id: str) -> str:
+    return f"*{_outside_text(name, 100)}* (`{escape(project_id)}`)"
+
+
+def _pages(stats: ProjectStats) -> str:
+    return f"{stats.pages_found} pages found, {stats.pages_indexed} indexed"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{round(seconds)} seconds"
+    return f"{round(seconds / 60)} minutes"
+
+
+def creating(name: str, sitemap_url: str) -> str:
+    return (
+        f":hourglass_flowing_sand: Creating *{_outside_text(name, 100)}* from "
+        f"`{_outside_text(sitemap_url, 300)}`… I'll post its progress in this channel."
+    )
+
+
+def indexing_status(
+    name: str,
+    project_id: str,
+    sitemap_url: str,
+    user: str,
+    stats: ProjectStats | None,
+    *,
+    bind: bool,
+) -> str:
+    """The visible status message while CustomGPT crawls and indexes a new project."""
+    progress = "waiting for CustomGPT to start crawling" if stats is None else _pages(stats)
+    then = (
+        "When it's ready, this channel will ask it."
+        if bind
+        else "This channel keeps its current project (`--no-bind`)."
+    )
+    return (
+        f":hourglass_flowing_sand: <@{user}> is building {_project_label(name, project_id)} "
+        f"from `{_outside_text(sitemap_url, 300)}`.\n"
+        f"*Indexing:* {progress}…\n{then}"
+    )
+
+
+def project_ready(name: str, project_id: str, stats: ProjectStats | None, *, bound: bool) -> str:
+    pages = "" if stats is None else f" ({stats.pages_indexed} pages indexed)"
+    then = (
+        "This channel now asks it: mention me with a question."
+        if bound
+        else f"Bind a channel to it with `/customgpt use {escape(project_id)}`."
+    )
+    return f":white_check_mark: {_project_label(name, project_id)} is ready{pages}. {then}"
+
+
+def project_timed_out(
+    name: str, project_id: str, stats: ProjectStats | None, timeout: float, *, bind: bool
+) -> str:
+    pages = "" if stats is None else f" ({_pages(stats)})"
+    unbound = " This channel was not bound to it." if bind else ""
+    return (
+        f":warning: {_project_label(name, project_id)} still isn't ready after "
+        f"{_duration(timeout)}{pages}, so I stopped watching it.{unbound} It may still finish: "
+        f"check `/customgpt status {escape(project_id)}`, then bind it with "
+        f"`/customgpt use {escape(project_id)}`."
+    )
+
+
+def watch_failed(name: str, project_id: str, error: CustomGPTError) -> str:
+    """The watch ended early: CustomGPT refused the key or forgot the project."""
+    if isinstance(error, NotFound):
+        reason = "CustomGPT no longer has this project (was it deleted?)"
+    elif isinstance(error, AuthError):
+        reason = (
+            "CustomGPT rejected the bot's API key. Ask a Slack admin to update "
+            f"`CUSTOMGPT_API_KEY`, then check `/customgpt status {escape(project_id)}`"
+        )
+    else:
+        reason = for_command_error(error, project_id=project_id).removeprefix(":warning: ")
+    return (
+        f":warning: I stopped watching {_project_label(name, project_id)}: {reason}. "
+        "This channel was not changed."
+    )
+
+
+def cannot_post_status(name: str, project_id: str, slack_error: str | None) -> str:
+    if slack_error in ("not_in_channel", "channel_not_found"):
+        why = "I'm not a member of this channel. Invite me with `/invite @CustomGPT`"
+    else:
+        why = f"Slack refused my message (`{escape(slack_error or 'rate limited')}`)"
+    return (
+        f":warning: I created {_project_label(name, project_id)}, but I can't post its progress "
+        f"here: {why}. I'm still watching it; `/customgpt status {escape(project_id)}` "
+        "shows how far it got."
+    )
+
+
+def bound(project: Project) -> str:
+    return (
+        f":white_check_mark: This channel now asks {_project_label(project.name, project.id)}. "
+        "Mention me with a question (in a DM, just write it)."
+    )
+
+
+def binding_kept(pending: list[tuple[str, str]]) -> str:
+    """Appended when a hand-made binding overrides projects still indexing for the channel."""
+    if not pending:
+        return ""
+    names = ", ".join(_project_label(name, project_id) for name, project_id in pending)
+    return f"\n_{names}, still indexing, will not take over this channel when ready._"
+
+
+def unbound(default_project_id: str | None) -> str:
+    if default_project_id:
+        return (
+            ":white_check_mark: Binding removed: this channel now asks the default project "
+            f"(`{escape(default_project_id)}`)."
+        )
+    return (
+        ":white_check_mark: Binding removed. No default project is set, so this channel has "
+        "no knowledge base until someone runs `/customgpt use <project-id>`."
+    )
+
+
+def not_ready(project: Project) -> str:
+    return (
+        f":hourglass: {_project_label(project.name, project.id)} is still indexing and can't "
+        f"answer yet. Try again later; `/customgpt status {escape(project.id)}` shows progress."
+    )
+
+
+NO_PROJECT_HERE = (
+    "No knowledge base answers here yet. Bind one with `/customgpt use <project-id>` "
+    "(see `/customgpt list`), create one with `/customgpt create <name> <sitemap-url>`, "
+    "or ask an admin to set `CUSTOMGPT_PROJECT_ID`."
+)
+
+
+def project_status(
+    project: Project, stats: ProjectStats, *, role: str | None, watching: bool
+) -> str:
+    """`role`: why this project is shown ("bound here", "the default project"), or None
+    when the user named it."""
+    heading = _project_label(project.name, project.id)
+    if role:
+        heading = f"This channel asks {heading}: {role}."
+    answers = (
+        "yes"
+        if project.is_chat_active
+        else "not yet, it is still indexing" + (" (I'm watching it)" if watching else "")
+    )
+    pages = f"{stats.pages_found} found, {stats.pages_indexed} indexed"
+    return f"{heading}\n• Answers questions: {answers}\n• Pages: {pages}"
+
+
+def project_list(page: ProjectPage, *, current: str | None) -> str:
+    if not page.projects:
+        if page.page > 1:
+            return f"There is no page {page.page}: the list has {page.last_page} page(s)."
+        return (
+            "The bot's CustomGPT account has no projects yet. Create one with "
+            "`/customgpt create <name> <sitemap-url>`."
+        )
+    lines = [f"*Projects* (page {page.page} of {page.last_page})"]
+    for project in page.projects:
+        state = "ready" if project.is_chat_active else "indexing"
+        here = " ← this channel" if project.id == current else ""
+        lines.append(f"• {_project_label(project.name, project.id)}: {state}{here}")
+    if page.page < page.last_page:
+        lines.append(f"Next page: `/customgpt list {page.page + 1}`")
+    lines.append("Bind one here with `/customgpt use <project-id>`.")
+    return "\n".join(lines)

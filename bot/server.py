@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app
 from bot.config import Settings
+from bot.indexing import start_background
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     bolt = build_app(runtime)
     try:
+        await start_background(runtime)
         if settings.slack_app_token:
             handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
             await handler.connect_async()  # type: ignore[no-untyped-call]

@@ -32,7 +32,13 @@ class MessageTooLong(Exception):
 
 
 class SlackUnavailable(Exception):
-    """Slack kept refusing a call that had to land; logged, nothing more to do."""
+    """Slack kept refusing a call that had to land; logged, nothing more to do.
+
+    `code` is Slack's error (`not_in_channel`, …), None when it kept rate limiting."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,7 @@ class SlackCalls:
                     if code == "msg_too_long":
                         raise MessageTooLong() from error
                     log.error("%s failed: %s", method, code)
-                    raise SlackUnavailable(f"{method}: {code}") from error
+                    raise SlackUnavailable(f"{method}: {code}", code) from error
                 if method == "chat.update":
                     await self._budget.cool_down(retry_after)
                 log.info("%s rate limited; retrying in %.1fs", method, retry_after)

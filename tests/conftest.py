@@ -15,7 +15,9 @@ import redis.asyncio as redis
 from aiohttp import web
 
 from bot.app import build_app
+from bot.clock import Clock
 from bot.config import Settings
+from bot.indexing import start_background
 from bot.runtime import Runtime
 from bot.server import web_app
 from tests.driver import RunningBot
@@ -80,14 +82,16 @@ def settings(slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Red
 async def start_bot(
     settings: Settings, team: str
 ) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
-    """Start the bot (optionally with changed settings); every bot started is stopped."""
+    """Start the bot (optionally with changed settings, or a test clock); every bot started
+    is stopped. Start-up runs as in production: pending project watches resume."""
     started: list[RunningBot] = []
 
-    async def start(**changes: Any) -> RunningBot:
-        runtime = await Runtime.open(replace(settings, **changes))
+    async def start(*, clock: Clock | None = None, **changes: Any) -> RunningBot:
+        runtime = await Runtime.open(replace(settings, **changes), clock=clock)
         runner = web.AppRunner(web_app(build_app(runtime), runtime), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await start_background(runtime)
         running = RunningBot(runtime, runner, aiohttp.ClientSession(), team)
         started.append(running)
         return running

@@ -130,6 +130,7 @@ class FakeSlack:
         self._by_key: dict[tuple[str, str], FakeMessage] = {}
         self._ts_counter = 0
         self._rate_limits: dict[str, deque[_RateLimit]] = {}
+        self._refused_channels: dict[str, str] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -206,6 +207,10 @@ class FakeSlack:
         """
         queue = self._rate_limits.setdefault(method, deque())
         queue.extend(_RateLimit(retry_after, as_http_200) for _ in range(times))
+
+    def refuse_channel(self, channel: str, error: str = "not_in_channel") -> None:
+        """Posting to `channel` fails with `error`, as when the bot is not a member."""
+        self._refused_channels[channel] = error
 
     def expire_stream(self, channel: str, ts: str) -> None:
         """End a native stream as Slack does after ~5 minutes; appends then fail."""
@@ -310,6 +315,8 @@ class FakeSlack:
 
     async def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _require_channel(params)
+        if channel in self._refused_channels:
+            raise SlackError(self._refused_channels[channel])
         text, blocks = self._checked_content(params)
         if not text and not blocks:
             raise SlackError("no_text")

@@ -1,0 +1,252 @@
+"""`/customgpt <verb> …`: the slash command that manages which knowledge base answers where.
+
+Parsing and replying only; creating and watching projects lives in `bot.indexing`. Slack
+wants an answer within 3 seconds, so each verb acks at once: with its whole reply when no
+CustomGPT call is needed, else with nothing (or "creating…"), and reports later through the
+command's response URL. Every reply is ephemeral: only the person who typed it sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot import keys, messages
+from bot.answer import PROJECT_NAME_TTL
+from bot.customgpt import CustomGPTError
+from bot.indexing import Indexer, InvalidNewProject, check_new_project
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/customgpt"
+NO_BIND = "--no-bind"
+DEFAULT = "default"
+_PROJECT_ID = re.compile(r"[0-9]{1,18}")
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight, curly
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One `/customgpt` request: who, where, and the words after the command."""
+
+    team: str
+    channel: str
+    user: str
+    verb: str
+    args: list[str]
+    response_url: str | None
+
+    @classmethod
+    def from_payload(cls, command: dict[str, Any]) -> Invocation:
+        verb, args = parse(str(command.get("text") or ""))
+        return cls(
+            team=str(command.get("team_id") or "unknown"),
+            channel=str(command.get("channel_id") or ""),
+            user=str(command.get("user_id") or ""),
+            verb=verb,
+            args=args,
+            response_url=command.get("response_url") or None,
+        )
+
+
+def parse(text: str) -> tuple[str, list[str]]:
+    """The verb (lower-cased; "help" when there is none) and the words after it."""
+    words = text.split()
+    if not words:
+        return "help", []
+    return words[0].lower(), words[1:]
+
+
+def unwrap_link(word: str) -> str:
+    """Slack may send a typed URL as `<https://…>` or `<https://…|label>`: the URL itself."""
+    if word.startswith("<") and word.endswith(">"):
+        return word[1:-1].split("|", 1)[0]
+    return word
+
+
+def unquote(text: str) -> str:
+    """`"Acme Docs"` → `Acme Docs` (people quote names with spaces out of habit)."""
+    text = text.strip()
+    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        return text[1:-1].strip()
+    return text
+
+
+def register_commands(app: AsyncApp, runtime: Runtime) -> None:
+    commands = Commands(runtime, Indexer(runtime))
+
+    @app.command(COMMAND)
+    async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        async with runtime.tasks.track():
+            await commands.handle(Invocation.from_payload(command), Reply(ack, respond))
+
+
+class Reply:
+    """The two ways a command answers, both ephemeral: the ack (at once) and the response
+    URL (later, any number of times up to Slack's limit)."""
+
+    def __init__(self, ack: AsyncAck, respond: AsyncRespond) -> None:
+        self._ack = ack
+        self._respond = respond
+
+    async def now(self, text: str | None = None) -> None:
+        if text is None:
+            await self._ack()
+        else:
+            await self._ack(text=text, response_type="ephemeral")
+
+    async def later(self, text: str) -> None:
+        await self._respond(text=text, response_type="ephemeral")
+
+
+class Commands:
+    def __init__(self, runtime: Runtime, indexer: Indexer) -> None:
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._store = runtime.store
+        self._customgpt = runtime.customgpt
+        self._indexer = indexer
+
+    async def handle(self, invocation: Invocation, reply: Reply) -> None:
+        verbs = {
+            "create": self._create,
+            "use": self._use,
+            "status": self._status,
+            "list": self._list,
+            "new": self._new,
+        }
+        verb = verbs.get(invocation.verb)
+        if invocation.verb == "help":
+            await reply.now(messages.HELP)
+        elif verb is None:
+            await reply.now(messages.unknown_verb(invocation.verb))
+        else:
+            log.info(
+                "/customgpt %s in %s by %s", invocation.verb, invocation.channel, invocation.user
+            )
+            await verb(invocation, reply)
+
+    def _may_administer(self, user: str) -> bool:
+        """Creating and binding are for the allow-list; with none set, for everyone."""
+        admins = self._settings.customgpt_admin_users
+        return not admins or user in admins
+
+    async def _create(self, invocation: Invocation, reply: Reply) -> None:
+        if not self._may_administer(invocation.user):
+            await reply.now(messages.NOT_ADMIN)
+            return
+        words = [w for w in invocation.args if w.lower() != NO_BIND]
+        bind = len(words) == len(invocation.args)
+        if len(words) < 2 or any(w.startswith("--") for w in words):
+            await reply.now(messages.CREATE_USAGE)
+            return
+        name, sitemap_url = unquote(" ".join(words[:-1])), unwrap_link(words[-1])
+        try:
+            check_new_project(name, sitemap_url)
+        except InvalidNewProject as error:
+            await reply.now(str(error))
+            return
+        await reply.now(messages.creating(name, sitemap_url))
+        try:
+            await self._indexer.create(
+                team=invocation.team,
+                channel=invocation.channel,
+                user=invocation.user,
+                name=name,
+                sitemap_url=sitemap_url,
+                bind=bind,
+                response_url=invocation.response_url,
+            )
+        except CustomGPTError as error:
+            log.warning("creating a project failed: %s", error)
+            await reply.later(messages.for_command_error(error))
+
+    async def _use(self, invocation: Invocation, reply: Reply) -> None:
+        if not self._may_administer(invocation.user):
+            await reply.now(messages.NOT_ADMIN)
+            return
+        if len(invocation.args) != 1:
+            await reply.now(messages.USE_USAGE)
+            return
+        (project_id,) = invocation.args
+        binding = keys.binding(invocation.team, invocation.channel)
+        if project_id.lower() == DEFAULT:
+            await self._store.delete(binding)
+            kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
+            text = messages.unbound(self._settings.customgpt_project_id)
+            await reply.now(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
+            return
+        if not _PROJECT_ID.fullmatch(project_id):
+            await reply.now(messages.bad_project_id(project_id))
+            return
+        await reply.now()
+        try:
+            project = await self._customgpt.get_project(project_id)
+        except CustomGPTError as error:
+            await reply.later(messages.for_command_error(error, project_id=project_id))
+            return
+        if not project.is_chat_active:
+            await reply.later(messages.not_ready(project))
+            return
+        await self._store.set(binding, project_id)  # no TTL: a binding lasts until changed
+        await self._store.set(
+            keys.project_name(invocation.team, project_id), project.name, ttl=PROJECT_NAME_TTL
+        )
+        kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
+        text = messages.bound(project)
+        await reply.later(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
+
+    async def _status(self, invocation: Invocation, reply: Reply) -> None:
+        role: str | None = None
+        if invocation.args:
+            project_id: str | None = invocation.args[0]
+            if not _PROJECT_ID.fullmatch(invocation.args[0]):
+                await reply.now(messages.bad_project_id(invocation.args[0]))
+                return
+        else:
+            project_id = await self._store.get(keys.binding(invocation.team, invocation.channel))
+            role = "bound to this channel"
+            if project_id is None:
+                project_id = self._settings.customgpt_project_id
+                role = "the default project (nothing is bound here)"
+        if project_id is None:
+            await reply.now(messages.NO_PROJECT_HERE)
+            return
+        await reply.now()
+        try:
+            project = await self._customgpt.get_project(project_id)
+            stats = await self._customgpt.project_stats(project_id)
+        except CustomGPTError as error:
+            await reply.later(messages.for_command_error(error, project_id=project_id))
+            return
+        watching = await self._indexer.is_pending(invocation.team, project_id)
+        await reply.later(messages.project_status(project, stats, role=role, watching=watching))
+
+    async def _list(self, invocation: Invocation, reply: Reply) -> None:
+        page = 1
+        if invocation.args:
+            if len(invocation.args) > 1 or not invocation.args[0].isdecimal():
+                await reply.now(messages.LIST_USAGE)
+                return
+            page = max(1, int(invocation.args[0]))
+        await reply.now()
+        try:
+            result = await self._customgpt.list_projects(page)
+        except CustomGPTError as error:
+            await reply.later(messages.for_command_error(error))
+            return
+        current = await self._runtime.answerer.project_for(invocation.team, invocation.channel)
+        await reply.later(messages.project_list(result, current=current))
+
+    async def _new(self, invocation: Invocation, reply: Reply) -> None:
+        await self._store.set(
+            keys.fresh_start(invocation.team, invocation.channel),
+            "1",
+            ttl=self._settings.store_ttl_seconds,
+        )
+        await reply.now(messages.FRESH_START)

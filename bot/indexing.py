@@ -1,0 +1,381 @@
+"""A new knowledge base, from sitemap to "ready": create the project, then watch CustomGPT
+index it, showing progress in one Slack status message, and bind the channel when it can
+answer.
+
+A watch is state in the store (`keys.pending_project`, listed in `keys.pending_projects`), not
+just a task: shutdown cancels the task and leaves the state, and the next start resumes every
+pending watch (`start_background`). The deadline is wall-clock time for the same reason. When
+several replicas start at once, a short-lived owner key renewed on every poll makes sure one
+of them watches a project and the others stand by.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, replace
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot import keys, messages
+from bot.answer import PROJECT_NAME_TTL
+from bot.clock import Clock
+from bot.customgpt import (
+    AuthError,
+    CustomGPTClient,
+    CustomGPTError,
+    NotFound,
+    Project,
+    ProjectStats,
+)
+from bot.runtime import Runtime
+from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 10.0  # never poll CustomGPT more often than this
+MAX_INTERVAL = 60.0  # back-off ceiling while nothing changes
+MAX_ERROR_WAIT = 120.0  # a long Retry-After is honoured up to this, then we ask again
+OWNER_TTL = 300  # seconds; renewed on every poll, so it lapses only when its owner is gone
+MAX_NAME = 100
+MAX_URL = 2048
+AUTH_TEST_ATTEMPTS = 5
+RESPONSE_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class InvalidNewProject(ValueError):
+    """The name or sitemap URL cannot work; `str(error)` is the user-facing explanation."""
+
+
+def check_new_project(name: str, sitemap_url: str) -> None:
+    """Refuse what CustomGPT would refuse (or crawl in vain) before anything is created."""
+    if not 1 <= len(name) <= MAX_NAME:
+        raise InvalidNewProject(
+            messages.bad_project_name(f"it must be 1 to {MAX_NAME} characters long")
+        )
+    if len(sitemap_url) > MAX_URL:
+        raise InvalidNewProject(
+            messages.bad_sitemap_url(f"it is longer than {MAX_URL:,} characters")
+        )
+    if any(c.isspace() for c in sitemap_url):
+        raise InvalidNewProject(messages.bad_sitemap_url("it contains spaces"))
+    try:
+        parts = urlsplit(sitemap_url)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidNewProject(messages.bad_sitemap_url("it is not a valid URL")) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidNewProject(
+            messages.bad_sitemap_url("it must start with `http://` or `https://`")
+        )
+    if not host:
+        raise InvalidNewProject(messages.bad_sitemap_url("it has no host name"))
+
+
+# -- polling ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One look at a project: its page counts and whether it answers, or why the look failed
+    (a passing problem: CustomGPT busy or unreachable; the polling goes on)."""
+
+    stats: ProjectStats | None
+    ready: bool
+    error: CustomGPTError | None = None
+
+
+async def poll_until_ready(
+    customgpt: CustomGPTClient, project_id: str, clock: Clock, deadline: float
+) -> AsyncGenerator[Poll, None]:
+    """Poll a project's stats and `is_chat_active` until it is ready or `deadline` (wall-clock)
+    has passed; the last Poll says which. Polls are at least MIN_INTERVAL apart, the interval
+    doubling up to MAX_INTERVAL while the counts stand still. AuthError and NotFound end the
+    polling (waiting cannot fix them); other CustomGPT errors are yielded and waited out."""
+    interval = MIN_INTERVAL
+    last: ProjectStats | None = None
+    while True:
+        try:
+            stats = await customgpt.project_stats(project_id)
+            project = await customgpt.get_project(project_id)
+        except (AuthError, NotFound):
+            raise
+        except CustomGPTError as error:
+            yield Poll(None, False, error)
+            wait = min(max(interval, error.retry_after or 0.0), MAX_ERROR_WAIT)
+            interval = min(interval * 2, MAX_INTERVAL)
+        else:
+            yield Poll(stats, project.is_chat_active)
+            if project.is_chat_active:
+                return
+            interval = MIN_INTERVAL if stats != last else min(interval * 2, MAX_INTERVAL)
+            wait, last = interval, stats
+        left = deadline - clock.wall()
+        if left <= 0:
+            return
+        # The last poll comes at or just after the deadline, never sooner than the floor.
+        await clock.sleep(max(MIN_INTERVAL, min(wait, left)))
+
+
+# -- the watch -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a pending project needs to be resumed by any process (stored as JSON)."""
+
+    team: str
+    project_id: str
+    name: str
+    sitemap_url: str
+    channel: str
+    user: str
+    bind: bool
+    deadline: float  # wall-clock seconds
+    status_ts: str | None  # the visible status message; None when Slack refused it
+    response_url: str | None  # the command's reply channel, the fallback for the end
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Watch:
+        return cls(**json.loads(raw))
+
+
+class Indexer:
+    """Creates projects and runs their watches as owned background tasks."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._store = runtime.store
+        self._customgpt = runtime.customgpt
+        self._clock = runtime.clock
+
+    async def create(
+        self,
+        *,
+        team: str,
+        channel: str,
+        user: str,
+        name: str,
+        sitemap_url: str,
+        bind: bool,
+        response_url: str | None,
+    ) -> Project:
+        """Create the project, post its status message and start watching it.
+
+        Raises CustomGPTError when CustomGPT refused the creation (nothing exists then). A
+        status message Slack refuses is reported through `response_url`; the watch goes on."""
+        project = await self._customgpt.create_project(name, sitemap_url)
+        watch = Watch(
+            team=team,
+            project_id=project.id,
+            name=name,
+            sitemap_url=sitemap_url,
+            channel=channel,
+            user=user,
+            bind=bind,
+            deadline=self._clock.wall() + self._runtime.settings.customgpt_index_timeout,
+            status_ts=None,
+            response_url=response_url,
+        )
+        text = messages.indexing_status(name, project.id, sitemap_url, user, None, bind=watch.bind)
+        try:
+            watch = replace(
+                watch, status_ts=await self._calls(team).post(channel, None, Content(text))
+            )
+        except SlackUnavailable as error:
+            log.warning("could not post the status of project %s: %s", project.id, error.code)
+            await self._respond(watch, messages.cannot_post_status(name, project.id, error.code))
+        await self._store.set(keys.pending_project(team, project.id), watch.to_json())
+        await self._store.add_member(keys.pending_projects(team), project.id)
+        self._spawn(watch)
+        return project
+
+    async def resume(self, team: str) -> int:
+        """Restart the watch of every project still pending for the team; returns how many."""
+        watches = await self._pending(team)
+        for watch in watches:
+            self._spawn(watch)
+        return len(watches)
+
+    async def keep_binding(self, team: str, channel: str) -> list[Watch]:
+        """A channel bound by hand keeps that binding: projects created there and still
+        indexing will no longer take it over when ready. Returns those projects."""
+        changed = []
+        for watch in await self._pending(team):
+            if watch.channel == channel and watch.bind:
+                watch = replace(watch, bind=False)
+                await self._store.set(keys.pending_project(team, watch.project_id), watch.to_json())
+                changed.append(watch)
+        return changed
+
+    async def is_pending(self, team: str, project_id: str) -> bool:
+        return project_id in await self._store.members(keys.pending_projects(team))
+
+    async def _pending(self, team: str) -> list[Watch]:
+        watches = []
+        for project_id in sorted(await self._store.members(keys.pending_projects(team))):
+            watch = await self._load(team, project_id)
+            if watch is None:
+                await self._store.remove_member(keys.pending_projects(team), project_id)
+            else:
+                watches.append(watch)
+        return watches
+
+    async def _load(self, team: str, project_id: str) -> Watch | None:
+        """The stored watch, the truth others may have changed (`keep_binding`)."""
+        raw = await self._store.get(keys.pending_project(team, project_id))
+        if raw is None:
+            return None
+        try:
+            return Watch.from_json(raw)
+        except (ValueError, TypeError):
+            log.error("pending project %s: unreadable record, dropped", project_id)
+            return None
+
+    def _spawn(self, watch: Watch) -> None:
+        self._runtime.tasks.spawn(
+            self._run(watch), name=f"watch project {watch.project_id} ({watch.team})"
+        )
+
+    async def _run(self, watch: Watch) -> None:
+        if not await self._own(watch):
+            return
+        try:
+            await self._follow(watch)
+        finally:
+            # Also on cancellation (shutdown): the next process may take over at once.
+            await self._store.delete(keys.watch_owner(watch.team, watch.project_id))
+
+    async def _own(self, watch: Watch) -> bool:
+        """Become the one watcher of this project; stand by while another process watches
+        (it may die, leaving its key to lapse). False once the watch has ended elsewhere."""
+        owner = keys.watch_owner(watch.team, watch.project_id)
+        while not await self._store.claim(owner, OWNER_TTL):
+            if not await self.is_pending(watch.team, watch.project_id):
+                return False
+            await self._clock.sleep(OWNER_TTL / 3)
+        return True
+
+    async def _follow(self, watch: Watch) -> None:
+        calls = self._calls(watch.team)
+        owner = keys.watch_owner(watch.team, watch.project_id)
+        shown: ProjectStats | None = None
+        latest: ProjectStats | None = None
+        try:
+            async with aclosing(
+                poll_until_ready(self._customgpt, watch.project_id, self._clock, watch.deadline)
+            ) as polls:
+                async for poll in polls:
+                    await self._store.set(owner, "1", ttl=OWNER_TTL)
+                    watch = await self._load(watch.team, watch.project_id) or watch
+                    if poll.stats is None:  # a passing CustomGPT error
+                        log.warning("project %s: polling failed: %s", watch.project_id, poll.error)
+                        continue
+                    latest = poll.stats
+                    if poll.ready:
+                        await self._ready(watch, calls, latest)
+                        return
+                    if latest != shown and await self._show_progress(watch, calls, latest):
+                        shown = latest
+        except (AuthError, NotFound) as error:
+            log.warning("project %s: watch ended: %s", watch.project_id, error)
+            await self._end(
+                watch, calls, messages.watch_failed(watch.name, watch.project_id, error)
+            )
+            return
+        timeout = self._runtime.settings.customgpt_index_timeout
+        log.info("project %s not ready after %.0f s; watch ended", watch.project_id, timeout)
+        text = messages.project_timed_out(
+            watch.name, watch.project_id, latest, timeout, bind=watch.bind
+        )
+        await self._end(watch, calls, text)
+
+    async def _show_progress(self, watch: Watch, calls: SlackCalls, stats: ProjectStats) -> bool:
+        """Edit the status message with the new counts; False when not shown (no status
+        message, or the workspace's edit budget is spent: the next poll tries again)."""
+        if watch.status_ts is None:
+            return False
+        text = messages.indexing_status(
+            watch.name, watch.project_id, watch.sitemap_url, watch.user, stats, bind=watch.bind
+        )
+        return await calls.update_if_allowed(watch.channel, watch.status_ts, Content(text))
+
+    async def _ready(self, watch: Watch, calls: SlackCalls, stats: ProjectStats | None) -> None:
+        if watch.bind:
+            await self._store.set(keys.binding(watch.team, watch.channel), watch.project_id)
+        await self._store.set(
+            keys.project_name(watch.team, watch.project_id), watch.name, ttl=PROJECT_NAME_TTL
+        )
+        log.info("project %s is ready (bound: %s)", watch.project_id, watch.bind)
+        text = messages.project_ready(watch.name, watch.project_id, stats, bound=watch.bind)
+        await self._end(watch, calls, text)
+
+    async def _end(self, watch: Watch, calls: SlackCalls, text: str) -> None:
+        """Show the outcome (the status message, else a new message, else the command's
+        response URL), then forget the watch. Shown first: a restart in between repeats the
+        ending rather than losing it."""
+        try:
+            if watch.status_ts is not None:
+                await calls.update(watch.channel, watch.status_ts, Content(text))
+            else:
+                await calls.post(watch.channel, None, Content(text))
+        except SlackUnavailable as error:
+            log.warning("project %s: outcome not shown in Slack: %s", watch.project_id, error)
+            await self._respond(watch, text)
+        await self._store.remove_member(keys.pending_projects(watch.team), watch.project_id)
+        await self._store.delete(keys.pending_project(watch.team, watch.project_id))
+
+    async def _respond(self, watch: Watch, text: str) -> None:
+        """Tell the user who ran the command, through its response URL (ephemeral)."""
+        if watch.response_url is None:
+            log.error("project %s: nowhere left to tell the user: %s", watch.project_id, text)
+            return
+        try:
+            async with self._runtime.session.post(
+                watch.response_url,
+                json={"text": text, "response_type": "ephemeral"},
+                timeout=RESPONSE_TIMEOUT,
+            ) as response:
+                if response.status >= 400:
+                    log.error("response URL refused a message (HTTP %d)", response.status)
+        except aiohttp.ClientError as error:
+            log.error("response URL unreachable: %s", type(error).__name__)
+
+    def _calls(self, team: str) -> SlackCalls:
+        settings = self._runtime.settings
+        budget = UpdateBudget(self._store, team, settings.slack_update_budget, self._clock)
+        return SlackCalls(self._runtime.slack, budget, self._clock)
+
+
+# -- start-up --------------------------------------------------------------------------------
+
+
+async def start_background(runtime: Runtime) -> None:
+    """The start-up work every serving process runs (the server and the tests alike): learn
+    the team from `auth.test`, then resume its pending project watches. Runs as an owned
+    task, so start-up never waits for Slack."""
+    runtime.tasks.spawn(_resume_watches(runtime), name="resume project watches")
+
+
+async def _resume_watches(runtime: Runtime) -> None:
+    team: str | None = None
+    for attempt in range(AUTH_TEST_ATTEMPTS):
+        try:
+            team = str((await runtime.slack.auth_test())["team_id"])
+            break
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+            log.warning("auth.test failed (%s); retrying", type(error).__name__)
+            await runtime.clock.sleep(min(MAX_INTERVAL, 5.0 * 2**attempt))
+    if team is None:
+        log.error("Slack did not say which team this is: pending project watches not resumed")
+        return
+    resumed = await Indexer(runtime).resume(team)
+    if resumed:
+        log.info("resumed %d pending project watch(es)", resumed)
