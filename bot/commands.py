@@ -20,6 +20,7 @@ from bot.answer import PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
 from bot.runtime import Runtime
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class Reply:
     def __init__(self, ack: AsyncAck, respond: AsyncRespond) -> None:
         self._ack = ack
         self._respond = respond
+        self._acked = False
 
     async def now(self, text: str | None = None) -> None:
+        self._acked = True
         if text is None:
             await self._ack()
         else:
@@ -102,6 +105,13 @@ class Reply:
 
     async def later(self, text: str) -> None:
         await self._respond(text=text, response_type="ephemeral")
+
+    async def anyhow(self, text: str) -> None:
+        """Say it in the ack if that has not gone out yet, else through the response URL."""
+        if self._acked:
+            await self.later(text)
+        else:
+            await self.now(text)
 
 
 class Commands:
@@ -129,7 +139,11 @@ class Commands:
             log.info(
                 "/customgpt %s in %s by %s", invocation.verb, invocation.channel, invocation.user
             )
-            await verb(invocation, reply)
+            try:
+                await verb(invocation, reply)
+            except StoreUnavailable as error:
+                log.error("/customgpt %s: store unreachable: %s", invocation.verb, error)
+                await reply.anyhow(messages.STORE_DOWN)
 
     def _may_administer(self, user: str) -> bool:
         """Creating and binding are for the allow-list; with none set, for everyone."""

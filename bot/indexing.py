@@ -34,6 +34,7 @@ from bot.customgpt import (
 )
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ OWNER_TTL = 300  # seconds; renewed on every poll, so it lapses only when its ow
 MAX_NAME = 100
 MAX_URL = 2048
 AUTH_TEST_ATTEMPTS = 5
+STORE_RETRY = 30  # seconds before a watch retries after the store went away
 RESPONSE_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -245,6 +247,21 @@ class Indexer:
         )
 
     async def _run(self, watch: Watch) -> None:
+        """Follow the watch; an unreachable store pauses it instead of losing it."""
+        while True:
+            try:
+                await self._run_once(watch)
+                return
+            except StoreUnavailable as error:
+                log.warning(
+                    "project %s: store unreachable (%s); watch retried in %d s",
+                    watch.project_id,
+                    error,
+                    STORE_RETRY,
+                )
+                await self._clock.sleep(STORE_RETRY)
+
+    async def _run_once(self, watch: Watch) -> None:
         if not await self._own(watch):
             return
         try:
@@ -376,6 +393,10 @@ async def _resume_watches(runtime: Runtime) -> None:
     if team is None:
         log.error("Slack did not say which team this is: pending project watches not resumed")
         return
-    resumed = await Indexer(runtime).resume(team)
+    try:
+        resumed = await Indexer(runtime).resume(team)
+    except StoreUnavailable as error:
+        log.error("store unreachable (%s): pending project watches resume at the next start", error)
+        return
     if resumed:
         log.info("resumed %d pending project watch(es)", resumed)

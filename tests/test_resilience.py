@@ -71,3 +71,18 @@ async def test_stopping_mid_answer_keeps_the_text_and_says_the_bot_restarted(
     (reply,) = slack.thread("C1", ts)
     assert final_text(reply).startswith("Half of the answer")
     assert "restarted while answering" in reply.text
+
+
+async def test_commands_say_so_when_the_store_is_unreachable(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(redis_url=NOTHING_LISTENS)
+    status, body = await bot.command("new", response_url=slack.response_url("new"))
+    assert status == 200
+    assert isinstance(body, dict) and body["text"] == messages.STORE_DOWN
+    await bot.command("use 42", response_url=slack.response_url("use"))
+    await bot.idle()
+
+    assert [text["text"] for name, text in slack.responses if name == "use"] == [
+        messages.STORE_DOWN
+    ]
