@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
@@ -22,9 +23,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
-from bot.slack_format import Source
 from bot.store import LockTimeout, Store, StoreUnavailable
-from bot.streaming import AnswerStream, Ending
+from bot.streaming import AnswerStream, Ending, StreamResult
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ LOCK_LEASE = 600.0
 LOCK_WAIT = 120.0
 PROJECT_NAME_TTL = 3600
 PROJECT_NAME_WAIT = 2.0
+SHUTDOWN_GRACE = 10.0  # seconds a final text may take to land once shutdown starts
 DM_THREAD = "dm"
 
 
@@ -158,6 +159,13 @@ class Answerer:
                     queued_ts = await calls.post(
                         question.channel, question.reply_thread, Content(messages.QUEUED)
                     )
+            except asyncio.CancelledError:
+                if queued_ts is not None and wait > 0:
+                    # Shut down while queued: the waiting reply must not wait forever.
+                    await asyncio.shield(
+                        calls.update(question.channel, queued_ts, Content(messages.SHUTTING_DOWN))
+                    )
+                raise
         assert queued_ts is not None
         await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
 
@@ -189,19 +197,38 @@ class Answerer:
             clock=self._clock,
         )
         await stream.open(await self._placeholder(question.team, project_id), queued_ts)
+        cancelled: asyncio.CancelledError | None = None
         try:
             ending = await self._fill(question, project_id, stream)
+        except asyncio.CancelledError as error:
+            cancelled, ending = error, Ending(notice=messages.SHUTTING_DOWN)
+        except Exception:
+            # The last line of defence: whatever broke, the reply must not stay a placeholder.
+            log.exception("answer failed unexpectedly")
+            ending = Ending(notice=messages.UNEXPECTED)
+        result = await self._close(stream, ending)
+        if cancelled is not None:
+            raise cancelled
+        if result is not None:
+            log.info(
+                "answered in %s: %d characters, %d messages, %d edits",
+                question.channel,
+                len(stream.text),
+                len(result.message_ts),
+                result.edits,
+            )
+
+    @staticmethod
+    async def _close(stream: AnswerStream, ending: Ending) -> StreamResult | None:
+        """Land the final text even if shutdown starts meanwhile (for a moment), so a reply is
+        never left with its typing marker."""
+        closing = asyncio.ensure_future(stream.close(ending))
+        try:
+            return await asyncio.shield(closing)
         except asyncio.CancelledError:
-            await asyncio.shield(stream.close(Ending(notice=messages.SHUTTING_DOWN)))
+            await asyncio.wait({closing}, timeout=SHUTDOWN_GRACE)
+            closing.cancel()
             raise
-        result = await stream.close(ending)
-        log.info(
-            "answered in %s: %d characters, %d messages, %d edits",
-            question.channel,
-            len(stream.text),
-            len(result.message_ts),
-            result.edits,
-        )
 
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
@@ -217,9 +244,7 @@ class Answerer:
             return Ending(notice=messages.STORE_DOWN)
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER)
-        sources: list[Source] = await self._citations.resolve(
-            question.team, project_id, finish.citations
-        )
+        sources = await self._citations.resolve(question.team, project_id, finish.citations)
         return Ending(
             sources=sources,
             feedback_value=feedback_value(project_id, session_id, finish.message_id),
@@ -235,13 +260,13 @@ class Answerer:
             )
             stream.append(answer.text)
             return Finish(answer.message_id, answer.session_id, answer.citations)
-        async for event in self._customgpt.stream_message(
-            project_id, session_id, question.text, lang=lang
-        ):
-            if isinstance(event, Chunk):
-                stream.append(event.text)
-            else:
-                return event
+        events = self._customgpt.stream_message(project_id, session_id, question.text, lang=lang)
+        async with aclosing(events):  # closes the SSE response as soon as we stop reading
+            async for event in events:
+                if isinstance(event, Chunk):
+                    stream.append(event.text)
+                else:
+                    return event
         raise AssertionError("stream_message ends with Finish or raises")
 
     async def _conversation(self, question: Question, project_id: str) -> str:

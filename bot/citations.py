@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bot import keys
 from bot.customgpt import CustomGPTClient, CustomGPTError
 from bot.slack_format import Source
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class CitationResolver:
 
     async def _one(self, team: str, project_id: str, citation_id: str) -> Source | None:
         key = keys.citation(team, project_id, citation_id)
-        cached = await self._store.get(key)
+        try:
+            cached = await self._store.get(key)
+        except StoreUnavailable:
+            cached = None  # the cache is an optimisation; CustomGPT still knows
         if cached is not None:
             data = json.loads(cached)
             return Source(title=data.get("title"), url=data.get("url"))
@@ -53,7 +56,10 @@ class CitationResolver:
         except CustomGPTError as error:
             log.info("citation %s not resolved: %s", citation_id, error.status)
             return None
-        await self._store.set(
-            key, json.dumps({"title": citation.title, "url": citation.url}), ttl=self._ttl
-        )
+        try:
+            await self._store.set(
+                key, json.dumps({"title": citation.title, "url": citation.url}), ttl=self._ttl
+            )
+        except StoreUnavailable:
+            log.info("citation %s not cached: store unreachable", citation_id)
         return Source(title=citation.title, url=citation.url)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,6 +21,8 @@ import aiohttp
 from aiohttp_sse_client.client import EventSource, MessageEvent
 
 log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversations, …)
 
 
 class CustomGPTError(Exception):
@@ -47,6 +49,10 @@ class RateLimited(CustomGPTError):
 
 class ServerError(CustomGPTError):
     """CustomGPT failed (5xx) or could not be reached (status 0)."""
+
+
+class RequestTimeout(ServerError):
+    """CustomGPT accepted the connection but did not answer in time."""
 
 
 class StreamError(CustomGPTError):
@@ -266,6 +272,7 @@ class CustomGPTClient:
         json_body: Mapping[str, Any] | None = None,
         form: aiohttp.FormData | None = None,
         params: Mapping[str, str] | None = None,
+        seconds: float = REQUEST_TIMEOUT,
     ) -> Any:
         try:
             async with self._session.request(
@@ -275,10 +282,13 @@ class CustomGPTClient:
                 data=form,
                 params=params,
                 headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
                 body = await response.text()
                 if response.status >= 400:
                     raise error_for(response.status, body, response.headers)
+        except TimeoutError:
+            raise RequestTimeout(0, f"no answer within {seconds:g} s") from None
         except aiohttp.ClientError as exc:
             raise ServerError(0, f"could not reach CustomGPT ({type(exc).__name__})") from exc
         try:
@@ -338,6 +348,8 @@ class CustomGPTClient:
             self._message_path(project_id, session_id),
             json_body={"prompt": prompt, "response_source": "default"},
             params={"stream": "0", "lang": lang},
+            # The whole answer is generated before anything comes back.
+            seconds=max(REQUEST_TIMEOUT, self.first_chunk_timeout + self.idle_timeout),
         )
         data = data or {}
         return Answer(
@@ -349,7 +361,7 @@ class CustomGPTClient:
 
     async def stream_message(
         self, project_id: str, session_id: str, prompt: str, *, lang: str = "en"
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Yield text chunks, then one Finish. Raises StreamInterrupted on an early end,
         StreamTimeout when CustomGPT goes quiet, StreamError when it reports an error."""
         url = f"{self._base}{self._message_path(project_id, session_id)}?stream=1&lang={lang}"

@@ -14,6 +14,7 @@ from bot.customgpt import (
     ProjectPage,
     ProjectStats,
     RateLimited,
+    RequestTimeout,
     ServerError,
     StreamError,
     StreamInterrupted,
@@ -38,6 +39,7 @@ STORE_DOWN = (
     ":warning: I can't reach my storage right now, so I can't answer safely. "
     "Please try again in a minute; if this persists, tell a Slack admin."
 )
+UNEXPECTED = ":warning: Something went wrong on my side while answering. Please ask again."
 EMPTY_ANSWER = "_CustomGPT returned an empty answer. Try rephrasing the question._"
 
 
@@ -94,6 +96,8 @@ def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
         return ":warning: _CustomGPT stopped responding; the answer above may be incomplete._"
     if isinstance(error, StreamError):
         return f":warning: CustomGPT reported an error: {_outside_text(error.message)}"
+    if isinstance(error, RequestTimeout):
+        return ":hourglass: CustomGPT didn't answer in time. Please ask again in a minute."
     if isinstance(error, ServerError):
         if error.status == 0:
             return ":warning: I couldn't reach CustomGPT. Please try again in a minute."

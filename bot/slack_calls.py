@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 BUDGET_WINDOW = 60
 MAX_ATTEMPTS = 8
 DEFAULT_RETRY_AFTER = 1.0
+MAX_NETWORK_BACKOFF = 15.0
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 class MessageTooLong(Exception):
@@ -145,6 +148,9 @@ class SlackCalls:
             await self._client.chat_update(
                 channel=channel, ts=ts, text=content.text, blocks=content.blocks or []
             )
+        except NETWORK_ERRORS as error:
+            log.warning("chat.update did not reach Slack (%s)", type(error).__name__)
+            return False
         except SlackApiError as error:
             retry_after = _retry_after(error)
             if retry_after is not None:
@@ -167,9 +173,22 @@ class SlackCalls:
         )
 
     async def _must_land(self, method: str, **params: Any) -> Any:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
                 return await self._client.api_call(method, json=_without_none(params))
+            except NETWORK_ERRORS as error:
+                # An edit can be repeated safely; a post only if it surely never arrived,
+                # else a lost response would leave a second, orphaned reply.
+                if method != "chat.update" and not isinstance(error, aiohttp.ClientConnectorError):
+                    raise SlackUnavailable(f"{method}: {type(error).__name__}") from error
+                delay = min(MAX_NETWORK_BACKOFF, 2.0**attempt)
+                log.warning(
+                    "%s did not reach Slack (%s); retrying in %.0fs",
+                    method,
+                    type(error).__name__,
+                    delay,
+                )
+                await self._clock.sleep(delay)
             except SlackApiError as error:
                 retry_after = _retry_after(error)
                 code = _error_code(error)
@@ -182,7 +201,7 @@ class SlackCalls:
                     await self._budget.cool_down(retry_after)
                 log.info("%s rate limited; retrying in %.1fs", method, retry_after)
                 await self._clock.sleep(retry_after)
-        raise SlackUnavailable(f"{method}: still rate limited after {MAX_ATTEMPTS} attempts")
+        raise SlackUnavailable(f"{method}: Slack still refused after {MAX_ATTEMPTS} attempts")
 
 
 def _without_none(params: dict[str, Any]) -> dict[str, Any]:

@@ -107,10 +107,11 @@ class RedisStore:
 
     @_reachable
     async def incr(self, key: str, ttl: int) -> int:
+        # SET NX then INCR, not EXPIRE NX: that needs Redis 7, and managed Redis 6 is common.
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=ttl, nx=True)
             pipe.incr(key)
-            pipe.expire(key, ttl, nx=True)
-            count, _ = await pipe.execute()
+            _, count = await pipe.execute()
         return int(count)
 
     @_reachable
