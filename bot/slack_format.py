@@ -629,7 +629,7 @@ def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:
     return text[:position], text[position:]
 
 
-def split_for_slack(markdown: str, max_chars: int = 3000) -> tuple[str, str]:
+def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> tuple[str, str]:
     """Split an answer into what fits one message now and what continues in the next.
 
     ``to_mrkdwn(head)`` is at most `max_chars` long. The cut is at a paragraph break when
@@ -639,6 +639,10 @@ def split_for_slack(markdown: str, max_chars: int = 3000) -> tuple[str, str]:
     head closes it and the tail reopens it with the same opening line (language tag
     included). Apart from that repair, ``head + tail == markdown``. ``tail`` is empty when
     everything fits.
+
+    `min_head` asks for a head of at least that many characters when one fits: a message
+    being streamed has already shown that much, and its final text must not shrink. The
+    usual boundaries are tried first, then a cut right at `min_head`.
     """
     if max_chars < _MIN_SPLIT:
         raise ValueError(f"max_chars must be at least {_MIN_SPLIT}")
@@ -687,10 +691,14 @@ def split_for_slack(markdown: str, max_chars: int = 3000) -> tuple[str, str]:
     ordered = [p for tier in tiers for p in tier if p >= window]
     ordered += sorted({p for tier in tiers for p in tier if p < window}, reverse=True)
     for position in ordered:
-        if position <= limit and allowed(position):
+        if min_head <= position <= limit and allowed(position):
             head, tail = _cut(markdown, position, fences)
             if fits(head):
                 return head, tail
+    if 0 < min_head < len(markdown):
+        head, tail = _cut(markdown, min_head, fences)
+        if fits(head):
+            return head, tail
 
     # No boundary at all (one huge word, link or code line): cut where the text stops fitting.
     position = limit

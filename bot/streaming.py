@@ -120,10 +120,13 @@ class AnswerStream:
                 pass
 
     def _reflow(self) -> None:
-        """Split the last part while it is too long for one message."""
+        """Split the last part while it is too long for one message, never cutting off text
+        the message already shows (its edits only ever grow)."""
         while True:
             last = self._parts[-1]
-            head, tail = slack_format.split_for_slack(last.markdown, self._limit)
+            shown = last.shown or ""
+            min_head = len(shown) if last.markdown.startswith(shown) else 0
+            head, tail = slack_format.split_for_slack(last.markdown, self._limit, min_head)
             if not tail or not head:
                 return
             last.markdown = head
@@ -150,21 +153,25 @@ class AnswerStream:
             current = self._parts[-1]
             if current.ts is None or current.markdown == current.shown or not current.markdown:
                 continue
-            snapshot = current.markdown
+            snapshot, before = current.markdown, current.shown
+            # Counted as shown while in flight: text arriving meanwhile may split this part,
+            # and the split must keep what Slack is about to display.
+            current.shown = snapshot
             try:
                 shown = await self._calls.update_if_allowed(
                     self._channel, current.ts, self._typing(snapshot)
                 )
             except MessageTooLong:
+                current.shown = before
                 self._shrink_from(current)
                 self._wake.set()
                 continue
             if shown:
-                current.shown = snapshot
                 self._result.edits += 1
                 next_edit_at = self._clock.now() + self._interval
             else:
                 # Budget spent or Slack pushing back: the text waits for a later edit.
+                current.shown = before
                 next_edit_at = self._clock.now() + max(self._interval, DENIED_BACKOFF)
                 self._wake.set()
         await self._finish_last()
@@ -200,10 +207,11 @@ class AnswerStream:
             index = self._parts.index(pending)
             following = self._parts[index + 1]
             if following.ts is None and following.markdown:
+                snapshot = following.markdown  # text may arrive while the post is in flight
                 following.ts = await self._calls.post(
-                    self._channel, self._thread_ts, self._typing(following.markdown)
+                    self._channel, self._thread_ts, self._typing(snapshot)
                 )
-                following.shown = following.markdown
+                following.shown = snapshot
                 self._result.message_ts.append(following.ts)
 
     async def _finish_last(self) -> None:

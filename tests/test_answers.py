@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as redis
 
 from bot.slack_format import TYPING_MARKER
+from tests.clocks import FastClock
 from tests.conftest import PROJECT_ID
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
@@ -193,11 +194,13 @@ async def test_non_streaming_mode_posts_the_same_final_answer(
 
 
 async def test_a_slack_429_on_update_is_waited_out_and_the_final_text_lands(
-    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
+    clock = FastClock()
+    bot = await start_bot(clock=clock)
     customgpt.queue_answer(["one ", "two ", "three"])
-    slack.rate_limit("chat.update", times=2, retry_after=1)
-    slack.rate_limit("chat.update", times=1, retry_after=1, as_http_200=True)
+    slack.rate_limit("chat.update", times=2, retry_after=7)
+    slack.rate_limit("chat.update", times=1, retry_after=9, as_http_200=True)
     ts = await bot.mention("count")
     await bot.idle()
 
@@ -205,6 +208,23 @@ async def test_a_slack_429_on_update_is_waited_out_and_the_final_text_lands(
     refused = [c for c in slack.calls_to("chat.update") if c.error == "ratelimited"]
     assert len(refused) == 3
     assert slack.calls_to("chat.update")[-1].ok
+    # The final text waited as long as Slack asked, each time it asked.
+    assert 9 in clock.slept and 7 in clock.slept
+
+
+async def test_network_failures_towards_slack_are_survived_and_the_final_text_lands(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(clock=FastClock())
+    held = customgpt.queue_answer(["Hello ", "world."], hold_after=1)
+    slack.disconnect("chat.update", times=3)
+    ts = await bot.mention("q")
+    await held.reached_hold.wait()
+    held.release.set()
+    await bot.idle()
+
+    assert final_text(the_reply(slack, "C1", ts)) == "Hello world."
+    assert [c.error for c in slack.calls_to("chat.update")].count("disconnected") == 3
 
 
 async def test_a_second_question_in_a_busy_thread_waits_visibly_and_is_answered_in_order(

@@ -90,3 +90,23 @@ async def test_a_long_answer_continues_in_new_replies_in_the_same_thread(
                 assert len(block["text"]["text"]) <= 3000
     joined = "".join(r.blocks[0]["text"]["text"] for r in replies if r.blocks)
     assert joined.replace("\n", "") == (paragraph.strip() * 20).replace("\n", "")
+
+
+async def test_a_message_never_shows_less_than_before_when_the_answer_moves_on(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
+    )
+    ts = await stream.open("…")
+    # A paragraph break two thirds in (where a split likes to cut), then text that almost
+    # fills the message and is shown, then more: the split must not take shown text away.
+    stream.append("word " * 400 + "\n\n" + "more " * 190)
+    await slack.wait_for(lambda: len(shown(slack.message("C1", ts))[-1]) > 2900)
+    stream.append("tail " * 20)
+    await stream.close(Ending())
+
+    for reply in slack.thread("C1", "1.0"):
+        lengths = [len(text.replace(TYPING_MARKER, "").strip()) for text in shown(reply)[1:]]
+        assert lengths == sorted(lengths), lengths
+    assert len(slack.thread("C1", "1.0")) == 2

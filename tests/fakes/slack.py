@@ -131,6 +131,7 @@ class FakeSlack:
         self._ts_counter = 0
         self._rate_limits: dict[str, deque[_RateLimit]] = {}
         self._refused_channels: dict[str, str] = {}
+        self._disconnects: dict[str, int] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -208,6 +209,12 @@ class FakeSlack:
         queue = self._rate_limits.setdefault(method, deque())
         queue.extend(_RateLimit(retry_after, as_http_200) for _ in range(times))
 
+    def disconnect(self, method: str, times: int = 1) -> None:
+        """Drop the connection on the next `times` calls to `method` without answering (a
+        network failure, seen by the client as a server disconnect). Recorded with status 0
+        and error "disconnected"; nothing changes."""
+        self._disconnects[method] = self._disconnects.get(method, 0) + times
+
     def refuse_channel(self, channel: str, error: str = "not_in_channel") -> None:
         """Posting to `channel` fails with `error`, as when the bot is not a member."""
         self._refused_channels[channel] = error
@@ -264,6 +271,14 @@ class FakeSlack:
         params = await _read_params(request)
         form_token = _pop_str(params, "token")
         token = _bearer_token(request) or form_token
+
+        if self._disconnects.get(method, 0) > 0:
+            self._disconnects[method] -= 1
+            self.calls.append(SlackCall(len(self.calls), method, params, 0, token, "disconnected"))
+            await self._notify()
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()
 
         status = 200
         body: dict[str, Any] = {"ok": True}
