@@ -11,13 +11,10 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-import aiohttp
 from dotenv import load_dotenv
 
-from bot import log_setup, messages, terminal
+from bot import log_setup, terminal
 from bot.config import ConfigError, Settings
-from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError
-from bot.runtime import HTTP_TIMEOUT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,40 +46,6 @@ async def _projects(settings: Settings, args: argparse.Namespace) -> int:
     return await terminal.status(settings, args.project_id)
 
 
-async def _ask(settings: Settings, question: str, project: str | None, stream: bool) -> int:
-    project_id = project or settings.customgpt_project_id
-    if not project_id:
-        print("No project: pass --project ID or set CUSTOMGPT_PROJECT_ID.", file=sys.stderr)
-        return 2
-    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-        client = CustomGPTClient(
-            session,
-            settings.customgpt_api_url,
-            settings.customgpt_api_key,
-            first_chunk_timeout=settings.customgpt_first_chunk_timeout,
-            idle_timeout=settings.customgpt_idle_timeout,
-        )
-        try:
-            session_id = await client.create_conversation(project_id, "Terminal check")
-            if stream:
-                async for event in client.stream_message(
-                    project_id, session_id, question, lang=settings.customgpt_lang
-                ):
-                    if isinstance(event, Chunk):
-                        print(event.text, end="", flush=True)
-                print()
-            else:
-                answer = await client.send_message(
-                    project_id, session_id, question, lang=settings.customgpt_lang
-                )
-                print(answer.text)
-        except CustomGPTError as error:
-            print()
-            print(messages.for_error(error, project_id=project_id, partial=False), file=sys.stderr)
-            return 1
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(override=False)
     args = _parser().parse_args(argv)
@@ -102,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )
     if command == "ask":
-        return asyncio.run(_ask(settings, args.question, args.project, not args.no_stream))
+        return asyncio.run(
+            terminal.ask(settings, args.question, args.project, stream=not args.no_stream)
+        )
     if command == "projects":
         return asyncio.run(_projects(settings, args))
     from bot.server import serve

@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 
 
+def customgpt_client(session: aiohttp.ClientSession, settings: Settings) -> CustomGPTClient:
+    """The CustomGPT client as every entry point (app, terminal) configures it."""
+    return CustomGPTClient(
+        session,
+        settings.customgpt_api_url,
+        settings.customgpt_api_key,
+        first_chunk_timeout=settings.customgpt_first_chunk_timeout,
+        idle_timeout=settings.customgpt_idle_timeout,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -51,13 +62,7 @@ class Runtime:
             session=session,
             timeout=30,
         )
-        customgpt = CustomGPTClient(
-            session,
-            settings.customgpt_api_url,
-            settings.customgpt_api_key,
-            first_chunk_timeout=settings.customgpt_first_chunk_timeout,
-            idle_timeout=settings.customgpt_idle_timeout,
-        )
+        customgpt = customgpt_client(session, settings)
         answerer = Answerer(settings, store, customgpt, slack, clock)
         return cls(settings, session, store, slack, customgpt, answerer, clock, TaskTracker())
 

@@ -1,5 +1,6 @@
-"""`python -m bot projects …`: the `/customgpt` project operations from a terminal, for setting
-up before Slack is involved. Needs only the CustomGPT settings; prints plain lines.
+"""`python -m bot ask …` and `python -m bot projects …`: a question and the `/customgpt`
+project operations from a terminal, for checking keys and setting up before Slack is
+involved. Needs only the CustomGPT settings; prints plain lines.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import aiohttp
 from bot import messages
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.customgpt import CustomGPTClient, CustomGPTError
+from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError
 from bot.indexing import InvalidNewProject, check_new_project, poll_until_ready
-from bot.runtime import HTTP_TIMEOUT
+from bot.runtime import HTTP_TIMEOUT, customgpt_client
 
 
 @asynccontextmanager
 async def _client(settings: Settings) -> AsyncIterator[CustomGPTClient]:
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-        yield CustomGPTClient(session, settings.customgpt_api_url, settings.customgpt_api_key)
+        yield customgpt_client(session, settings)
 
 
 def _fail(text: str, code: int = 1) -> int:
@@ -92,4 +93,30 @@ async def status(settings: Settings, project_id: str | None) -> int:
     print(f"Project {project_id}: {project.name}")
     print(f"Answers questions: {'yes' if project.is_chat_active else 'not yet (indexing)'}")
     print(f"Pages: {stats.pages_found} found, {stats.pages_indexed} indexed")
+    return 0
+
+
+async def ask(settings: Settings, question: str, project: str | None, *, stream: bool) -> int:
+    """Print CustomGPT's answer as it arrives (or whole, without `stream`)."""
+    project_id = project or settings.customgpt_project_id
+    if not project_id:
+        return _fail("No project: pass --project ID or set CUSTOMGPT_PROJECT_ID.", 2)
+    lang = settings.customgpt_lang
+    async with _client(settings) as client:
+        try:
+            session_id = await client.create_conversation(project_id, "Terminal check")
+            if stream:
+                async with aclosing(
+                    client.stream_message(project_id, session_id, question, lang=lang)
+                ) as events:
+                    async for event in events:
+                        if isinstance(event, Chunk):
+                            print(event.text, end="", flush=True)
+                print()
+            else:
+                answer = await client.send_message(project_id, session_id, question, lang=lang)
+                print(answer.text)
+        except CustomGPTError as error:
+            print()
+            return _fail(messages.for_error(error, project_id=project_id, partial=False))
     return 0
