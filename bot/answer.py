@@ -22,7 +22,7 @@ from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
-from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.slack_calls import NETWORK_ERRORS, Content, SlackCalls, SlackUnavailable, UpdateBudget
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -128,6 +128,8 @@ class Answerer:
             )
         except SlackApiError as error:
             log.error("could not tell the user either: %s", error.response.get("error"))
+        except NETWORK_ERRORS as error:
+            log.error("could not tell the user either: %s", type(error).__name__)
 
     async def _answer(self, question: Question) -> None:
         calls = SlackCalls(

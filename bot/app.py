@@ -18,6 +18,7 @@ from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.runtime import Runtime
+from bot.slack_calls import NETWORK_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ async def _feedback(
                 blocks=outcome.blocks,
             )
             return
-        except SlackApiError as error:
-            log.warning("could not show recorded feedback: %s", error.response.get("error"))
+        except (SlackApiError, *NETWORK_ERRORS) as error:
+            log.warning("could not show recorded feedback: %s", type(error).__name__)
             outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
     if outcome.note:
         await respond(text=outcome.note, response_type="ephemeral", replace_original=False)

@@ -257,12 +257,14 @@ class CustomGPTClient:
         *,
         first_chunk_timeout: float = 30.0,
         idle_timeout: float = 60.0,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self.first_chunk_timeout = first_chunk_timeout
         self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
 
     async def _call(
         self,
@@ -272,8 +274,9 @@ class CustomGPTClient:
         json_body: Mapping[str, Any] | None = None,
         form: aiohttp.FormData | None = None,
         params: Mapping[str, str] | None = None,
-        seconds: float = REQUEST_TIMEOUT,
+        seconds: float | None = None,
     ) -> Any:
+        seconds = self.request_timeout if seconds is None else seconds
         try:
             async with self._session.request(
                 method,
@@ -349,7 +352,7 @@ class CustomGPTClient:
             json_body={"prompt": prompt, "response_source": "default"},
             params={"stream": "0", "lang": lang},
             # The whole answer is generated before anything comes back.
-            seconds=max(REQUEST_TIMEOUT, self.first_chunk_timeout + self.idle_timeout),
+            seconds=max(self.request_timeout, self.first_chunk_timeout + self.idle_timeout),
         )
         data = data or {}
         return Answer(

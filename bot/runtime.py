@@ -61,6 +61,9 @@ class Runtime:
             base_url=settings.slack_api_url,
             session=session,
             timeout=30,
+            # No built-in retries: they sleep inside the call, stalling a streamer. Rate
+            # limits and network errors are handled in bot/slack_calls.py instead.
+            retry_handlers=[],
         )
         customgpt = customgpt_client(session, settings)
         answerer = Answerer(settings, store, customgpt, slack, clock)
