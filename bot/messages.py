@@ -68,6 +68,17 @@ def _wait_hint(retry_after: float | None) -> str:
     return f"in about {round(seconds / 60)} minutes"
 
 
+def _server_trouble(error: ServerError) -> str:
+    """CustomGPT failed, timed out or could not be reached: nothing the user did wrong."""
+    if isinstance(error, RequestTimeout):
+        return ":hourglass: CustomGPT didn't answer in time. Please try again in a minute."
+    if error.status == 0:
+        return ":warning: I couldn't reach CustomGPT. Please try again in a minute."
+    return (
+        f":warning: CustomGPT had a problem (error {error.status}). Please try again in a minute."
+    )
+
+
 def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
     """The notice for a failed answer; `partial` when some text already reached the user."""
     if isinstance(error, AuthError):
@@ -96,15 +107,8 @@ def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
         return ":warning: _CustomGPT stopped responding; the answer above may be incomplete._"
     if isinstance(error, StreamError):
         return f":warning: CustomGPT reported an error: {_outside_text(error.message)}"
-    if isinstance(error, RequestTimeout):
-        return ":hourglass: CustomGPT didn't answer in time. Please ask again in a minute."
     if isinstance(error, ServerError):
-        if error.status == 0:
-            return ":warning: I couldn't reach CustomGPT. Please try again in a minute."
-        return (
-            f":warning: CustomGPT had a problem (error {error.status}). "
-            "Please try again in a minute."
-        )
+        return _server_trouble(error)
     return (
         f":warning: CustomGPT refused the question (error {error.status}: "
         f"{_outside_text(error.message)})."
@@ -203,12 +207,7 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
             f"{_wait_hint(error.retry_after)}."
         )
     if isinstance(error, ServerError):
-        if error.status == 0:
-            return ":warning: I couldn't reach CustomGPT. Please try again in a minute."
-        return (
-            f":warning: CustomGPT had a problem (error {error.status}). "
-            "Please try again in a minute."
-        )
+        return _server_trouble(error)
     return (
         f":warning: CustomGPT refused this (error {error.status}: {_outside_text(error.message)})."
     )

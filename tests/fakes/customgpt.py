@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import LoopbackServer
 
 API_PREFIX = "/api/v1"
 PER_PAGE = 20
@@ -153,7 +154,7 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status, headers=headers)
 
 
-class FakeCustomGPT:
+class FakeCustomGPT(LoopbackServer):
     """CustomGPT.ai API v1 on a free local port; use `async with FakeCustomGPT() as cgpt:`.
 
     Every request needs `Authorization: Bearer <api_key>`, else 401 with CustomGPT's error
@@ -223,18 +224,6 @@ class FakeCustomGPT:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def api_url(self) -> str:

@@ -16,10 +16,11 @@ import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import LoopbackServer
 
 #: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
 MAX_BLOCKS = 50
@@ -98,7 +99,7 @@ class SlackError(Exception):
         self.error = error
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Slack Web API on a free local port; use `async with FakeSlack() as slack:`.
 
     Point slack_sdk at `api_url` (`AsyncWebClient(base_url=slack.api_url)`). Requests are
@@ -166,18 +167,6 @@ class FakeSlack:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def base_url(self) -> str:
