@@ -152,7 +152,9 @@ class Answerer:
         queued_ts: str | None = None
         for wait in (0.0, LOCK_WAIT):
             try:
-                async with self._store.lock(lock_key, lease=LOCK_LEASE, wait=wait):
+                async with self._store.lock(
+                    lock_key, lease=LOCK_LEASE, wait=wait, order=float(question.message_ts)
+                ):
                     await self._stream(question, project_id, calls, queued_ts)
                 return
             except LockTimeout:

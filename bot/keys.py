@@ -30,7 +30,10 @@ def message_claim(team: str, channel: str, ts: str) -> str:
 
 
 def thread_lock(team: str, channel: str, thread_ts: str) -> str:
-    """Held while a thread's question is answered, so follow-ups keep their order."""
+    """Held while a thread's question is answered, so follow-ups keep their order.
+
+    The Redis store keeps the line of waiters beside it: `<this key>:queue` (a sorted set
+    ordered by message ts) and `<this key>:waiter:<ticket>` (each waiter's heartbeat)."""
     return f"{PREFIX}:{team}:lock:{channel}:{thread_ts}"
 
 
@@ -47,11 +50,6 @@ def update_cooldown(team: str) -> str:
 def fresh_start(team: str, channel: str) -> str:
     """Set by `/customgpt new`: the next question in the channel starts a new conversation."""
     return f"{PREFIX}:{team}:fresh:{channel}"
-
-
-def answer_meta(team: str, channel: str, ts: str) -> str:
-    """JSON {project_id, session_id, message_id} behind a posted answer, for feedback clicks."""
-    return f"{PREFIX}:{team}:answer:{channel}:{ts}"
 
 
 def citation(team: str, project_id: str, citation_id: str) -> str:

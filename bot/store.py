@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.lock import Lock as RedisLock
 from redis.exceptions import LockError, RedisError
 
 from bot.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
+
+LOCK_POLL = 0.05  # seconds between a Redis lock waiter's looks at the line
+WAITER_TTL = 5  # seconds a waiter's heartbeat lives; a dead waiter leaves the line after it
 
 
 class LockTimeout(Exception):
@@ -70,9 +77,15 @@ class Store(Protocol):
 
     async def members(self, key: str) -> frozenset[str]: ...
 
-    def lock(self, key: str, *, lease: float, wait: float) -> AbstractAsyncContextManager[None]:
+    def lock(
+        self, key: str, *, lease: float, wait: float, order: float = 0.0
+    ) -> AbstractAsyncContextManager[None]:
         """Hold `key` exclusively for at most `lease` seconds (then it lapses, so a crashed
-        holder cannot block a thread forever); wait up to `wait` seconds, else LockTimeout."""
+        holder cannot block a thread forever); wait up to `wait` seconds, else LockTimeout.
+
+        Waiters take their turn by `order` (lowest first; the Slack message ts for
+        questions), not by who polls first, so follow-ups are answered in the order asked,
+        whichever replica received them."""
         ...
 
     async def ping(self) -> None: ...
@@ -127,10 +140,14 @@ class RedisStore:
         return frozenset(str(m) for m in await self._redis.smembers(key))
 
     @asynccontextmanager
-    async def lock(self, key: str, *, lease: float, wait: float) -> AsyncIterator[None]:
-        lock = self._redis.lock(key, timeout=lease, blocking_timeout=wait)
-        if not await _reachable(lock.acquire)():
-            raise LockTimeout(key)
+    async def lock(
+        self, key: str, *, lease: float, wait: float, order: float = 0.0
+    ) -> AsyncIterator[None]:
+        lock = self._redis.lock(key, timeout=lease)
+        try:
+            await self._take_turn(key, lock, wait=wait, order=order, ttl=int(lease + wait) + 60)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from error
         try:
             yield
         finally:
@@ -143,12 +160,47 @@ class RedisStore:
                 # Redis went away mid-answer; the lease frees the lock when it comes back.
                 log.warning("could not release %s: %s", key, type(error).__name__)
 
+    async def _take_turn(
+        self, key: str, lock: RedisLock, *, wait: float, order: float, ttl: int
+    ) -> None:
+        """Queue in a sorted set by `order`; take the lock when first in line. Each waiter
+        keeps a short-lived heartbeat, so one that died is dropped from the line."""
+        queue, ticket = f"{key}:queue", uuid.uuid4().hex
+        deadline = asyncio.get_running_loop().time() + wait
+        await self._redis.zadd(queue, {ticket: order})
+        await self._redis.expire(queue, ttl)
+        try:
+            while True:
+                await self._redis.set(f"{key}:waiter:{ticket}", "1", ex=WAITER_TTL)
+                first = [str(member) for member in await self._redis.zrange(queue, 0, 0)]
+                if first == [ticket]:
+                    if await lock.acquire(blocking=False):
+                        return
+                elif first and not await self._redis.exists(f"{key}:waiter:{first[0]}"):
+                    await self._redis.zrem(queue, first[0])
+                    continue
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise LockTimeout(key)
+                await asyncio.sleep(LOCK_POLL)
+        finally:
+            await self._redis.zrem(queue, ticket)
+            await self._redis.delete(f"{key}:waiter:{ticket}")
+
     @_reachable
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+@dataclass
+class _Line:
+    """Who holds one in-process lock and who waits for it, in turn order."""
+
+    held: bool = False
+    waiting: list[tuple[float, int]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
 class MemoryStore:
@@ -158,7 +210,8 @@ class MemoryStore:
         self._clock = clock or SystemClock()
         self._values: dict[str, tuple[str, float | None]] = {}
         self._sets: dict[str, set[str]] = {}
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._lines: dict[str, _Line] = {}
+        self._arrivals = itertools.count()
 
     def _live(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -208,29 +261,40 @@ class MemoryStore:
         return frozenset(self._sets.get(key, ()))
 
     @asynccontextmanager
-    async def lock(self, key: str, *, lease: float, wait: float) -> AsyncIterator[None]:
-        # One process: an asyncio.Lock cannot be orphaned by a crash, so `lease` is moot.
-        # Locks are counted by their users so an idle thread's lock is forgotten, not leaked.
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+    async def lock(
+        self, key: str, *, lease: float, wait: float, order: float = 0.0
+    ) -> AsyncIterator[None]:
+        # One process: nothing can be orphaned by a crash, so `lease` is moot.
+        line = self._lines.setdefault(key, _Line())
+        place = (order, next(self._arrivals))
+        line.waiting.append(place)
+        line.waiting.sort()
+
+        def my_turn() -> bool:
+            return not line.held and line.waiting[0] == place
+
         try:
-            if wait <= 0 and lock.locked():
-                raise LockTimeout(key)
-            try:
-                # An unheld lock is taken at once; wait_for with 0 would refuse even that.
-                await asyncio.wait_for(lock.acquire(), wait if lock.locked() else None)
-            except TimeoutError:
-                raise LockTimeout(key) from None
-            try:
-                yield
-            finally:
-                lock.release()
+            async with line.changed:
+                if not my_turn():
+                    if wait <= 0:
+                        raise LockTimeout(key)
+                    try:
+                        await asyncio.wait_for(line.changed.wait_for(my_turn), wait)
+                    except TimeoutError:
+                        raise LockTimeout(key) from None
+                line.held = True
         finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            line.waiting.remove(place)
+            async with line.changed:
+                line.changed.notify_all()  # the head of the line may have changed
+        try:
+            yield
+        finally:
+            async with line.changed:
+                line.held = False
+                line.changed.notify_all()
+            if not line.waiting and not line.held:
+                self._lines.pop(key, None)
 
     async def ping(self) -> None:
         return None

@@ -6,12 +6,13 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 
+import pytest
 import redis.asyncio as redis
 
 from bot.slack_format import TYPING_MARKER
 from tests.clocks import FastClock
 from tests.conftest import PROJECT_ID
-from tests.driver import RunningBot
+from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeMessage, FakeSlack
 from tests.views import final_text, shown
@@ -246,3 +247,25 @@ async def test_a_second_question_in_a_busy_thread_waits_visibly_and_is_answered_
     replies = slack.thread("C1", ts)
     assert [final_text(r) for r in replies[1:]] == ["Answer one.", "Answer two."]
     assert customgpt.prompts() == ["First", "Second", "Third"]
+
+
+@pytest.mark.parametrize("store", ["redis", "memory"])
+async def test_queued_follow_ups_are_answered_in_the_order_they_were_written(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, store: str
+) -> None:
+    bot = await start_bot() if store == "redis" else await start_bot(redis_url=None)
+    ts = await bot.mention("First")
+    await bot.idle()
+    held = customgpt.queue_answer(["Busy."], hold_after=0)
+    await bot.mention("Second", thread_ts=ts)
+    await held.reached_hold.wait()
+    earlier, later = next_ts(), next_ts()
+    # Slack delivers the later message first; both wait behind the answer in progress.
+    await bot.mention("Fourth", thread_ts=ts, ts=later)
+    await slack.wait_for(lambda: len(slack.thread("C1", ts)) == 3)
+    await bot.mention("Third", thread_ts=ts, ts=earlier)
+    await slack.wait_for(lambda: len(slack.thread("C1", ts)) == 4)
+    held.release.set()
+    await bot.idle()
+
+    assert customgpt.prompts() == ["First", "Second", "Third", "Fourth"]

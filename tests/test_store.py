@@ -98,3 +98,17 @@ async def test_redis_keys_carry_their_ttl(team: str) -> None:
     finally:
         await client.delete(f"cgpt:{team}:conv:C1:1", f"cgpt:{team}:budget:update:9")
         await client.aclose()
+
+
+async def test_a_dead_waiter_does_not_block_the_line(team: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    store = RedisStore(client)
+    key = f"cgpt:{team}:lock:C1:dead"
+    try:
+        # A waiter that died: in line first, with no heartbeat.
+        await client.zadd(f"{key}:queue", {"ghost": 0.0})
+        async with store.lock(key, lease=5, wait=2, order=1.0):
+            assert await client.zrange(f"{key}:queue", 0, -1) == []
+    finally:
+        await client.delete(f"{key}:queue", key)
+        await client.aclose()
