@@ -50,21 +50,32 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bolt = build_app(runtime)
     try:
-        await start_background(runtime)
-        if settings.slack_app_token:
-            handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("connected to Slack in Socket Mode")
+        await run(runtime, stop)
+    finally:
+        await runtime.close()
+
+
+async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Serve Slack with an open runtime until `stop` is set: Socket Mode when an app token is
+    configured, else HTTP on `PORT`."""
+    settings = runtime.settings
+    bolt = build_app(runtime)
+    await start_background(runtime)
+    if settings.slack_app_token:
+        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode")
+        try:
             await stop.wait()
+        finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
-        else:
-            runner = web.AppRunner(web_app(bolt, runtime))
-            await runner.setup()
+    else:
+        runner = web.AppRunner(web_app(bolt, runtime))
+        await runner.setup()
+        try:
             await web.TCPSite(runner, "0.0.0.0", settings.port).start()
             log.info("listening on port %d (%s)", settings.port, EVENTS_PATH)
             await stop.wait()
+        finally:
             await runner.cleanup()
-    finally:
-        await runtime.close()

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.server import LoopbackServer
@@ -133,11 +134,15 @@ class FakeSlack(LoopbackServer):
         self._rate_limits: dict[str, deque[_RateLimit]] = {}
         self._refused_channels: dict[str, str] = {}
         self._disconnects: dict[str, int] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        #: Socket Mode acknowledgements received ({"envelope_id": …}), in order.
+        self.socket_acks: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -156,6 +161,7 @@ class FakeSlack(LoopbackServer):
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/respond/{name}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -164,6 +170,8 @@ class FakeSlack(LoopbackServer):
 
     async def stop(self) -> None:
         """Close the server; safe to call twice."""
+        for socket in list(self._sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -197,6 +205,27 @@ class FakeSlack(LoopbackServer):
         """
         queue = self._rate_limits.setdefault(method, deque())
         queue.extend(_RateLimit(retry_after, as_http_200) for _ in range(times))
+
+    @property
+    def sockets_open(self) -> int:
+        """How many Socket Mode clients are connected."""
+        return len(self._sockets)
+
+    async def push_event(self, payload: dict[str, Any]) -> str:
+        """Deliver an Events API payload over Socket Mode to every connected client, as Slack
+        does; returns the envelope id the client must acknowledge (see `socket_acks`)."""
+        envelope_id = f"env-{len(self.socket_acks)}-{len(self.calls)}-{id(payload)}"
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "payload": payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        for socket in self._sockets:
+            await socket.send_json(envelope)
+        return envelope_id
 
     def disconnect(self, method: str, times: int = 1) -> None:
         """Drop the connection on the next `times` calls to `method` without answering (a
@@ -293,6 +322,25 @@ class FakeSlack(LoopbackServer):
         self.calls.append(SlackCall(len(self.calls), method, params, status, token, error))
         await self._notify()
         return web.json_response(body, status=status, headers=headers)
+
+    async def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then record every envelope acknowledgement received."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": len(self._sockets)})
+        await self._notify()
+        try:
+            async for message in socket:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self.socket_acks.append(json.loads(message.data))
+                    await self._notify()
+        finally:
+            self._sockets.remove(socket)
+        return socket
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         payload = await request.json()

@@ -1,0 +1,58 @@
+"""Socket Mode: with an app token the same bot answers over Slack's WebSocket instead of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.server import run
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+from tests.views import final_text
+
+
+async def test_a_mention_over_socket_mode_is_acknowledged_and_answered(
+    settings: Settings, slack: FakeSlack, customgpt: FakeCustomGPT, team: str
+) -> None:
+    runtime = await Runtime.open(replace(settings, slack_app_token="xapp-1-test"))
+    stop = asyncio.Event()
+    serving = asyncio.create_task(run(runtime, stop))
+    try:
+        await slack.wait_for(lambda: bool(slack.calls_to("apps.connections.open")))
+        await slack.wait_for(lambda: slack.sockets_open == 1)
+        customgpt.queue_answer(["Over ", "the socket."])
+        ts = "1800000099.000100"
+        envelope = await slack.push_event(
+            {
+                "team_id": team,
+                "api_app_id": "A1",
+                "type": "event_callback",
+                "event_id": "EvSocket1",
+                "event": {
+                    "type": "app_mention",
+                    "user": "U1",
+                    "text": "<@UBOT> hello socket",
+                    "ts": ts,
+                    "channel": "C1",
+                },
+            }
+        )
+        await slack.wait_for(
+            lambda: any(a.get("envelope_id") == envelope for a in slack.socket_acks)
+        )
+        await slack.wait_for(
+            lambda: (
+                bool(slack.thread("C1", ts))
+                and final_text(slack.thread("C1", ts)[0]) == "Over the socket."
+            )
+        )
+        await runtime.tasks.idle()
+    finally:
+        stop.set()
+        await serving
+        await runtime.close()
+
+    assert customgpt.prompts() == ["hello socket"]
+    assert slack.calls_to("apps.connections.open")[0].token == "xapp-1-test"
