@@ -33,7 +33,6 @@ class _Part:
     markdown: str = ""
     ts: str | None = None
     shown: str | None = None  # the markdown the message displays now
-    sealed: bool = False  # complete: a later part took over the rest of the answer
     done: bool = False  # its final text has landed
 
 
@@ -110,15 +109,6 @@ class AnswerStream:
             await self._writer
         return self._result
 
-    async def abort(self) -> None:
-        """Stop the writer without a final edit (shutdown); the caller posts nothing more."""
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
-
     def _reflow(self) -> None:
         """Split the last part while it is too long for one message, never cutting off text
         the message already shows (its edits only ever grow)."""
@@ -130,7 +120,6 @@ class AnswerStream:
             if not tail or not head:
                 return
             last.markdown = head
-            last.sealed = True
             self._parts.append(_Part(markdown=tail))
 
     async def _write(self) -> None:
@@ -247,6 +236,5 @@ class AnswerStream:
         log.info("message too long for Slack; splitting at %d characters", self._limit)
         index = self._parts.index(part)
         part.markdown = "".join(p.markdown for p in self._parts[index:])
-        part.sealed = False
         del self._parts[index + 1 :]
         self._reflow()
