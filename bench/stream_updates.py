@@ -4,7 +4,7 @@ Runs the real bot (HTTP server, Bolt, streamer, Redis) against the local fake Sl
 CustomGPT, sends signed mentions, and prints one row per scenario:
 
     python -m bench.stream_updates [--chunks 30] [--chunk-delay 0.1] [--interval 1.0]
-                                   [--concurrent 1 10 50] [--budget 50]
+                                   [--concurrent 1 10 50] [--budget 50] [--slack-429s 0]
 
 Columns: answers, chunks each, chat.update calls (total and per answer), edits refused by
 Slack (429), time to the placeholder, time to the first visible words and to the final text
@@ -69,11 +69,17 @@ class Timeline:
 
 
 async def scenario(
-    answers: int, chunks: int, chunk_delay: float, interval: float, budget: int
+    answers: int,
+    chunks: int,
+    chunk_delay: float,
+    interval: float,
+    budget: int,
+    slack_429s: int = 0,
 ) -> Row:
     team = f"TBENCH{uuid.uuid4().hex[:6].upper()}"
     async with FakeSlack(team_id=team) as slack, FakeCustomGPT() as customgpt:
         customgpt.add_project(1, "Bench Docs")
+        slack.rate_limit("chat.update", times=slack_429s, retry_after=1)
         timeline = Timeline(slack)
         timeline.watch()
         settings = Settings.from_env(
@@ -158,17 +164,22 @@ async def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument(
+        "--slack-429s", type=int, default=0, help="chat.update calls Slack refuses (Retry-After 1)"
+    )
     args = parser.parse_args()
     print(
         f"chunk delay {args.chunk_delay}s, SLACK_UPDATE_INTERVAL {args.interval}s, "
-        f"SLACK_UPDATE_BUDGET {args.budget}/min"
+        f"SLACK_UPDATE_BUDGET {args.budget}/min, Slack 429s {args.slack_429s}"
     )
     print(
         f"{'answers':>7} {'chunks':>6} {'updates':>7} {'per ans':>7} {'429s':>5} "
         f"{'placeholder':>11} {'first words':>11} {'final':>9} {'peak/min':>8}"
     )
     for answers in args.concurrent:
-        row = await scenario(answers, args.chunks, args.chunk_delay, args.interval, args.budget)
+        row = await scenario(
+            answers, args.chunks, args.chunk_delay, args.interval, args.budget, args.slack_429s
+        )
         print(
             f"{row.answers:>7} {row.chunks:>6} {row.updates:>7} {row.updates / row.answers:>7.1f} "
             f"{row.refused:>5} {row.placeholder_ms:>9.0f}ms {row.first_words_ms:>9.0f}ms "
