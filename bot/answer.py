@@ -149,29 +149,34 @@ class Answerer:
             await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
             return
         lock_key = keys.thread_lock(question.team, question.channel, question.conversation_thread)
-        queued_ts: str | None = None
-        for wait in (0.0, LOCK_WAIT):
-            try:
-                async with self._store.lock(
-                    lock_key, lease=LOCK_LEASE, wait=wait, order=float(question.message_ts)
-                ):
-                    await self._stream(question, project_id, calls, queued_ts)
-                return
-            except LockTimeout:
-                if queued_ts is None:
-                    # Another answer is streaming in this thread: show this one is queued.
-                    queued_ts = await calls.post(
-                        question.channel, question.reply_thread, Content(messages.QUEUED)
-                    )
-            except asyncio.CancelledError:
-                if queued_ts is not None and wait > 0:
-                    # Shut down while queued: the waiting reply must not wait forever.
-                    await asyncio.shield(
-                        calls.update(question.channel, queued_ts, Content(messages.SHUTTING_DOWN))
-                    )
+        queued_ts: str | None = None  # the "waiting" reply, once this question had to queue
+        started = False  # the answer took the reply over: it says itself how it ended
+        try:
+            for wait in (0.0, LOCK_WAIT):
+                try:
+                    async with self._store.lock(
+                        lock_key, lease=LOCK_LEASE, wait=wait, order=float(question.message_ts)
+                    ):
+                        started = True
+                        await self._stream(question, project_id, calls, queued_ts)
+                    return
+                except LockTimeout:
+                    if queued_ts is None:
+                        # Another answer is streaming in this thread: show this one is queued.
+                        queued_ts = await calls.post(
+                            question.channel, question.reply_thread, Content(messages.QUEUED)
+                        )
+            assert queued_ts is not None
+            await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
+        except (asyncio.CancelledError, StoreUnavailable) as error:
+            if queued_ts is None or started:
                 raise
-        assert queued_ts is not None
-        await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
+            # Stopped while waiting in line: the waiting reply must not wait forever.
+            cancelled = isinstance(error, asyncio.CancelledError)
+            notice = messages.SHUTTING_DOWN if cancelled else messages.STORE_DOWN
+            await asyncio.shield(calls.update(question.channel, queued_ts, Content(notice)))
+            if cancelled:
+                raise
 
     async def owns_thread(self, team: str, channel: str, thread_ts: str) -> bool:
         """Whether the bot answered in this thread (so a reply there is meant for it).
@@ -303,12 +308,12 @@ class Answerer:
         workspace's chat.update calls per answer. Any trouble here falls back to a generic
         placeholder: the question itself will meet (and report) the same problem."""
         key = keys.project_name(team, project_id)
-        name = await self._store.get(key)
-        if name is None:
-            try:
+        try:
+            name = await self._store.get(key)
+            if name is None:
                 async with asyncio.timeout(PROJECT_NAME_WAIT):
                     name = (await self._customgpt.get_project(project_id)).name
-            except (CustomGPTError, TimeoutError):
-                return messages.THINKING
-            await self._store.set(key, name, ttl=PROJECT_NAME_TTL)
+                await self._store.set(key, name, ttl=PROJECT_NAME_TTL)
+        except (CustomGPTError, TimeoutError, StoreUnavailable):
+            return messages.THINKING
         return messages.searching(name)

@@ -207,11 +207,13 @@ class Commands:
         if not project.is_chat_active:
             await reply.later(messages.not_ready(project))
             return
+        # Pending projects first give up the channel, then it is bound: a watch finishing in
+        # between reads its record again before binding and leaves the channel alone.
+        kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
         await self._store.set(binding, project_id)  # no TTL: a binding lasts until changed
         await self._store.set(
             keys.project_name(invocation.team, project_id), project.name, ttl=PROJECT_NAME_TTL
         )
-        kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
         text = messages.bound(project)
         await reply.later(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
 

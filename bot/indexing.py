@@ -11,6 +11,7 @@ of them watches a project and the others stand by.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator
@@ -46,6 +47,8 @@ MAX_NAME = 100
 MAX_URL = 2048
 AUTH_TEST_ATTEMPTS = 5
 STORE_RETRY = 30  # seconds before a watch retries after the store went away
+PENDING_GRACE = 86400  # seconds a watch record outlives its deadline
+RESUME_EVERY = 120.0  # seconds between looks for watches no process follows
 RESPONSE_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -194,10 +197,42 @@ class Indexer:
         except SlackUnavailable as error:
             log.warning("could not post the status of project %s: %s", project.id, error.code)
             await self._respond(watch, messages.cannot_post_status(name, project.id, error.code))
-        await self._store.set(keys.pending_project(team, project.id), watch.to_json())
-        await self._store.add_member(keys.pending_projects(team), project.id)
+        try:
+            await self._save(watch)
+            await self._store.add_member(keys.pending_projects(team), project.id)
+        except StoreUnavailable as error:
+            # The project exists but cannot be watched: say so, with what to do next.
+            log.error("project %s created but not watched: %s", project.id, error)
+            untracked = messages.created_untracked(name, project.id)
+            if watch.status_ts is not None:
+                try:
+                    await self._calls(team).update(channel, watch.status_ts, Content(untracked))
+                except SlackUnavailable as slack_error:
+                    log.warning("status of project %s not updated: %s", project.id, slack_error)
+            await self._respond(watch, untracked)
+            return project
         self._spawn(watch)
         return project
+
+    async def _save(self, watch: Watch) -> None:
+        """Store the watch; it expires a day after its deadline, so a record orphaned by a
+        race with `_end` cannot linger."""
+        ttl = max(60, int(watch.deadline - self._clock.wall()) + PENDING_GRACE)
+        await self._store.set(
+            keys.pending_project(watch.team, watch.project_id), watch.to_json(), ttl=ttl
+        )
+
+    async def adopt(self, team: str) -> int:
+        """Start watching every pending project whose owner key has lapsed (its process is
+        gone); the owner claim in `_own` keeps two processes from both taking one."""
+        orphans = [
+            watch
+            for watch in await self._pending(team)
+            if await self._store.get(keys.watch_owner(team, watch.project_id)) is None
+        ]
+        for watch in orphans:
+            self._spawn(watch)
+        return len(orphans)
 
     async def resume(self, team: str) -> int:
         """Restart the watch of every project still pending for the team; returns how many."""
@@ -213,7 +248,7 @@ class Indexer:
         for watch in await self._pending(team):
             if watch.channel == channel and watch.bind:
                 watch = replace(watch, bind=False)
-                await self._store.set(keys.pending_project(team, watch.project_id), watch.to_json())
+                await self._save(watch)
                 changed.append(watch)
         return changed
 
@@ -325,6 +360,8 @@ class Indexer:
         return await calls.update_if_allowed(watch.channel, watch.status_ts, Content(text))
 
     async def _ready(self, watch: Watch, calls: SlackCalls, stats: ProjectStats | None) -> None:
+        # Read again right before binding: `/customgpt use` may have just kept the channel.
+        watch = await self._load(watch.team, watch.project_id) or watch
         if watch.bind:
             await self._store.set(keys.binding(watch.team, watch.channel), watch.project_id)
         await self._store.set(
@@ -376,27 +413,50 @@ class Indexer:
 
 async def start_background(runtime: Runtime) -> None:
     """The start-up work every serving process runs (the server and the tests alike): learn
-    the team from `auth.test`, then resume its pending project watches. Runs as an owned
-    task, so start-up never waits for Slack."""
+    the team from `auth.test`, then resume its pending project watches, and keep looking for
+    watches nobody follows (a replica that stopped, a store that was down at start-up).
+    Runs as owned tasks, so start-up never waits for Slack."""
     runtime.tasks.spawn(_resume_watches(runtime), name="resume project watches")
+    runtime.tasks.spawn(_adopt_orphans(runtime), name="adopt project watches", idle=False)
 
 
-async def _resume_watches(runtime: Runtime) -> None:
-    team: str | None = None
+async def _team(runtime: Runtime) -> str | None:
     for attempt in range(AUTH_TEST_ATTEMPTS):
         try:
-            team = str((await runtime.slack.auth_test())["team_id"])
-            break
+            return str((await runtime.slack.auth_test())["team_id"])
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
             log.warning("auth.test failed (%s); retrying", type(error).__name__)
             await runtime.clock.sleep(min(MAX_INTERVAL, 5.0 * 2**attempt))
+    return None
+
+
+async def _resume_watches(runtime: Runtime) -> None:
+    team = await _team(runtime)
     if team is None:
         log.error("Slack did not say which team this is: pending project watches not resumed")
         return
     try:
         resumed = await Indexer(runtime).resume(team)
     except StoreUnavailable as error:
-        log.error("store unreachable (%s): pending project watches resume at the next start", error)
+        log.error("store unreachable (%s): pending project watches resumed later", error)
         return
     if resumed:
         log.info("resumed %d pending project watch(es)", resumed)
+
+
+async def _adopt_orphans(runtime: Runtime) -> None:
+    """Every RESUME_EVERY seconds, take over watches whose process is gone. Real time, not the
+    injected clock: nothing waits on this housekeeping, and a test clock would spin it."""
+    team: str | None = None
+    while True:
+        await asyncio.sleep(RESUME_EVERY)
+        team = team or await _team(runtime)
+        if team is None:
+            continue
+        try:
+            adopted = await Indexer(runtime).adopt(team)
+        except StoreUnavailable as error:
+            log.warning("store unreachable (%s): orphaned watches looked for later", error)
+            continue
+        if adopted:
+            log.info("took over %d project watch(es) no process was following", adopted)

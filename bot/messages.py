@@ -39,6 +39,9 @@ STORE_DOWN = (
     ":warning: I can't reach my storage right now, so I can't answer safely. "
     "Please try again in a minute; if this persists, tell a Slack admin."
 )
+SLACK_REFUSED_REST = (
+    ":warning: _Slack refused the rest of this answer. Ask again, or ask for a shorter answer._"
+)
 UNEXPECTED = ":warning: Something went wrong on my side while answering. Please ask again."
 EMPTY_ANSWER = "_CustomGPT returned an empty answer. Try rephrasing the question._"
 
@@ -301,6 +304,15 @@ def watch_failed(name: str, project_id: str, error: CustomGPTError) -> str:
     return (
         f":warning: I stopped watching {_project_label(name, project_id)}: {reason}. "
         "This channel was not changed."
+    )
+
+
+def created_untracked(name: str, project_id: str) -> str:
+    return (
+        f":warning: I created {_project_label(name, project_id)}, but I can't follow its "
+        "indexing because my storage is unreachable. Check it with "
+        f"`/customgpt status {escape(project_id)}`, and bind it with "
+        f"`/customgpt use {escape(project_id)}` once it is ready."
     )
 
 

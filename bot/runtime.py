@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 
 
+def slack_client(session: aiohttp.ClientSession, settings: Settings) -> AsyncWebClient:
+    """The Slack Web API client every part of the bot shares (one connection pool)."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token or None,
+        base_url=settings.slack_api_url,
+        session=session,
+        timeout=30,
+        # No built-in retries: they sleep inside the call, stalling a streamer. Rate
+        # limits and network errors are handled in bot/slack_calls.py instead.
+        retry_handlers=[],
+    )
+
+
 def customgpt_client(session: aiohttp.ClientSession, settings: Settings) -> CustomGPTClient:
     """The CustomGPT client as every entry point (app, terminal) configures it."""
     return CustomGPTClient(
@@ -56,15 +69,7 @@ class Runtime:
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)
-        slack = AsyncWebClient(
-            token=settings.slack_bot_token or None,
-            base_url=settings.slack_api_url,
-            session=session,
-            timeout=30,
-            # No built-in retries: they sleep inside the call, stalling a streamer. Rate
-            # limits and network errors are handled in bot/slack_calls.py instead.
-            retry_handlers=[],
-        )
+        slack = slack_client(session, settings)
         customgpt = customgpt_client(session, settings)
         answerer = Answerer(settings, store, customgpt, slack, clock)
         return cls(settings, session, store, slack, customgpt, answerer, clock, TaskTracker())

@@ -25,6 +25,7 @@ from bot.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
+REDIS_TIMEOUT = 2.0  # seconds for any one Redis command or connection
 LOCK_POLL = 0.05  # seconds between a Redis lock waiter's looks at the line
 WAITER_TTL = 5  # seconds a waiter's heartbeat lives; a dead waiter leaves the line after it
 
@@ -99,7 +100,15 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True))
+        # Bounded waits: a hung Redis must surface as StoreUnavailable within Slack's 3 s.
+        return cls(
+            redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+        )
 
     @_reachable
     async def get(self, key: str) -> str | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from bot import slack_format
+from bot import messages, slack_format
 from bot.clock import Clock
 from bot.slack_calls import Content, MessageTooLong, SlackCalls, SlackUnavailable
 from bot.slack_format import Source
@@ -123,6 +123,27 @@ class AnswerStream:
             self._parts.append(_Part(markdown=tail))
 
     async def _write(self) -> None:
+        try:
+            await self._write_all()
+        except (SlackUnavailable, MessageTooLong) as error:
+            log.error("answer delivery to Slack stopped: %s", error or type(error).__name__)
+            await self._closed.wait()  # the reader still finishes; then say what went missing
+            await self._salvage()
+
+    async def _salvage(self) -> None:
+        """Slack refused a part of the answer for good: the last message that did reach Slack
+        ends the answer, saying the rest is missing (best effort: Slack may still refuse)."""
+        posted = [p for p in self._parts if p.ts is not None]
+        self._parts = posted
+        self._ending = replace(self._ending or Ending(), notice=messages.SLACK_REFUSED_REST)
+        last = posted[-1]
+        last.done = False
+        try:
+            await self._calls.update(self._channel, str(last.ts), self._final_content(last))
+        except (SlackUnavailable, MessageTooLong) as error:
+            log.error("the answer's ending could not be shown either: %s", error)
+
+    async def _write_all(self) -> None:
         next_edit_at = float("-inf")
         while True:
             await self._wake.wait()
@@ -232,7 +253,12 @@ class AnswerStream:
     def _shrink_from(self, part: _Part) -> None:
         """Slack's real limit was lower than ours: merge this part with the (unposted) ones
         after it and split again at a smaller size."""
-        self._limit = max(MIN_MESSAGE_LIMIT, int(self._limit * 0.75))
+        smaller = max(MIN_MESSAGE_LIMIT, int(self._limit * 0.75))
+        accepted = len(slack_format.to_mrkdwn(part.shown or ""))
+        if accepted < self._limit:
+            # Slack took the text it shows now: never split below it, or the message shrinks.
+            smaller = max(smaller, accepted)
+        self._limit = smaller
         log.info("message too long for Slack; splitting at %d characters", self._limit)
         index = self._parts.index(part)
         part.markdown = "".join(p.markdown for p in self._parts[index:])

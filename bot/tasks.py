@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class TaskTracker:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -36,15 +37,22 @@ class TaskTracker:
         finally:
             self._discard(task)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Start owned background work; its failure is logged, never lost."""
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str, idle: bool = True
+    ) -> asyncio.Task[Any]:
+        """Start owned background work; its failure is logged, never lost. `idle=False`
+        marks housekeeping that never ends: shutdown still cancels it, `idle()` ignores it."""
         task = asyncio.create_task(coro, name=name)
-        self._add(task)
+        if idle:
+            self._add(task)
+        else:
+            self._housekeeping.add(task)
         task.add_done_callback(self._finished)
         return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._discard(task)
+        self._housekeeping.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
@@ -62,7 +70,7 @@ class TaskTracker:
         await self._idle.wait()
 
     async def shutdown(self) -> None:
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        tasks = [t for t in self._tasks | self._housekeeping if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -86,3 +86,41 @@ async def test_commands_say_so_when_the_store_is_unreachable(
     assert [text["text"] for name, text in slack.responses if name == "use"] == [
         messages.STORE_DOWN
     ]
+
+
+async def test_stopping_while_a_queued_answer_streams_keeps_its_text(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    ts = await bot.mention("First")
+    await bot.idle()
+    busy = customgpt.queue_answer(["Busy."], hold_after=0)
+    queued = customgpt.queue_answer(["Queued ", "answer", " rest"], hold_after=2)
+    await bot.mention("Second", thread_ts=ts)
+    await busy.reached_hold.wait()
+    await bot.mention("Third", thread_ts=ts)
+    await slack.wait_for(lambda: len(slack.thread("C1", ts)) == 3)
+    busy.release.set()
+    await queued.reached_hold.wait()
+    third = slack.thread("C1", ts)[2]
+    await slack.wait_for(lambda: any("Queued answer" in t for t in shown(third)))
+    await bot.close()
+
+    assert final_text(third).startswith("Queued answer")
+    assert "restarted while answering" in third.text
+
+
+async def test_stopping_while_waiting_in_line_says_so_in_the_waiting_reply(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    ts = await bot.mention("First")
+    await bot.idle()
+    busy = customgpt.queue_answer(["Busy ", "answer."], hold_after=1)
+    await bot.mention("Second", thread_ts=ts)
+    await busy.reached_hold.wait()
+    await bot.mention("Third", thread_ts=ts)
+    await slack.wait_for(lambda: len(slack.thread("C1", ts)) == 3)
+    await bot.close()
+
+    waiting = slack.thread("C1", ts)[2]
+    assert waiting.text == messages.SHUTTING_DOWN
+    assert customgpt.prompts() == ["First", "Second"]

@@ -9,6 +9,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import SystemClock
+from bot.config import Settings
+from bot.runtime import slack_client
 from bot.slack_calls import SlackCalls, UpdateBudget
 from bot.slack_format import TYPING_MARKER
 from bot.store import MemoryStore
@@ -18,9 +20,9 @@ from tests.views import final_text, shown
 
 
 @pytest.fixture
-async def client(slack: FakeSlack) -> AsyncIterator[AsyncWebClient]:
+async def client(settings: Settings) -> AsyncIterator[AsyncWebClient]:
     async with aiohttp.ClientSession() as session:
-        yield AsyncWebClient(token="xoxb-test", base_url=slack.api_url, session=session)
+        yield slack_client(session, settings)
 
 
 def calls_for(client: AsyncWebClient, store: MemoryStore, budget: int = 1000) -> SlackCalls:
@@ -110,3 +112,46 @@ async def test_a_message_never_shows_less_than_before_when_the_answer_moves_on(
         lengths = [len(text.replace(TYPING_MARKER, "").strip()) for text in shown(reply)[1:]]
         assert lengths == sorted(lengths), lengths
     assert len(slack.thread("C1", "1.0")) == 2
+
+
+async def test_when_slack_refuses_a_message_as_too_long_no_message_shrinks(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    slack.max_text_length = 2700  # Slack's real limit, lower than the bot's 3,000
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
+    )
+    await stream.open("…")
+    paragraph = ("word " * 40).strip() + ".\n\n"
+    for count in range(1, 21):
+        stream.append(paragraph)
+        await slack.wait_for(
+            lambda n=count: (
+                sum(final_text(m).count("word.") for m in slack.thread("C1", "1.0")) >= n
+            )
+        )
+    await stream.close(Ending())
+
+    replies = slack.thread("C1", "1.0")
+    for reply in replies:
+        lengths = [len(text.replace(TYPING_MARKER, "").strip()) for text in shown(reply)[1:]]
+        assert lengths == sorted(lengths), lengths
+    assert sum(final_text(r).count("word.") for r in replies) == 20
+
+
+async def test_a_continuation_slack_refuses_ends_the_answer_with_a_notice(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
+    )
+    ts = await stream.open("…")
+    slack.disconnect("chat.postMessage")  # the next reply never reaches Slack
+    stream.append("First part of the answer. " * 100 + "\n\n" + "Second part. " * 100)
+    await stream.close(Ending())
+
+    (reply,) = slack.thread("C1", "1.0")
+    assert reply.ts == ts
+    assert final_text(reply).startswith("First part of the answer.")
+    assert "Slack refused the rest of this answer" in reply.text
+    assert TYPING_MARKER not in final_text(reply)
