@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.asyncio.lock import Lock as RedisLock
@@ -48,8 +48,10 @@ def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await method(*args, **kwargs)
-        except (RedisError, OSError) as error:
+            # A hung Redis must surface within Slack's 3 s, not hold a listener forever.
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                return await method(*args, **kwargs)
+        except (RedisError, OSError, TimeoutError) as error:
             raise StoreUnavailable(f"{type(error).__name__}") from error
 
     return wrapper
@@ -100,14 +102,10 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        # Bounded waits: a hung Redis must surface as StoreUnavailable within Slack's 3 s.
+        # Connecting is bounded here; each command is bounded by `_reachable`, with
+        # asyncio's timeout: redis-py's own socket_timeout swallows task cancellation.
         return cls(
-            redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
+            redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=REDIS_TIMEOUT)
         )
 
     @_reachable
@@ -138,25 +136,23 @@ class RedisStore:
 
     @_reachable
     async def add_member(self, key: str, member: str) -> None:
-        await self._redis.sadd(key, member)
+        await cast(Awaitable[int], self._redis.sadd(key, member))
 
     @_reachable
     async def remove_member(self, key: str, member: str) -> None:
-        await self._redis.srem(key, member)
+        await cast(Awaitable[int], self._redis.srem(key, member))
 
     @_reachable
     async def members(self, key: str) -> frozenset[str]:
-        return frozenset(str(m) for m in await self._redis.smembers(key))
+        members = await cast(Awaitable[set[str]], self._redis.smembers(key))
+        return frozenset(str(m) for m in members)
 
     @asynccontextmanager
     async def lock(
         self, key: str, *, lease: float, wait: float, order: float = 0.0
     ) -> AsyncIterator[None]:
         lock = self._redis.lock(key, timeout=lease)
-        try:
-            await self._take_turn(key, lock, wait=wait, order=order, ttl=int(lease + wait) + 60)
-        except (RedisError, OSError) as error:
-            raise StoreUnavailable(type(error).__name__) from error
+        await self._take_turn(key, lock, wait=wait, order=order, ttl=int(lease + wait) + 60)
         try:
             yield
         finally:
@@ -176,28 +172,42 @@ class RedisStore:
         keeps a short-lived heartbeat, so one that died is dropped from the line."""
         queue, ticket = f"{key}:queue", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + wait
-        await self._redis.zadd(queue, {ticket: order})
-        await self._redis.expire(queue, ttl)
+        await self._join(queue, ticket, order, ttl)
         try:
             while True:
-                await self._redis.set(f"{key}:waiter:{ticket}", "1", ex=WAITER_TTL)
-                first = [str(member) for member in await self._redis.zrange(queue, 0, 0)]
-                if first == [ticket]:
-                    if await lock.acquire(blocking=False):
-                        return
-                elif first and not await self._redis.exists(f"{key}:waiter:{first[0]}"):
-                    await self._redis.zrem(queue, first[0])
-                    continue
+                if await self._my_turn(key, queue, ticket, lock):
+                    return
                 if asyncio.get_running_loop().time() >= deadline:
                     raise LockTimeout(key)
                 await asyncio.sleep(LOCK_POLL)
         finally:
-            await self._redis.zrem(queue, ticket)
-            await self._redis.delete(f"{key}:waiter:{ticket}")
+            await self._leave(key, queue, ticket)
+
+    @_reachable
+    async def _join(self, queue: str, ticket: str, order: float, ttl: int) -> None:
+        await self._redis.zadd(queue, {ticket: order})
+        await self._redis.expire(queue, ttl)
+
+    @_reachable
+    async def _my_turn(self, key: str, queue: str, ticket: str, lock: RedisLock) -> bool:
+        """Refresh this waiter's heartbeat; take the lock if first in line and it is free.
+        A dead waiter first in line is dropped."""
+        await self._redis.set(f"{key}:waiter:{ticket}", "1", ex=WAITER_TTL)
+        first = [str(member) for member in await self._redis.zrange(queue, 0, 0)]
+        if first == [ticket]:
+            return bool(await lock.acquire(blocking=False))
+        if first and not await self._redis.exists(f"{key}:waiter:{first[0]}"):
+            await self._redis.zrem(queue, first[0])
+        return False
+
+    @_reachable
+    async def _leave(self, key: str, queue: str, ticket: str) -> None:
+        await self._redis.zrem(queue, ticket)
+        await self._redis.delete(f"{key}:waiter:{ticket}")
 
     @_reachable
     async def ping(self) -> None:
-        await self._redis.ping()
+        await cast(Awaitable[bool], self._redis.ping())
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis
 
-from bot.store import LockTimeout, MemoryStore, RedisStore, Store
+from bot.store import LockTimeout, MemoryStore, RedisStore, Store, StoreUnavailable
 from tests.conftest import REDIS_URL
 
 
@@ -112,3 +112,45 @@ async def test_a_dead_waiter_does_not_block_the_line(team: str) -> None:
     finally:
         await client.delete(f"{key}:queue", key)
         await client.aclose()
+
+
+async def test_cancelling_a_task_mid_command_is_never_swallowed(team: str) -> None:
+    """Shutdown cancels answers; a store call must not eat that cancellation (redis-py 8
+    does, which is why the dependency stays below it)."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    store = RedisStore(client)
+    key = f"cgpt:{team}:conv:C1:cancel"
+
+    async def busy() -> None:
+        for _ in range(10_000):
+            await store.set(key, "x", ttl=60)
+            await store.get(key)
+
+    try:
+        for yields in range(60):
+            task = asyncio.create_task(busy())
+            for _ in range(yields):  # land the cancellation at a different await each time
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_a_redis_that_never_answers_is_reported_within_the_bound() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept, read, never reply
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.get("cgpt:T:conv:C:1")
+    finally:
+        await store.close()
+        server.close()
+        await server.wait_closed()
