@@ -30,12 +30,17 @@ def calls_for(client: AsyncWebClient, store: MemoryStore, budget: int = 1000) ->
     return SlackCalls(client, UpdateBudget(store, "T1", budget, clock), clock)
 
 
+def stream_in_c1(client: AsyncWebClient, interval: float = 0) -> AnswerStream:
+    """An answer streaming into thread 1.0 of channel C1, with a workspace budget to spare."""
+    return AnswerStream(
+        calls_for(client, MemoryStore()), "C1", "1.0", interval=interval, clock=SystemClock()
+    )
+
+
 async def test_text_arriving_during_the_throttle_is_coalesced_into_one_final_edit(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    stream = AnswerStream(
-        calls_for(client, MemoryStore()), "C1", "1.0", interval=3600, clock=SystemClock()
-    )
+    stream = stream_in_c1(client, interval=3600)
     ts = await stream.open("Thinking…")
     stream.append("Hello")
     await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 2)
@@ -74,9 +79,7 @@ async def test_an_exhausted_workspace_budget_skips_partial_edits_but_not_the_fin
 async def test_a_long_answer_continues_in_new_replies_in_the_same_thread(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    stream = AnswerStream(
-        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
-    )
+    stream = stream_in_c1(client)
     await stream.open("…")
     paragraph = "This sentence is part of a long answer about many things. " * 10
     for _ in range(20):
@@ -97,9 +100,7 @@ async def test_a_long_answer_continues_in_new_replies_in_the_same_thread(
 async def test_a_message_never_shows_less_than_before_when_the_answer_moves_on(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    stream = AnswerStream(
-        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
-    )
+    stream = stream_in_c1(client)
     ts = await stream.open("…")
     # A paragraph break two thirds in (where a split likes to cut), then text that almost
     # fills the message and is shown, then more: the split must not take shown text away.
@@ -118,9 +119,7 @@ async def test_when_slack_refuses_a_message_as_too_long_no_message_shrinks(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
     slack.max_text_length = 2700  # Slack's real limit, lower than the bot's 3,000
-    stream = AnswerStream(
-        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
-    )
+    stream = stream_in_c1(client)
     await stream.open("…")
     paragraph = ("word " * 40).strip() + ".\n\n"
     for count in range(1, 21):
@@ -142,9 +141,7 @@ async def test_when_slack_refuses_a_message_as_too_long_no_message_shrinks(
 async def test_a_continuation_slack_refuses_ends_the_answer_with_a_notice(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    stream = AnswerStream(
-        calls_for(client, MemoryStore()), "C1", "1.0", interval=0, clock=SystemClock()
-    )
+    stream = stream_in_c1(client)
     ts = await stream.open("…")
     slack.disconnect("chat.postMessage")  # the next reply never reaches Slack
     stream.append("First part of the answer. " * 100 + "\n\n" + "Second part. " * 100)
