@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot import log_setup, terminal
 from bot.config import ConfigError, Settings
@@ -47,7 +47,7 @@ async def _projects(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    load_dotenv(override=False)
+    load_dotenv(find_dotenv(usecwd=True), override=False)  # the .env where the bot is run
     args = _parser().parse_args(argv)
     command = args.command or "run"
     try:

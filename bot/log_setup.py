@@ -43,8 +43,18 @@ class Redactor(logging.Filter):
         return True
 
 
+# Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (ours, sharing the
+# process's connection pool), then warns on every start that the token is unused.
+_KNOWN_NOISE = frozenset({"As you gave `client` as well, `token` will be unused."})
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return record.getMessage() not in _KNOWN_NOISE
+
+
 def configure(level: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_not_noise)
     handler.addFilter(Redactor(secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -75,3 +75,27 @@ async def test_ask_without_a_project_says_how_to_give_one(
     code, _, err = await run_cli(customgpt, tmp_path, "ask", "q")
     assert code == 2
     assert "--project" in err
+
+
+async def test_settings_come_from_a_dotenv_file_where_the_bot_is_run(
+    customgpt: FakeCustomGPT, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        f"CUSTOMGPT_API_KEY=test-key\nCUSTOMGPT_API_URL={customgpt.api_url}\n"
+        f"CUSTOMGPT_PROJECT_ID={PROJECT_ID}\n"
+    )
+    customgpt.queue_answer(["From ", "dotenv."])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "ask",
+        "q",
+        cwd=str(tmp_path),
+        env={**env, "PYTHONPATH": os.getcwd()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "From dotenv.\n", "")
