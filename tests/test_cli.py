@@ -12,14 +12,14 @@ from tests.fakes.customgpt import FakeCustomGPT
 
 
 async def run_cli(
-    customgpt: FakeCustomGPT, tmp_path: Path, *args: str, key: str = "test-key"
+    customgpt: FakeCustomGPT | None, tmp_path: Path, *args: str, key: str = "test-key"
 ) -> tuple[int, str, str]:
+    """`python -m bot …` in `tmp_path`, with CustomGPT settings pointing at the fake (none at
+    all when `customgpt` is None: they must then come from a `.env` there)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
-    env |= {
-        "CUSTOMGPT_API_KEY": key,
-        "CUSTOMGPT_API_URL": customgpt.api_url,
-        "PYTHONPATH": os.getcwd(),
-    }
+    env["PYTHONPATH"] = os.getcwd()
+    if customgpt is not None:
+        env |= {"CUSTOMGPT_API_KEY": key, "CUSTOMGPT_API_URL": customgpt.api_url}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -85,17 +85,4 @@ async def test_settings_come_from_a_dotenv_file_where_the_bot_is_run(
         f"CUSTOMGPT_PROJECT_ID={PROJECT_ID}\n"
     )
     customgpt.queue_answer(["From ", "dotenv."])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "ask",
-        "q",
-        cwd=str(tmp_path),
-        env={**env, "PYTHONPATH": os.getcwd()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert (process.returncode, out.decode(), err.decode()) == (0, "From dotenv.\n", "")
+    assert await run_cli(None, tmp_path, "ask", "q") == (0, "From dotenv.\n", "")

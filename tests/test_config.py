@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
+from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError, Settings
+from tests.test_cli import run_cli
 
 REQUIRED = {
     "SLACK_BOT_TOKEN": "xoxb-1",
@@ -57,19 +56,10 @@ def test_bad_values_are_named() -> None:
         Settings.from_env({**REQUIRED, "CUSTOMGPT_STREAM": "maybe"})
 
 
-async def test_start_without_a_token_prints_one_line_and_no_traceback(tmp_path: object) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=str(tmp_path),  # no .env there
-        env={**env, "PYTHONPATH": os.getcwd()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 2
-    lines = err.decode().strip().splitlines()
-    assert lines == ["Configuration error: SLACK_BOT_TOKEN is not set (see .env.example)"]
-    assert out == b""
+async def test_start_without_a_token_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    code, out, err = await run_cli(None, tmp_path)  # no settings, no .env there
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "Configuration error: SLACK_BOT_TOKEN is not set (see .env.example)"
+    ]
+    assert out == ""
