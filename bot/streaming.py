@@ -153,10 +153,7 @@ class AnswerStream:
                 break
             remaining = next_edit_at - self._clock.now()
             if remaining > 0:
-                try:
-                    await asyncio.wait_for(self._closed.wait(), remaining)
-                except TimeoutError:
-                    pass
+                await self._throttle(remaining)
                 if self._closed.is_set():
                     break
                 await self._finish_sealed()
@@ -185,6 +182,18 @@ class AnswerStream:
                 next_edit_at = self._clock.now() + max(self._interval, DENIED_BACKOFF)
                 self._wake.set()
         await self._finish_last()
+
+    async def _throttle(self, seconds: float) -> None:
+        """Wait out the edit interval on the injected clock; the end of the answer cuts it
+        short, so the final text never waits for the throttle."""
+        pause = asyncio.ensure_future(self._clock.sleep(seconds))
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({pause, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (pause, closing):
+                waiter.cancel()
+            await asyncio.gather(pause, closing, return_exceptions=True)
 
     def _typing(self, markdown: str) -> Content:
         text, blocks = slack_format.answer_blocks(markdown, typing=True)

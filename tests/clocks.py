@@ -35,3 +35,48 @@ class FastClock:
 
     def release(self) -> None:
         self._running.set()
+
+
+class ManualClock:
+    """Time moves only when the test says so: `sleep` parks until `advance` passes its end.
+    `sleepers` tells how many sleeps are parked, so a test can see the bot waiting."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self._parked: list[tuple[float, asyncio.Future[None]]] = []
+        self._changed = asyncio.Condition()
+
+    def now(self) -> float:
+        return self.t
+
+    def wall(self) -> float:
+        return time.time() + (self.t - 1000.0)
+
+    @property
+    def sleepers(self) -> int:
+        return sum(1 for _, future in self._parked if not future.done())
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self.t + seconds, future)
+        self._parked.append(entry)
+        async with self._changed:
+            self._changed.notify_all()
+        try:
+            await future
+        finally:
+            self._parked.remove(entry)
+
+    async def wait_for_sleepers(self, count: int, timeout: float = 10) -> None:  # noqa: ASYNC109
+        """Return once `count` sleeps are parked (the bot is waiting on this clock)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.sleepers >= count)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for until, future in self._parked:
+            if until <= self.t and not future.done():
+                future.set_result(None)

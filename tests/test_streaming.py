@@ -15,6 +15,7 @@ from bot.slack_calls import SlackCalls, UpdateBudget
 from bot.slack_format import TYPING_MARKER
 from bot.store import MemoryStore
 from bot.streaming import AnswerStream, Ending
+from tests.clocks import ManualClock
 from tests.fakes.slack import FakeSlack
 from tests.views import final_text, shown
 
@@ -37,23 +38,33 @@ def stream_in_c1(client: AsyncWebClient, interval: float = 0) -> AnswerStream:
     )
 
 
-async def test_text_arriving_during_the_throttle_is_coalesced_into_one_final_edit(
+async def test_edits_wait_for_the_interval_and_coalesce_what_arrived_meanwhile(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    stream = stream_in_c1(client, interval=3600)
+    clock = ManualClock()
+    stream = AnswerStream(calls_for(client, MemoryStore()), "C1", "1.0", interval=10, clock=clock)
     ts = await stream.open("Thinking…")
     stream.append("Hello")
     await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 2)
-    for word in [" there", ",", " general", " Kenobi."]:
-        stream.append(word)  # all inside the one-hour throttle window
-    result = await stream.close(Ending())
+    stream.append(" there")
+    await clock.wait_for_sleepers(1)  # the writer now waits out the interval
+    for word in [",", " general", " Kenobi."]:
+        stream.append(word)
+    assert len(slack.message("C1", ts).edits) == 2  # nothing sent inside the interval
+    clock.advance(10)
+    await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 3)
+    stream.append(" Bye.")
+    await clock.wait_for_sleepers(1)
+    result = await stream.close(Ending())  # the end does not wait for the interval
 
     texts = shown(slack.message("C1", ts))
     assert texts[0] == "Thinking…"
-    assert TYPING_MARKER in texts[1] and "Hello" in texts[1]
-    assert texts[2] == "Hello there, general Kenobi."
-    assert len(texts) == 3
-    assert result.edits == 2
+    assert texts[1] == f"Hello {TYPING_MARKER}"
+    assert texts[2] == f"Hello there, general Kenobi. {TYPING_MARKER}"  # one edit for four chunks
+    assert texts[3] == "Hello there, general Kenobi. Bye."
+    assert len(texts) == 4
+    assert result.edits == 3
+    assert clock.sleepers == 0
 
 
 async def test_an_exhausted_workspace_budget_skips_partial_edits_but_not_the_final_one(
