@@ -33,6 +33,11 @@ def long_markdown_answer() -> str:
             for n in range(fact, fact + 6)
         )
         parts.append(sentences + "\n")
+        if fact % 24 == 1:  # code blocks and links all along, so splits meet them
+            # Blank lines inside, as real code has: a paragraph break a split must not take.
+            lines = "\n\n".join(f"step_{fact}_{n} = check(order, {n})" for n in range(8))
+            parts.append(f"```python\n{lines}\n```\n")
+            parts.append(f"See [rule {fact}](https://acme.test/rules/{fact}) for details.\n")
         fact += 6
     parts.append("That is all, <!channel> and <@U999>.\n")
     return "\n".join(parts)
@@ -96,7 +101,13 @@ async def test_a_long_markdown_answer_with_citations_ends_split_formatted_with_s
     for reply in replies:
         assert len(reply.text) < 4000
         assert all(len(b["text"]["text"]) <= 3000 for b in blocks_of(reply, "section"))
-        assert final_text(reply).count("```") % 2 == 0  # never split inside a code block
+        text = final_text(reply)
+        assert text.count("```") % 2 == 0  # never split inside a code block
+        for block in re.findall(r"```\n(.*?)```", text, re.S):
+            steps = {line.split("_")[1] for line in block.splitlines() if line.startswith("step_")}
+            assert len(steps) <= 1  # one whole code block per fence pair
+        for number in re.findall(r"step_(\d+)_0 ", text):
+            assert f"step_{number}_7 " in text  # a block's first and last lines stay together
         assert TYPING_MARKER not in final_text(reply)
         assert "**" not in reply.text and "](" not in reply.text  # notifications: no raw Markdown
     # Formatting as Slack reads it.
@@ -181,18 +192,35 @@ async def test_feedback_for_an_answer_without_a_message_id_says_so(
     assert body.get("response_type") == "ephemeral"
 
 
-async def test_non_streaming_answers_get_the_same_sources_and_feedback(
+async def test_non_streaming_answers_render_exactly_like_streamed_ones(
     start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, three_citations: list[str]
 ) -> None:
-    bot = await start_bot(customgpt_stream=False)
-    customgpt.queue_answer(["**Yes**, within 30 days."], citations=three_citations, message_id=3)
-    ts = await bot.mention("Refunds?")
-    await bot.idle()
+    answer = long_markdown_answer()
+    streaming = await start_bot()
+    whole = await start_bot(customgpt_stream=False)
+    customgpt.queue_answer(chunks_of(answer, 97), citations=three_citations, message_id=31)
+    streamed_ts = await streaming.mention("Refunds?", channel="C1")
+    await streaming.idle()
+    customgpt.queue_answer([answer], citations=three_citations, message_id=32)
+    whole_ts = await whole.mention("Refunds?", channel="C2")
+    await whole.idle()
 
-    (reply,) = slack.thread("C1", ts)
-    assert final_text(reply) == "*Yes*, within 30 days."
-    assert any("Sources" in json.dumps(b) for b in blocks_of(reply, "context"))
-    assert blocks_of(reply, "actions")
+    def rendered(channel: str, ts: str) -> list[tuple[str, str]]:
+        # The feedback buttons carry each answer's own conversation and message id.
+        return [
+            (r.text, re.sub(r'\\"[sm]\\":[^,}]+', "", json.dumps(r.blocks)))
+            for r in slack.thread(channel, ts)
+        ]
+
+    assert len(slack.thread("C2", whole_ts)) >= 3  # split the same way
+    assert rendered("C2", whole_ts) == rendered("C1", streamed_ts)
+    request = next(r for r in customgpt.requests if r.query.get("stream") == "0")
+    assert request.body["prompt"] == "Refunds?"
+
+    last = slack.thread("C2", whole_ts)[-1]
+    await whole.action(click(last, "feedback_liked", slack.response_url("whole")))
+    await whole.idle()
+    assert [(f[2], f[3]) for f in customgpt.feedback] == [(32, "liked")]
 
 
 async def test_failed_citation_lookups_never_block_the_answer(

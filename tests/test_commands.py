@@ -143,6 +143,8 @@ async def test_a_project_that_never_becomes_ready_ends_with_a_clear_message(
     assert await pending(redis_client, bot.team) == set()
     polls = [r for r in customgpt.requests if r.path == f"/projects/{NEW_ID}/stats"]
     assert 2 <= len(polls) <= 600 / 10 + 1
+    # Nothing changes between polls, so the interval doubles from 10 s up to 60 s.
+    assert clock.slept[:5] == [10, 20, 40, 60, 60]
     assert all(10 <= s <= 60 for s in clock.slept)
 
 
@@ -472,3 +474,19 @@ async def test_only_admins_create_and_bind_when_the_allow_list_is_set(
     await run(bot, slack, f"create Acme {SITEMAP}", user="UADMIN")
     assert len(creations(customgpt)) == 1
     assert re.search(r"is ready", final_text(status_message(slack)))
+
+
+async def test_create_is_acknowledged_before_customgpt_is_even_asked(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    held = customgpt.hold_next(r"^/projects$")  # CustomGPT takes its time to create it
+    status, body = await bot.command(
+        f"create Slow {SITEMAP}", response_url=slack.response_url("slow")
+    )
+    # The ack came back while the creation was still waiting on CustomGPT.
+    assert status == 200 and isinstance(body, dict) and "Creating *Slow*" in body["text"]
+    await held.reached.wait()
+    assert creations(customgpt) == [{"project_name": "Slow", "sitemap_path": SITEMAP}]
+    assert slack.calls_to("chat.postMessage") == []  # nothing posted before CustomGPT answered
+    held.release.set()
+    await slack.wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 1)

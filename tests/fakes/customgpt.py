@@ -136,6 +136,15 @@ class _Failure:
     remaining: int
 
 
+@dataclass
+class Hold:
+    """A request held before it is answered: `reached` when it arrives, `release` to go on."""
+
+    pattern: re.Pattern[str]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 _RECORD = web.RequestKey("record", CGRequest)
 
 
@@ -176,6 +185,8 @@ class FakeCustomGPT(LoopbackServer):
 
         self._answers: deque[ScriptedAnswer] = deque()
         self._failures: list[_Failure] = []
+        self._holds: list[Hold] = []
+        self._all_holds: list[Hold] = []
         self._citations: dict[tuple[int, str], FakeCitation] = {}
         #: message id → session id, for feedback.
         self._messages: dict[int, str] = {}
@@ -221,6 +232,8 @@ class FakeCustomGPT(LoopbackServer):
         """Release paused answers, then close the server; safe to call twice."""
         for answer in (*self.served, *self._answers):
             answer.release.set()
+        for hold in self._all_holds:
+            hold.release.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -336,6 +349,14 @@ class FakeCustomGPT(LoopbackServer):
         (`re.search`; anchor with ^…$ to be exact) answer this error instead."""
         self._failures.append(_Failure(re.compile(path_regex), status, message, retry_after, times))
 
+    def hold_next(self, path_regex: str) -> Hold:
+        """Hold the next request whose path matches until the test releases it (a slow
+        CustomGPT, seen deterministically). `stop()` releases every hold."""
+        hold = Hold(re.compile(path_regex))
+        self._holds.append(hold)
+        self._all_holds.append(hold)
+        return hold
+
     async def wait_for(
         self,
         predicate: Callable[[], bool],
@@ -391,6 +412,7 @@ class FakeCustomGPT(LoopbackServer):
             if request.headers.get("Authorization") != f"Bearer {self.api_key}":
                 raise ApiError(401, AUTH_ERROR)
             self._raise_scripted_failure(path)
+            await self._wait_if_held(path)
             response = await handler(request)
         except ApiError as e:
             response = e.response()
@@ -399,6 +421,13 @@ class FakeCustomGPT(LoopbackServer):
         record.status = response.status
         await self._notify()
         return response
+
+    async def _wait_if_held(self, path: str) -> None:
+        hold = next((h for h in self._holds if h.pattern.search(path)), None)
+        if hold is not None:
+            self._holds.remove(hold)
+            hold.reached.set()
+            await hold.release.wait()
 
     def _raise_scripted_failure(self, path: str) -> None:
         for failure in self._failures:
