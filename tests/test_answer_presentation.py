@@ -125,7 +125,7 @@ async def test_a_long_markdown_answer_with_citations_ends_split_formatted_with_s
     source_text = sources[0]["elements"][0]["text"]
     assert "<https://acme.test/refunds|Refund policy>" in source_text
     assert "<https://acme.test/plans|Plans &amp; pricing>" in source_text
-    assert "acme.test/faq" in source_text
+    assert "<https://acme.test/faq|acme.test/faq>" in source_text  # no title: host and path
     assert [r for r in replies if blocks_of(r, "actions")] == [replies[-1]]
 
     # 👍 then 👎: CustomGPT hears both, the message shows the latest.
