@@ -31,36 +31,14 @@ def next_ts() -> str:
     return f"1800000000.{next(_ids):06d}"
 
 
-class RunningBot:
-    """The app under test: its runtime and the URL it listens on."""
+class SlackSender:
+    """Sends what Slack sends (signed events, commands, clicks) to a bot at `url`."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        runner: web.AppRunner,
-        session: aiohttp.ClientSession,
-        team: str,
-    ) -> None:
-        self.runtime = runtime
-        self.runner = runner
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        self.session = session
+    def __init__(self, url: str, secret: str, team: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.secret = secret
         self.team = team
-        self.secret = runtime.settings.slack_signing_secret
-        self._closed = False
-
-    async def close(self) -> None:
-        """Shut down like the process does on SIGTERM (a restart, seen from Slack)."""
-        if self._closed:
-            return
-        self._closed = True
-        await self.session.close()
-        await self.runner.cleanup()
-        await self.runtime.close()
-
-    async def idle(self) -> None:
-        """Wait until every listener and background job the requests started has ended."""
-        await self.runtime.tasks.idle()
+        self.session = session
 
     async def post(
         self, path: str, body: str, content_type: str, headers: dict[str, str] | None = None
@@ -189,3 +167,33 @@ class RunningBot:
         body = urlencode({"payload": json.dumps(payload)})
         resp = await self.post("/slack/events", body, "application/x-www-form-urlencoded")
         return resp.status
+
+
+class RunningBot(SlackSender):
+    """The app under test, in this process: its runtime and the URL it listens on."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        runner: web.AppRunner,
+        session: aiohttp.ClientSession,
+        team: str,
+    ) -> None:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        super().__init__(url, runtime.settings.slack_signing_secret, team, session)
+        self.runtime = runtime
+        self.runner = runner
+        self._closed = False
+
+    async def close(self) -> None:
+        """Shut down like the process does on SIGTERM (a restart, seen from Slack)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.session.close()
+        await self.runner.cleanup()
+        await self.runtime.close()
+
+    async def idle(self) -> None:
+        """Wait until every listener and background job the requests started has ended."""
+        await self.runtime.tasks.idle()
