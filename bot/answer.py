@@ -14,7 +14,6 @@ import re
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys, messages
@@ -22,7 +21,7 @@ from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
-from bot.slack_calls import NETWORK_ERRORS, Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -109,29 +108,6 @@ class Answerer:
         """Answer a delivered message once; never raises for anything a user should hear about.
 
         Cancelled (shutdown), the reply says the bot restarted before the task ends."""
-        try:
-            if not await self.claim(question):
-                log.info("skipping a message already answered (%s)", question.event_id)
-                return
-            await self._answer(question)
-        except StoreUnavailable as error:
-            log.error("store unreachable while answering: %s", error)
-            await self._tell(question, messages.STORE_DOWN)
-        except SlackUnavailable as error:
-            log.error("could not deliver an answer to Slack: %s", error)
-
-    async def _tell(self, question: Question, text: str) -> None:
-        """Best effort: a short reply when the normal path cannot run."""
-        try:
-            await self._slack.chat_postMessage(
-                channel=question.channel, thread_ts=question.reply_thread, text=text
-            )
-        except SlackApiError as error:
-            log.error("could not tell the user either: %s", error.response.get("error"))
-        except NETWORK_ERRORS as error:
-            log.error("could not tell the user either: %s", type(error).__name__)
-
-    async def _answer(self, question: Question) -> None:
         calls = SlackCalls(
             self._slack,
             UpdateBudget(
@@ -139,6 +115,23 @@ class Answerer:
             ),
             self._clock,
         )
+        try:
+            if not await self.claim(question):
+                log.info("skipping a message already answered (%s)", question.event_id)
+                return
+            await self._answer(question, calls)
+        except StoreUnavailable as error:
+            log.error("store unreachable while answering: %s", error)
+            try:
+                await calls.post(
+                    question.channel, question.reply_thread, Content(messages.STORE_DOWN)
+                )
+            except SlackUnavailable as slack_error:
+                log.error("could not tell the user either: %s", slack_error)
+        except SlackUnavailable as error:
+            log.error("could not deliver an answer to Slack: %s", error)
+
+    async def _answer(self, question: Question, calls: SlackCalls) -> None:
         if not question.text:
             await calls.post(
                 question.channel, question.reply_thread, Content(messages.EMPTY_QUESTION)
@@ -218,17 +211,16 @@ class Answerer:
         result = await self._close(stream, ending)
         if cancelled is not None:
             raise cancelled
-        if result is not None:
-            log.info(
-                "answered in %s: %d characters, %d messages, %d edits",
-                question.channel,
-                len(stream.text),
-                len(result.message_ts),
-                result.edits,
-            )
+        log.info(
+            "answered in %s: %d characters, %d messages, %d edits",
+            question.channel,
+            len(stream.text),
+            len(result.message_ts),
+            result.edits,
+        )
 
     @staticmethod
-    async def _close(stream: AnswerStream, ending: Ending) -> StreamResult | None:
+    async def _close(stream: AnswerStream, ending: Ending) -> StreamResult:
         """Land the final text even if shutdown starts meanwhile (for a moment), so a reply is
         never left with its typing marker."""
         closing = asyncio.ensure_future(stream.close(ending))
