@@ -92,6 +92,10 @@ def _is_from_a_bot(event: dict[str, Any]) -> bool:
     return bool(event.get("bot_id") or event.get("bot_profile"))
 
 
+def _team(body: dict[str, Any], event: dict[str, Any]) -> str:
+    return str(body.get("team_id") or event.get("team") or "unknown")
+
+
 async def _ask(
     runtime: Runtime,
     body: dict[str, Any],
@@ -101,7 +105,7 @@ async def _ask(
     is_dm: bool,
 ) -> None:
     question = Question(
-        team=str(body.get("team_id") or event.get("team") or "unknown"),
+        team=_team(body, event),
         channel=str(event["channel"]),
         user=str(event.get("user") or ""),
         text=question_text(str(event.get("text") or ""), bot_user_id),
@@ -124,7 +128,6 @@ async def _maybe_follow_up(
         return
     if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
         return
-    team = str(body.get("team_id") or event.get("team") or "unknown")
-    if not await runtime.answerer.owns_thread(team, str(event["channel"]), thread_ts):
+    if not await runtime.answerer.owns_thread(_team(body, event), str(event["channel"]), thread_ts):
         return
     await _ask(runtime, body, event, bot_user_id, is_dm=False)

@@ -67,6 +67,14 @@ def _retry_after(error: SlackApiError) -> float | None:
         return DEFAULT_RETRY_AFTER
 
 
+def _rate_limit_or_raise(error: SlackApiError) -> float | None:
+    """How long Slack asked us to wait; MessageTooLong when it refused the size (the caller
+    splits); None for any other refusal."""
+    if _error_code(error) == "msg_too_long":
+        raise MessageTooLong() from error
+    return _retry_after(error)
+
+
 def _error_code(error: SlackApiError) -> str:
     data = error.response.data
     return str(data.get("error")) if isinstance(data, dict) else "unknown_error"
@@ -152,12 +160,10 @@ class SlackCalls:
             log.warning("chat.update did not reach Slack (%s)", type(error).__name__)
             return False
         except SlackApiError as error:
-            retry_after = _retry_after(error)
+            retry_after = _rate_limit_or_raise(error)
             if retry_after is not None:
                 await self._budget.cool_down(retry_after)
                 return False
-            if _error_code(error) == "msg_too_long":
-                raise MessageTooLong() from error
             log.warning("chat.update failed: %s", _error_code(error))
             return False
         return True
@@ -190,11 +196,9 @@ class SlackCalls:
                 )
                 await self._clock.sleep(delay)
             except SlackApiError as error:
-                retry_after = _retry_after(error)
-                code = _error_code(error)
+                retry_after = _rate_limit_or_raise(error)
                 if retry_after is None:
-                    if code == "msg_too_long":
-                        raise MessageTooLong() from error
+                    code = _error_code(error)
                     log.error("%s failed: %s", method, code)
                     raise SlackUnavailable(f"{method}: {code}", code) from error
                 if method == "chat.update":
