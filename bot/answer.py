@@ -21,7 +21,7 @@ from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
-from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -108,11 +108,11 @@ class Answerer:
         """Answer a delivered message once; never raises for anything a user should hear about.
 
         Cancelled (shutdown), the reply says the bot restarted before the task ends."""
-        calls = SlackCalls(
+        calls = SlackCalls.for_team(
             self._slack,
-            UpdateBudget(
-                self._store, question.team, self._settings.slack_update_budget, self._clock
-            ),
+            self._store,
+            question.team,
+            self._settings.slack_update_budget,
             self._clock,
         )
         try:

@@ -34,7 +34,7 @@ from bot.customgpt import (
     ProjectStats,
 )
 from bot.runtime import Runtime
-from bot.slack_calls import Content, SlackCalls, SlackUnavailable, UpdateBudget
+from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -403,9 +403,8 @@ class Indexer:
             log.error("response URL unreachable: %s", type(error).__name__)
 
     def _calls(self, team: str) -> SlackCalls:
-        settings = self._runtime.settings
-        budget = UpdateBudget(self._store, team, settings.slack_update_budget, self._clock)
-        return SlackCalls(self._runtime.slack, budget, self._clock)
+        per_minute = self._runtime.settings.slack_update_budget
+        return SlackCalls.for_team(self._runtime.slack, self._store, team, per_minute, self._clock)
 
 
 # -- start-up --------------------------------------------------------------------------------

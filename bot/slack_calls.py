@@ -134,6 +134,13 @@ class SlackCalls:
         self._budget = budget
         self._clock = clock
 
+    @classmethod
+    def for_team(
+        cls, client: AsyncWebClient, store: Store, team: str, per_minute: int, clock: Clock
+    ) -> SlackCalls:
+        """Calls drawing on `team`'s shared edit budget (`SLACK_UPDATE_BUDGET` a minute)."""
+        return cls(client, UpdateBudget(store, team, per_minute, clock), clock)
+
     async def post(self, channel: str, thread_ts: str | None, content: Content) -> str:
         """Post a reply that must appear; waits out rate limits. Returns its ts."""
         response = await self._must_land(
