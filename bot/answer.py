@@ -11,17 +11,16 @@ import asyncio
 import json
 import logging
 import re
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
-
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys, messages
 from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
-from bot.slack_calls import Content, SlackCalls, SlackUnavailable
+from bot.slack_calls import Content, SlackCalls, SlackSchedulers, SlackUnavailable
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -77,13 +76,19 @@ def feedback_value(project_id: str, session_id: str, message_id: str | None) -> 
     return json.dumps({"p": project_id, "s": session_id, "m": message_id}, separators=(",", ":"))
 
 
+async def _within_grace(delivery: asyncio.Future[StreamResult]) -> None:
+    """Shutdown: the final text may take a moment to land, never longer than the grace."""
+    await asyncio.wait({delivery}, timeout=SHUTDOWN_GRACE)
+    delivery.cancel()
+
+
 class Answerer:
     def __init__(
         self,
         settings: Settings,
         store: Store,
         customgpt: CustomGPTClient,
-        slack: AsyncWebClient,
+        slack: SlackSchedulers,
         clock: Clock,
     ) -> None:
         self._settings = settings
@@ -108,13 +113,7 @@ class Answerer:
         """Answer a delivered message once; never raises for anything a user should hear about.
 
         Cancelled (shutdown), the reply says the bot restarted before the task ends."""
-        calls = SlackCalls.for_team(
-            self._slack,
-            self._store,
-            question.team,
-            self._settings.slack_update_budget,
-            self._clock,
-        )
+        calls = self._slack.for_team(question.team)
         try:
             if not await self.claim(question):
                 log.info("skipping a message already answered (%s)", question.event_id)
@@ -129,7 +128,12 @@ class Answerer:
             except SlackUnavailable as slack_error:
                 log.error("could not tell the user either: %s", slack_error)
         except SlackUnavailable as error:
-            log.error("could not deliver an answer to Slack: %s", error)
+            log.error(
+                "could not deliver an answer to Slack (question %s in %s): %s",
+                question.message_ts,
+                question.channel,
+                error,
+            )
 
     async def _answer(self, question: Question, calls: SlackCalls) -> None:
         if not question.text:
@@ -145,22 +149,32 @@ class Answerer:
         queued_ts: str | None = None  # the "waiting" reply, once this question had to queue
         started = False  # the answer took the reply over: it says itself how it ended
         try:
-            for wait in (0.0, LOCK_WAIT):
-                try:
-                    async with self._store.lock(
-                        lock_key, lease=LOCK_LEASE, wait=wait, order=float(question.message_ts)
-                    ):
-                        started = True
-                        await self._stream(question, project_id, calls, queued_ts)
-                    return
-                except LockTimeout:
-                    if queued_ts is None:
-                        # Another answer is streaming in this thread: show this one is queued.
-                        queued_ts = await calls.post(
-                            question.channel, question.reply_thread, Content(messages.QUEUED)
+            # The lock covers asking CustomGPT and placing the reply, not waiting for Slack to
+            # take the final text: `_stream` releases it early through `held`.
+            async with AsyncExitStack() as held:
+                for wait in (0.0, LOCK_WAIT):
+                    try:
+                        await held.enter_async_context(
+                            self._store.lock(
+                                lock_key,
+                                lease=LOCK_LEASE,
+                                wait=wait,
+                                order=float(question.message_ts),
+                            )
                         )
-            assert queued_ts is not None
-            await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
+                        break
+                    except LockTimeout:
+                        if queued_ts is None:
+                            # Another answer is streaming in this thread: show this one waits.
+                            queued_ts = await calls.post(
+                                question.channel, question.reply_thread, Content(messages.QUEUED)
+                            )
+                else:
+                    assert queued_ts is not None
+                    await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
+                    return
+                started = True
+                await self._stream(question, project_id, calls, queued_ts, held.aclose)
         except (asyncio.CancelledError, StoreUnavailable) as error:
             if queued_ts is None or started:
                 raise
@@ -189,15 +203,25 @@ class Answerer:
         return bound or self._settings.customgpt_project_id
 
     async def _stream(
-        self, question: Question, project_id: str, calls: SlackCalls, queued_ts: str | None
+        self,
+        question: Question,
+        project_id: str,
+        calls: SlackCalls,
+        queued_ts: str | None,
+        release_thread: Callable[[], Awaitable[None]],
     ) -> None:
+        whole = await calls.scheduler.edit_delay() > self._settings.slack_overload_wait
         stream = AnswerStream(
             calls,
             question.channel,
             question.reply_thread,
             interval=self._settings.slack_update_interval,
             clock=self._clock,
+            question_ts=question.message_ts,
+            whole=whole,
         )
+        if whole:
+            log.info("edit budget overloaded: %s gets its answer whole", question.message_ts)
         await stream.open(await self._placeholder(question.team, project_id), queued_ts)
         cancelled: asyncio.CancelledError | None = None
         try:
@@ -208,28 +232,25 @@ class Answerer:
             # The last line of defence: whatever broke, the reply must not stay a placeholder.
             log.exception("answer failed unexpectedly")
             ending = Ending(notice=messages.UNEXPECTED)
-        result = await self._close(stream, ending)
+        delivery = asyncio.ensure_future(stream.close(ending))
         if cancelled is not None:
+            await _within_grace(delivery)
             raise cancelled
+        try:
+            await stream.placed()
+            await release_thread()  # the thread's next question may ask CustomGPT now
+            result = await asyncio.shield(delivery)
+        except asyncio.CancelledError:
+            await _within_grace(delivery)
+            raise
         log.info(
-            "answered in %s: %d characters, %d messages, %d edits",
+            "%s in %s: %d characters, %d messages, %d edits",
+            "answered" if result.complete else "answer cut short by Slack",
             question.channel,
             len(stream.text),
             len(result.message_ts),
             result.edits,
         )
-
-    @staticmethod
-    async def _close(stream: AnswerStream, ending: Ending) -> StreamResult:
-        """Land the final text even if shutdown starts meanwhile (for a moment), so a reply is
-        never left with its typing marker."""
-        closing = asyncio.ensure_future(stream.close(ending))
-        try:
-            return await asyncio.shield(closing)
-        except asyncio.CancelledError:
-            await asyncio.wait({closing}, timeout=SHUTDOWN_GRACE)
-            closing.cancel()
-            raise
 
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""

@@ -38,6 +38,11 @@ class Settings:
     port: int = 3000
     slack_update_interval: float = 1.0
     slack_update_budget: int = 50
+    slack_update_burst: int = 20
+    slack_post_budget: int = 60
+    slack_post_burst: int = 5
+    slack_delivery_deadline: float = 900.0
+    slack_overload_wait: float = 5.0
     slack_thread_followups: bool = True
     log_level: str = "INFO"
 
@@ -79,6 +84,11 @@ class Settings:
             port=int(reader.number("PORT", 3000, minimum=1)),
             slack_update_interval=reader.number("SLACK_UPDATE_INTERVAL", 1.0),
             slack_update_budget=int(reader.number("SLACK_UPDATE_BUDGET", 50, minimum=1)),
+            slack_update_burst=int(reader.number("SLACK_UPDATE_BURST", 20, minimum=1)),
+            slack_post_budget=int(reader.number("SLACK_POST_BUDGET", 60, minimum=1)),
+            slack_post_burst=int(reader.number("SLACK_POST_BURST", 5, minimum=1)),
+            slack_delivery_deadline=reader.number("SLACK_DELIVERY_DEADLINE", 900.0, minimum=1),
+            slack_overload_wait=reader.number("SLACK_OVERLOAD_WAIT", 5.0),
             slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
             log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
         )

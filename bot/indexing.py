@@ -403,8 +403,7 @@ class Indexer:
             log.error("response URL unreachable: %s", type(error).__name__)
 
     def _calls(self, team: str) -> SlackCalls:
-        per_minute = self._runtime.settings.slack_update_budget
-        return SlackCalls.for_team(self._runtime.slack, self._store, team, per_minute, self._clock)
+        return self._runtime.slack_writes.for_team(team)
 
 
 # -- start-up --------------------------------------------------------------------------------

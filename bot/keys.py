@@ -76,3 +76,9 @@ def watch_owner(team: str, project_id: str) -> str:
     """Which process is watching a pending project (a short TTL it keeps renewing), so
     several replicas resuming at start-up never watch one project twice."""
     return f"{PREFIX}:{team}:pending-owner:{project_id}"
+
+
+def slack_buckets(team: str) -> str:
+    """Hash of the workspace's Slack rate-limit buckets (see bot/rate_buckets.py): one key, so
+    the script that updates several buckets at once stays within one Redis Cluster slot."""
+    return f"{PREFIX}:{team}:slack-buckets"

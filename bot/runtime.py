@@ -17,6 +17,8 @@ from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient
+from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
+from bot.slack_calls import SlackSchedulers, limits_for
 from bot.store import MemoryStore, RedisStore, Store
 from bot.tasks import TaskTracker
 
@@ -55,6 +57,7 @@ class Runtime:
     session: aiohttp.ClientSession
     store: Store
     slack: AsyncWebClient
+    slack_writes: SlackSchedulers
     customgpt: CustomGPTClient
     answerer: Answerer
     clock: Clock
@@ -64,17 +67,25 @@ class Runtime:
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        buckets: Buckets
         if settings.redis_url:
-            store: Store = RedisStore.from_url(settings.redis_url)
+            redis_store = RedisStore.from_url(settings.redis_url)
+            store: Store = redis_store
+            buckets = RedisBuckets(redis_store.client)
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)
+            buckets = MemoryBuckets()
         slack = slack_client(session, settings)
+        writes = SlackSchedulers(slack, buckets, limits_for(settings), clock)
         customgpt = customgpt_client(session, settings)
-        answerer = Answerer(settings, store, customgpt, slack, clock)
-        return cls(settings, session, store, slack, customgpt, answerer, clock, TaskTracker())
+        answerer = Answerer(settings, store, customgpt, writes, clock)
+        return cls(
+            settings, session, store, slack, writes, customgpt, answerer, clock, TaskTracker()
+        )
 
     async def close(self) -> None:
         await self.tasks.shutdown()
+        await self.slack_writes.close()
         await self.store.close()
         await self.session.close()

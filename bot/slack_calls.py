@@ -1,15 +1,15 @@
-"""Posting and editing Slack messages within Slack's rate limits.
+"""The one place that talks to Slack's write methods.
 
-`chat.update` is Tier 3 (about 50 a minute per workspace), shared by every answer streaming at
-once. So edits draw from a workspace-wide budget kept in the store, a 429 puts the whole
-workspace (every replica) on a cool-down, and only edits that matter (the final text, a
-finished part) wait for Slack; intermediate edits are skipped and their text folded into the
-next one. Nothing here sleeps inside slack_sdk: the caller decides who waits.
+Every post, edit and reaction goes through the workspace's scheduler (bot/slack_scheduler.py),
+which decides when it may be sent; this module sends it and reads Slack's answer: a rate limit,
+a failure that may pass, or a refusal for good. Nothing here sleeps: callers ask, the
+scheduler waits.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,31 +17,39 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import keys
 from bot.clock import Clock
-from bot.store import Store, StoreUnavailable
+from bot.config import Settings
+from bot.rate_buckets import Buckets, Rate
+from bot.slack_scheduler import (
+    DeliveryFailed,
+    EditTicket,
+    Limits,
+    PassingFailure,
+    RateLimited,
+    WorkspaceScheduler,
+)
 
 log = logging.getLogger(__name__)
 
-BUDGET_WINDOW = 60
-MAX_ATTEMPTS = 8
 DEFAULT_RETRY_AFTER = 1.0
-MAX_NETWORK_BACKOFF = 15.0
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError)
+#: `ok: false` errors that say Slack did not act on the call and may accept it later.
+NOT_ACTED_ON = frozenset({"service_unavailable", "request_timeout"})
+#: `ok: false` errors after which Slack may or may not have acted on the call.
+MAYBE_ACTED_ON = frozenset({"internal_error", "fatal_error"})
+HOURGLASS = "hourglass_flowing_sand"
 
 
 class MessageTooLong(Exception):
     """Slack refused the text as too long (`msg_too_long`); split and try again."""
 
 
-class SlackUnavailable(Exception):
-    """Slack kept refusing a call that had to land; logged, nothing more to do.
+class MessageGone(Exception):
+    """The message to edit no longer exists (`message_not_found`: someone deleted it)."""
 
-    `code` is Slack's error (`not_in_channel`, …), None when it kept rate limiting."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+# A permanent refusal, or a must-land call that could not land before the deadline.
+SlackUnavailable = DeliveryFailed
 
 
 @dataclass(frozen=True)
@@ -50,169 +58,190 @@ class Content:
     blocks: list[dict[str, Any]] | None = None
 
 
-def _retry_after(error: SlackApiError) -> float | None:
-    """Seconds Slack asked us to wait, or None when the error is not a rate limit.
-
-    Rate limits come as HTTP 429 and have also been seen as HTTP 200 `ratelimited`."""
+def _status(error: SlackApiError) -> int:
     response = error.response
-    code = response.get("error") if isinstance(response.data, dict) else None
-    if response.status_code != 429 and code not in ("ratelimited", "rate_limited"):
-        return None
-    header = (response.headers or {}).get("Retry-After") or (response.headers or {}).get(
-        "retry-after"
-    )
+    return int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+
+
+def _code(error: SlackApiError) -> str | None:
+    data = getattr(error.response, "data", None)
+    return str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
+
+
+def _retry_after(error: SlackApiError) -> float:
+    headers = getattr(error.response, "headers", None) or {}
+    header = headers.get("Retry-After") or headers.get("retry-after")
     try:
         return max(0.0, float(header)) if header is not None else DEFAULT_RETRY_AFTER
     except (TypeError, ValueError):
         return DEFAULT_RETRY_AFTER
 
 
-def _rate_limit_or_raise(error: SlackApiError) -> float | None:
-    """How long Slack asked us to wait; MessageTooLong when it refused the size (the caller
-    splits); None for any other refusal."""
-    if _error_code(error) == "msg_too_long":
-        raise MessageTooLong() from error
-    return _retry_after(error)
+def read_refusal(method: str, error: SlackApiError) -> Exception:
+    """What Slack's error answer means for the scheduler and the caller."""
+    status, code = _status(error), _code(error)
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        return RateLimited(_retry_after(error))
+    if code == "msg_too_long":
+        return MessageTooLong()
+    if code == "message_not_found":
+        return MessageGone()
+    if code in NOT_ACTED_ON or status == 503:
+        return PassingFailure(f"{code or status}", maybe_arrived=False)
+    if code in MAYBE_ACTED_ON or status >= 500 or (status != 200 and code is None):
+        return PassingFailure(f"{code or status}", maybe_arrived=True)
+    return DeliveryFailed(f"{method}: {code}", code)
 
 
-def _error_code(error: SlackApiError) -> str:
-    data = error.response.data
-    return str(data.get("error")) if isinstance(data, dict) else "unknown_error"
+def sender(client: AsyncWebClient) -> Callable[[str, dict[str, Any]], Any]:
+    """The scheduler's way to send: one Web API call, its answer read by `read_refusal`."""
 
-
-class UpdateBudget:
-    """The workspace's share of chat.update calls, counted across every replica."""
-
-    def __init__(self, store: Store, team: str, per_minute: int, clock: Clock) -> None:
-        self._store = store
-        self._team = team
-        self._per_minute = per_minute
-        self._clock = clock
-
-    async def cooldown_left(self) -> float:
+    async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
-            until = await self._store.get(keys.update_cooldown(self._team))
-        except StoreUnavailable:
-            return 0.0  # fail open: the per-message throttle still holds
-        return 0.0 if until is None else max(0.0, float(until) - self._clock.wall())
+            response = await client.api_call(method, json=params)
+        except aiohttp.ClientConnectorError as error:
+            raise PassingFailure(type(error).__name__, maybe_arrived=False) from error
+        except NETWORK_ERRORS as error:
+            raise PassingFailure(type(error).__name__, maybe_arrived=True) from error
+        except SlackApiError as error:
+            raise read_refusal(method, error) from error
+        return dict(response.data) if isinstance(response.data, dict) else {}
 
-    async def try_spend(self) -> bool:
-        """Take one edit if the workspace has one to give right now."""
-        if await self.cooldown_left() > 0:
-            return False
-        try:
-            return await self._count() <= self._per_minute
-        except StoreUnavailable:
-            return True
-
-    async def spend(self) -> None:
-        """Count an edit that goes out regardless (a final text)."""
-        try:
-            await self._count()
-        except StoreUnavailable:
-            pass  # the edit matters more than its bookkeeping
-
-    async def cool_down(self, seconds: float) -> None:
-        until = self._clock.wall() + seconds
-        try:
-            await self._store.set(
-                keys.update_cooldown(self._team), f"{until:.3f}", ttl=int(seconds) + 1
-            )
-        except StoreUnavailable:
-            log.warning("store unreachable; Slack's Retry-After applies to this answer only")
-
-    async def _count(self) -> int:
-        window = int(self._clock.wall() // BUDGET_WINDOW)
-        return await self._store.incr(keys.update_budget(self._team, window), BUDGET_WINDOW * 2)
+    return send
 
 
 class SlackCalls:
-    """The three calls an answer makes, with the waiting rules above."""
+    """A workspace's Slack writes, as the answer flow, the project watches and the feedback
+    buttons need them. Every call waits its turn in the workspace's scheduler."""
 
-    def __init__(self, client: AsyncWebClient, budget: UpdateBudget, clock: Clock) -> None:
-        self._client = client
-        self._budget = budget
+    def __init__(self, scheduler: WorkspaceScheduler, clock: Clock) -> None:
+        self.scheduler = scheduler
         self._clock = clock
-
-    @classmethod
-    def for_team(
-        cls, client: AsyncWebClient, store: Store, team: str, per_minute: int, clock: Clock
-    ) -> SlackCalls:
-        """Calls drawing on `team`'s shared edit budget (`SLACK_UPDATE_BUDGET` a minute)."""
-        return cls(client, UpdateBudget(store, team, per_minute, clock), clock)
+        self._offers: dict[tuple[str, str], EditTicket] = {}
 
     async def post(self, channel: str, thread_ts: str | None, content: Content) -> str:
-        """Post a reply that must appear; waits out rate limits. Returns its ts."""
-        response = await self._must_land(
+        """Post a message that must appear; returns its ts. Repeated after a failure only
+        when Slack surely did not post it, so a lost answer never leaves a second reply."""
+        response = await self.scheduler.must_land(
             "chat.postMessage",
-            channel=channel,
-            thread_ts=thread_ts,
-            text=content.text,
-            blocks=content.blocks,
-            unfurl_links=False,
-            unfurl_media=False,
+            _without_none(
+                {
+                    "channel": channel,
+                    "thread_ts": thread_ts,
+                    "text": content.text,
+                    "blocks": content.blocks,
+                    "unfurl_links": False,
+                    "unfurl_media": False,
+                }
+            ),
+            lane=f"post:{channel}",
+            repeatable=False,
         )
         return str(response["ts"])
 
-    async def update_if_allowed(self, channel: str, ts: str, content: Content) -> bool:
-        """An intermediate edit: sent only if the budget allows and Slack is not pushing back.
-        False means "not shown yet"; the caller folds the text into a later edit."""
-        if not await self._budget.try_spend():
-            return False
-        try:
-            await self._client.chat_update(
-                channel=channel, ts=ts, text=content.text, blocks=content.blocks or []
-            )
-        except NETWORK_ERRORS as error:
-            log.warning("chat.update did not reach Slack (%s)", type(error).__name__)
-            return False
-        except SlackApiError as error:
-            retry_after = _rate_limit_or_raise(error)
-            if retry_after is not None:
-                await self._budget.cool_down(retry_after)
-                return False
-            log.warning("chat.update failed: %s", _error_code(error))
-            return False
-        return True
-
     async def update(self, channel: str, ts: str, content: Content) -> None:
-        """An edit that must land (a final text); waits for cool-downs and Retry-After."""
-        wait = await self._budget.cooldown_left()
-        if wait > 0:
-            await self._clock.sleep(wait)
-        await self._budget.spend()
-        await self._must_land(
-            "chat.update", channel=channel, ts=ts, text=content.text, blocks=content.blocks or []
+        """An edit that must land (a final text, a notice); a partial edit still pending for
+        the message is dropped (or, in flight, waited for) so it cannot overtake this one."""
+        await self._withdraw(channel, ts)
+        await self.scheduler.must_land(
+            "chat.update", _edit(channel, ts, content), lane="update", repeatable=True
         )
 
-    async def _must_land(self, method: str, **params: Any) -> Any:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                return await self._client.api_call(method, json=_without_none(params))
-            except NETWORK_ERRORS as error:
-                # An edit can be repeated safely; a post only if it surely never arrived,
-                # else a lost response would leave a second, orphaned reply.
-                if method != "chat.update" and not isinstance(error, aiohttp.ClientConnectorError):
-                    raise SlackUnavailable(f"{method}: {type(error).__name__}") from error
-                delay = min(MAX_NETWORK_BACKOFF, 2.0**attempt)
-                log.warning(
-                    "%s did not reach Slack (%s); retrying in %.0fs",
-                    method,
-                    type(error).__name__,
-                    delay,
-                )
-                await self._clock.sleep(delay)
-            except SlackApiError as error:
-                retry_after = _rate_limit_or_raise(error)
-                if retry_after is None:
-                    code = _error_code(error)
-                    log.error("%s failed: %s", method, code)
-                    raise SlackUnavailable(f"{method}: {code}", code) from error
-                if method == "chat.update":
-                    await self._budget.cool_down(retry_after)
-                log.info("%s rate limited; retrying in %.1fs", method, retry_after)
-                await self._clock.sleep(retry_after)
-        raise SlackUnavailable(f"{method}: Slack still refused after {MAX_ATTEMPTS} attempts")
+    def offer_edit(
+        self, channel: str, ts: str, render: Callable[[], Content | None], stale_since: float
+    ) -> EditTicket:
+        """A partial edit, rendered when the budget lets it go (None: nothing new to show)."""
+
+        def params() -> dict[str, Any] | None:
+            content = render()
+            return None if content is None else _edit(channel, ts, content)
+
+        return self.scheduler.offer("chat.update", params, lane="update", stale_since=stale_since)
+
+    async def update_if_allowed(self, channel: str, ts: str, content: Content) -> bool:
+        """An edit worth showing when the budget allows (indexing progress): it waits at the
+        lowest priority and is replaced by a newer one for the same message, or by the final
+        text. True once it is queued to be shown."""
+        await self._withdraw(channel, ts)
+        ticket = self.offer_edit(channel, ts, lambda: content, self._clock.now())
+        self._offers[(channel, ts)] = ticket
+        ticket.settled.add_done_callback(lambda _: self._forget(channel, ts, ticket))
+        return True
+
+    async def _withdraw(self, channel: str, ts: str) -> None:
+        ticket = self._offers.pop((channel, ts), None)
+        if ticket is not None:
+            await ticket.withdraw()
+
+    def _forget(self, channel: str, ts: str, ticket: EditTicket) -> None:
+        if self._offers.get((channel, ts)) is ticket:
+            del self._offers[(channel, ts)]
+
+    def offer_reaction(self, channel: str, ts: str, name: str = HOURGLASS) -> EditTicket:
+        """A courtesy reaction on someone's message: sent when its own budget allows, dropped
+        (withdrawn) when it would come too late to mean anything."""
+        params = {"channel": channel, "timestamp": ts, "name": name}
+        return self.scheduler.offer(
+            "reactions.add", lambda: params, lane="reactions", stale_since=self._clock.now()
+        )
+
+    async def remove_reaction(self, channel: str, ts: str, name: str = HOURGLASS) -> None:
+        """Take our reaction back; gone already is as good as removed."""
+        params = {"channel": channel, "timestamp": ts, "name": name}
+        try:
+            await self.scheduler.must_land(
+                "reactions.remove", params, lane="reactions", repeatable=True
+            )
+        except DeliveryFailed as error:
+            if error.code != "no_reaction":
+                log.warning("could not remove the %s reaction: %s", name, error)
+
+
+# Slack's limits that are not settings: posts across a workspace (several hundred a minute,
+# far above what one channel takes) and reactions (Tier 3, spent on courtesy only).
+POST_PER_WORKSPACE = Rate(per_minute=300, burst=25)
+REACTIONS = Rate(per_minute=50, burst=10)
+
+
+def limits_for(settings: Settings) -> Limits:
+    """The workspace budgets the settings describe (see the README's table)."""
+    return Limits(
+        update=Rate(settings.slack_update_budget, settings.slack_update_burst),
+        post_per_channel=Rate(settings.slack_post_budget, settings.slack_post_burst),
+        post_per_workspace=POST_PER_WORKSPACE,
+        reactions=REACTIONS,
+        delivery_deadline=settings.slack_delivery_deadline,
+    )
+
+
+class SlackSchedulers:
+    """One scheduler per workspace, for the life of the process."""
+
+    def __init__(
+        self, client: AsyncWebClient, buckets: Buckets, limits: Limits, clock: Clock
+    ) -> None:
+        self._send = sender(client)
+        self._buckets = buckets
+        self._limits = limits
+        self._clock = clock
+        self._by_team: dict[str, SlackCalls] = {}
+
+    def for_team(self, team: str) -> SlackCalls:
+        calls = self._by_team.get(team)
+        if calls is None:
+            scheduler = WorkspaceScheduler(
+                team, self._send, self._buckets, self._limits, self._clock
+            )
+            calls = self._by_team[team] = SlackCalls(scheduler, self._clock)
+        return calls
+
+    async def close(self) -> None:
+        for calls in self._by_team.values():
+            await calls.scheduler.close()
+
+
+def _edit(channel: str, ts: str, content: Content) -> dict[str, Any]:
+    return {"channel": channel, "ts": ts, "text": content.text, "blocks": content.blocks or []}
 
 
 def _without_none(params: dict[str, Any]) -> dict[str, Any]:

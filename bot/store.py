@@ -100,6 +100,11 @@ class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
+    @property
+    def client(self) -> redis.Redis:
+        """The connection pool, for the Slack rate-limit buckets' script."""
+        return self._redis
+
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
         # Connecting is bounded here; each command is bounded by `_reachable`, with

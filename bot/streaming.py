@@ -1,10 +1,17 @@
 """One answer streamed into a Slack thread: a placeholder, throttled edits, a final text.
 
 Exactly one writer task edits the messages, so edits land in order and each shows at least as
-much as the one before. The reader (`append`) only changes state and wakes the writer; text
-that arrives while an edit is in flight or while the throttle holds is coalesced into the next
-edit. When the answer outgrows one message, that message is finished at a clean boundary and
-the answer continues in a new reply in the same thread.
+much as the one before. The reader (`append`) only records text and wakes the writer. The
+writer offers a partial edit to the workspace's scheduler, which renders it when the budget
+lets it go, so text that arrives meanwhile is coalesced into it and an edit the budget never
+allows costs nothing. When the answer outgrows one message, that message is finished at a
+clean boundary and the answer continues in a new reply in the same thread.
+
+When the workspace's edit budget cannot even give an answer its final edit promptly, the
+answer is delivered whole instead (`whole=True`): no placeholder and no partial edits, an
+hourglass reaction on the question meanwhile, and the complete answer posted when it is done.
+Posts are budgeted per channel, edits per workspace, so a burst over many channels then lands
+many more answers a minute than edits alone could carry.
 """
 
 from __future__ import annotations
@@ -13,17 +20,25 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot import messages, slack_format
 from bot.clock import Clock
-from bot.slack_calls import Content, MessageTooLong, SlackCalls, SlackUnavailable
+from bot.slack_calls import (
+    Content,
+    MessageGone,
+    MessageTooLong,
+    SlackCalls,
+    SlackUnavailable,
+)
 from bot.slack_format import Source
+from bot.slack_scheduler import EditTicket
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 3000
 MIN_MESSAGE_LIMIT = 500
-DENIED_BACKOFF = 1.0  # seconds before retrying an edit the budget refused
+HOURGLASS_AFTER = 2.0  # seconds a placeholder may wait before the question shows it is queued
 
 
 @dataclass
@@ -49,6 +64,7 @@ class Ending:
 class StreamResult:
     message_ts: list[str] = field(default_factory=list)
     edits: int = 0
+    complete: bool = True  # False when Slack refused part of the answer for good
 
 
 class AnswerStream:
@@ -61,6 +77,8 @@ class AnswerStream:
         interval: float,
         clock: Clock,
         limit: int = MESSAGE_LIMIT,
+        question_ts: str | None = None,
+        whole: bool = False,
     ) -> None:
         self._calls = calls
         self._channel = channel
@@ -68,43 +86,93 @@ class AnswerStream:
         self._interval = interval
         self._clock = clock
         self._limit = limit
+        self._question_ts = question_ts
+        self._whole = whole
         self._parts = [_Part()]
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
+        self._placed = asyncio.Event()
         self._ending: Ending | None = None
         self._writer: asyncio.Task[None] | None = None
         self._result = StreamResult()
+        self._stale_since: float | None = None
+        self._expects_final = False
+        self._hourglass: _Hourglass | None = None
 
     @property
     def text(self) -> str:
         """All the markdown received so far."""
         return "".join(p.markdown for p in self._parts)
 
-    async def open(self, placeholder: str, existing_ts: str | None = None) -> str:
+    @property
+    def whole(self) -> bool:
+        return self._whole
+
+    async def open(self, placeholder: str, existing_ts: str | None = None) -> str | None:
         """Post the placeholder reply (or take over `existing_ts`, a reply already posted,
-        showing the placeholder) and start the writer. Returns the reply's ts."""
-        if existing_ts is None:
-            ts = await self._calls.post(self._channel, self._thread_ts, Content(placeholder))
-        else:
-            ts = existing_ts
-            await self._calls.update(self._channel, ts, Content(placeholder))
-        self._parts[0].ts = ts
-        self._result.message_ts.append(ts)
-        self._writer = asyncio.create_task(self._write(), name=f"stream-{self._channel}-{ts}")
+        showing the placeholder) and start the writer. Returns the reply's ts; None when the
+        answer is delivered whole (nothing is posted before it is complete)."""
+        self._expects_final = existing_ts is not None or not self._whole
+        if self._expects_final:
+            self._calls.scheduler.finals_expected += 1
+        if self._question_ts is not None:
+            self._hourglass = _Hourglass(self._calls, self._clock, self._channel, self._question_ts)
+        try:
+            if existing_ts is not None:
+                ts: str | None = existing_ts
+                if not self._whole:
+                    await self._calls.update(self._channel, existing_ts, Content(placeholder))
+            elif self._whole:
+                ts = None
+                self._show_waiting(0.0)
+            else:
+                self._show_waiting(HOURGLASS_AFTER)
+                ts = await self._calls.post(self._channel, self._thread_ts, Content(placeholder))
+                self._reply_appeared()
+        except BaseException:
+            self._final_settled()
+            if self._hourglass is not None:
+                await self._hourglass.clear()
+            raise
+        if ts is not None:
+            self._parts[0].ts = ts
+            self._result.message_ts.append(ts)
+        self._writer = asyncio.create_task(
+            self._write(), name=f"stream-{self._channel}-{ts or 'whole'}"
+        )
         return ts
 
     def append(self, chunk: str) -> None:
+        """Record text; the writer decides when it is shown (no rendering here)."""
         if self._ending is not None or not chunk:
             return
-        self._parts[-1].markdown += chunk
-        self._reflow()
+        last = self._parts[-1]
+        if self._stale_since is None:
+            self._stale_since = self._clock.now()
+        last.markdown += chunk
         self._wake.set()
+
+    def finish(self, ending: Ending) -> None:
+        """The reader is done: the writer lands the rest (see `placed` and `close`)."""
+        if self._ending is None:
+            self._ending = ending
+        self._closed.set()
+        self._wake.set()
+
+    async def placed(self) -> None:
+        """Wait until every message of the answer exists in Slack (only final edits may be
+        outstanding): the next answer in the thread may then be posted after it."""
+        if self._writer is None:
+            return
+        placed = asyncio.ensure_future(self._placed.wait())
+        try:
+            await asyncio.wait({placed, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            placed.cancel()
 
     async def close(self, ending: Ending) -> StreamResult:
         """Finish: the last message gets the complete text and `ending`. Waits for Slack."""
-        self._ending = ending
-        self._closed.set()
-        self._wake.set()
+        self.finish(ending)
         if self._writer is not None:
             await self._writer
         return self._result
@@ -126,21 +194,39 @@ class AnswerStream:
         try:
             await self._write_all()
         except (SlackUnavailable, MessageTooLong) as error:
-            log.error("answer delivery to Slack stopped: %s", error or type(error).__name__)
+            self._result.complete = False
+            log.error(
+                "answer delivery to Slack stopped in %s (question %s): %s",
+                self._channel,
+                self._question_ts,
+                error or type(error).__name__,
+            )
             await self._closed.wait()  # the reader still finishes; then say what went missing
             await self._salvage()
+        finally:
+            self._final_settled()
+            self._placed.set()
+            if self._hourglass is not None:
+                await self._hourglass.clear()
+
+    def _final_settled(self) -> None:
+        if self._expects_final:
+            self._expects_final = False
+            self._calls.scheduler.finals_expected -= 1
 
     async def _salvage(self) -> None:
         """Slack refused a part of the answer for good: the last message that did reach Slack
         ends the answer, saying the rest is missing (best effort: Slack may still refuse)."""
         posted = [p for p in self._parts if p.ts is not None]
+        if not posted:
+            return
         self._parts = posted
         self._ending = replace(self._ending or Ending(), notice=messages.SLACK_REFUSED_REST)
         last = posted[-1]
         last.done = False
         try:
             await self._calls.update(self._channel, str(last.ts), self._final_content(last))
-        except (SlackUnavailable, MessageTooLong) as error:
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             log.error("the answer's ending could not be shown either: %s", error)
 
     async def _write_all(self) -> None:
@@ -148,6 +234,10 @@ class AnswerStream:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._whole:
+                if self._closed.is_set():
+                    break
+                continue
             await self._finish_sealed()
             if self._closed.is_set():
                 break
@@ -160,28 +250,70 @@ class AnswerStream:
             current = self._parts[-1]
             if current.ts is None or current.markdown == current.shown or not current.markdown:
                 continue
-            snapshot, before = current.markdown, current.shown
-            # Counted as shown while in flight: text arriving meanwhile may split this part,
-            # and the split must keep what Slack is about to display.
-            current.shown = snapshot
-            try:
-                shown = await self._calls.update_if_allowed(
-                    self._channel, current.ts, self._typing(snapshot)
-                )
-            except MessageTooLong:
-                current.shown = before
-                self._shrink_from(current)
-                self._wake.set()
-                continue
-            if shown:
+            if await self._edit(current):
                 self._result.edits += 1
                 next_edit_at = self._clock.now() + self._interval
-            else:
-                # Budget spent or Slack pushing back: the text waits for a later edit.
-                current.shown = before
-                next_edit_at = self._clock.now() + max(self._interval, DENIED_BACKOFF)
+            if self._unshown():
                 self._wake.set()
         await self._finish_last()
+
+    def _unshown(self) -> bool:
+        """Whether the writer has more to do: text not shown yet, or a part to finish."""
+        last = self._parts[-1]
+        return last.markdown != last.shown or any(not p.done for p in self._parts[:-1])
+
+    async def _edit(self, part: _Part) -> bool:
+        """Offer the scheduler a partial edit of `part` and wait for it (or for the end of
+        the answer, which withdraws it). True when Slack showed it."""
+        before = part.shown
+        stale_since = self._stale_since if self._stale_since is not None else self._clock.now()
+        ticket = self._calls.offer_edit(
+            self._channel, str(part.ts), lambda: self._render_partial(part), stale_since
+        )
+        try:
+            sent = await self._settle(ticket)
+        except MessageTooLong:
+            part.shown = before
+            self._shrink_from(part)
+            return False
+        except MessageGone:
+            await self._repost(part, self._typing(part.markdown))
+            return True
+        if not sent:
+            part.shown = before
+            return False
+        self._stale_since = None if part.markdown == part.shown else self._clock.now()
+        return True
+
+    def _render_partial(self, part: _Part) -> Content | None:
+        """Called by the scheduler right before the edit goes out: the newest text."""
+        self._reflow()
+        if part.ts is None or part.markdown == part.shown or not part.markdown:
+            return None
+        # Counted as shown while in flight: text arriving meanwhile may split this part,
+        # and the split must keep what Slack is about to display.
+        part.shown = part.markdown
+        return self._typing(part.markdown)
+
+    async def _settle(self, ticket: EditTicket) -> bool:
+        """The edit's fate, or its withdrawal when the answer ends first."""
+        closing = asyncio.ensure_future(self._closed.wait())
+        waiters: set[asyncio.Future[Any]] = {ticket.settled, closing}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not ticket.settled.done():
+            return await ticket.withdraw()
+        if ticket.settled.cancelled():
+            return False
+        return ticket.settled.result() is not None
+
+    async def _repost(self, part: _Part, content: Content) -> None:
+        """Someone deleted the message: the answer carries on in a fresh reply."""
+        log.info("a reply in %s was deleted; posting the answer again", self._channel)
+        part.ts = await self._calls.post(self._channel, self._thread_ts, content)
+        self._result.message_ts.append(part.ts)
 
     async def _throttle(self, seconds: float) -> None:
         """Wait out the edit interval on the injected clock; the end of the answer cuts it
@@ -218,6 +350,7 @@ class AnswerStream:
 
         A part's successor is posted only after the part itself has landed, so an unfinished
         part is never followed by a posted one (which keeps `_shrink_from` simple)."""
+        self._reflow()
         while True:
             pending = next((p for p in self._parts[:-1] if not p.done), None)
             if pending is None:
@@ -225,28 +358,37 @@ class AnswerStream:
             await self._land(pending)
             index = self._parts.index(pending)
             following = self._parts[index + 1]
-            if following.ts is None and following.markdown:
-                snapshot = following.markdown  # text may arrive while the post is in flight
+            if following.ts is None and following.markdown and not self._whole:
+                # Text arriving while the post is in flight counts as shown: a split made
+                # meanwhile must keep what the new message is about to display.
+                following.shown = following.markdown
                 following.ts = await self._calls.post(
-                    self._channel, self._thread_ts, self._typing(snapshot)
+                    self._channel, self._thread_ts, self._typing(following.shown)
                 )
-                following.shown = snapshot
                 self._result.message_ts.append(following.ts)
 
     async def _finish_last(self) -> None:
         while True:
             await self._finish_sealed()
             last = self._parts[-1]
+            if all(p.ts is not None for p in self._parts):
+                self._placed.set()
             if last.done:
                 return
             await self._land(last)
 
     async def _land(self, part: _Part) -> None:
-        """Put a part's final text in place; a too-long refusal splits it further."""
-        assert part.ts is not None
+        """Put a part's final text in place (posting it, when the answer is delivered whole);
+        a too-long refusal splits it further, a deleted message is posted again."""
         while True:
+            content = self._final_content(part)
             try:
-                await self._calls.update(self._channel, part.ts, self._final_content(part))
+                if part.ts is None:
+                    part.ts = await self._calls.post(self._channel, self._thread_ts, content)
+                    self._result.message_ts.append(part.ts)
+                    self._reply_appeared()
+                else:
+                    await self._calls.update(self._channel, part.ts, content)
             except MessageTooLong as error:
                 if self._limit <= MIN_MESSAGE_LIMIT:
                     raise SlackUnavailable(
@@ -254,10 +396,22 @@ class AnswerStream:
                     ) from error
                 self._shrink_from(part)
                 continue
+            except MessageGone:
+                await self._repost(part, content)
             part.done = True
             part.shown = part.markdown
+            if part is self._parts[-1]:
+                self._final_settled()
             self._result.edits += 1
             return
+
+    def _show_waiting(self, after: float) -> None:
+        if self._hourglass is not None:
+            self._hourglass.show(after)
+
+    def _reply_appeared(self) -> None:
+        if self._hourglass is not None:
+            self._hourglass.start_clearing()
 
     def _shrink_from(self, part: _Part) -> None:
         """Slack's real limit was lower than ours: merge this part with the (unposted) ones
@@ -273,3 +427,44 @@ class AnswerStream:
         part.markdown = "".join(p.markdown for p in self._parts[index:])
         del self._parts[index + 1 :]
         self._reflow()
+
+
+class _Hourglass:
+    """The :hourglass_flowing_sand: reaction on a question whose reply is not there yet.
+
+    A courtesy from its own small budget: offered after a delay, withdrawn if the reply
+    appears first, removed once the reply is there."""
+
+    def __init__(self, calls: SlackCalls, clock: Clock, channel: str, question_ts: str) -> None:
+        self._calls = calls
+        self._clock = clock
+        self._channel = channel
+        self._question_ts = question_ts
+        self._showing: asyncio.Task[None] | None = None
+        self._ticket: EditTicket | None = None
+        self._clearing: asyncio.Task[None] | None = None
+
+    def show(self, after: float) -> None:
+        self._showing = asyncio.create_task(self._show(after), name="hourglass")
+
+    async def _show(self, after: float) -> None:
+        if after > 0:
+            await self._clock.sleep(after)
+        self._ticket = self._calls.offer_reaction(self._channel, self._question_ts)
+
+    def start_clearing(self) -> None:
+        if self._clearing is None:
+            self._clearing = asyncio.create_task(self._clear(), name="hourglass-clear")
+
+    async def _clear(self) -> None:
+        if self._showing is not None:
+            self._showing.cancel()
+            await asyncio.gather(self._showing, return_exceptions=True)
+        if self._ticket is not None and await self._ticket.withdraw():
+            await self._calls.remove_reaction(self._channel, self._question_ts)
+
+    async def clear(self) -> None:
+        """Make sure the reaction is gone (or never comes); waits for its removal."""
+        self.start_clearing()
+        assert self._clearing is not None
+        await asyncio.shield(self._clearing)

@@ -11,7 +11,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.runtime import slack_client
-from bot.slack_calls import SlackCalls, UpdateBudget
+from bot.rate_buckets import MemoryBuckets
+from bot.slack_calls import SlackCalls, SlackSchedulers, limits_for
 from bot.slack_format import TYPING_MARKER
 from bot.store import MemoryStore
 from bot.streaming import AnswerStream, Ending
@@ -27,8 +28,19 @@ async def client(settings: Settings) -> AsyncIterator[AsyncWebClient]:
 
 
 def calls_for(client: AsyncWebClient, store: MemoryStore, budget: int = 1000) -> SlackCalls:
-    clock = SystemClock()
-    return SlackCalls(client, UpdateBudget(store, "T1", budget, clock), clock)
+    """Slack writes through a workspace scheduler whose edit budget is `budget` calls (all
+    of them available at once, refilled `budget` a minute)."""
+    settings = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "x",
+            "SLACK_SIGNING_SECRET": "x",
+            "CUSTOMGPT_API_KEY": "x",
+            "SLACK_UPDATE_BUDGET": str(budget),
+            "SLACK_UPDATE_BURST": str(budget),
+        }
+    )
+    schedulers = SlackSchedulers(client, MemoryBuckets(), limits_for(settings), SystemClock())
+    return schedulers.for_team("T1")
 
 
 def stream_in_c1(client: AsyncWebClient, interval: float = 0) -> AnswerStream:
@@ -67,18 +79,19 @@ async def test_edits_wait_for_the_interval_and_coalesce_what_arrived_meanwhile(
     assert clock.sleepers == 0
 
 
-async def test_an_exhausted_workspace_budget_skips_partial_edits_but_not_the_final_one(
+async def test_partial_edits_leave_the_budget_to_the_final_texts_of_answers_in_flight(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
     store = MemoryStore()
-    calls = calls_for(client, store, budget=1)
+    # Three edits for two answers: one partial edit, then the two finals' reserve.
+    calls = calls_for(client, store, budget=3)
     first = AnswerStream(calls, "C1", "1.0", interval=0, clock=SystemClock())
     second = AnswerStream(calls, "C2", "2.0", interval=0, clock=SystemClock())
     ts1 = await first.open("…")
     ts2 = await second.open("…")
     first.append("first answer")
     await slack.wait_for(lambda: len(slack.message("C1", ts1).edits) == 2)
-    second.append("second answer")  # the workspace's single edit is spent
+    second.append("second answer")  # what is left is the reserve for the two final texts
     await second.close(Ending())
     await first.close(Ending())
 
