@@ -10,8 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.runtime import slack_client
 from bot.rate_buckets import MemoryBuckets
+from bot.runtime import slack_client
 from bot.slack_calls import SlackCalls, SlackSchedulers, limits_for
 from bot.slack_format import TYPING_MARKER
 from bot.store import MemoryStore
