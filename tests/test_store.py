@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.store import LockTimeout, MemoryStore, RedisStore, Store, StoreUnavailable
 from tests import clocks
 from tests.conftest import REDIS_URL
+from tests.polling import until
 
 
 class ManualClock:
@@ -160,13 +161,6 @@ async def test_a_redis_that_never_answers_is_reported_within_the_bound() -> None
 
 
 # -- leases, heartbeats and the line ---------------------------------------------------------
-
-
-async def until(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Return once `condition()` holds: a bounded wait on Redis state, never a fixed sleep."""
-    async with asyncio.timeout(within):
-        while not await condition():  # noqa: ASYNC110 (Redis state: nothing to notify us)
-            await asyncio.sleep(0.02)
 
 
 async def test_a_held_lock_reads_as_held_and_then_as_free(store: Store, team: str) -> None:
