@@ -16,7 +16,7 @@ from bot import keys
 from bot.store import RedisStore
 from tests.conftest import PROJECT_ID, REDIS_URL
 from tests.driver import SlackSender
-from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.polling import until
 from tests.views import final_text
@@ -181,3 +181,32 @@ async def test_a_lock_holder_killed_without_releasing_frees_the_lock_after_its_l
     await until(freed)
     async with RedisStore(redis_client).lock(key, lease=5, wait=0):
         assert await redis_client.get(key) not in (None, token)
+
+
+async def test_a_bot_killed_while_watching_indexing_leaves_a_short_owner_lease(
+    slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis, team: str
+) -> None:
+    customgpt.default_index_steps = [(3, 1, 0)] * 100  # still indexing when the bot dies
+    owner = keys.watch_owner(team, str(FIRST_CREATED_PROJECT_ID))
+    port = free_port()
+    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session)
+            status, _ = await sender.command(
+                "create Acme https://acme.example/sitemap.xml",
+                response_url=slack.response_url("create"),
+            )
+            assert status == 200
+
+        async def watching() -> bool:
+            return bool(await redis_client.exists(owner))
+
+        await until(watching)
+    finally:
+        process.kill()  # SIGKILL: the watch's owner lock is never given back
+        await process.wait()
+
+    left = await redis_client.pttl(owner)
+    # Another process takes the watch over when this runs out, not five minutes later.
+    assert 0 < left <= 30_000
