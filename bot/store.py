@@ -297,13 +297,13 @@ class MemoryStore:
         return value
 
     def _put(self, key: str, value: str, expires: float | None) -> None:
-        self._evict()
         self._values[key] = (value, expires)
         if expires is not None:
             heapq.heappush(self._expiries, (expires, key))
 
     def _evict(self) -> None:
-        """Drop every value whose time has come; O(log n) for each, paid once."""
+        """Drop every value whose time has come; O(log n) for each, paid once. Every call
+        that may add a value (set, claim, incr) evicts first."""
         now = self._clock.now()
         while self._expiries and self._expiries[0][0] <= now:
             expires, key = heapq.heappop(self._expiries)
@@ -318,9 +318,11 @@ class MemoryStore:
         return self._live(key)
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
+        self._evict()
         self._put(key, value, self._expiry(ttl))
 
     async def claim(self, key: str, ttl: int) -> bool:
+        self._evict()
         if self._live(key) is not None:
             return False
         self._put(key, "1", self._expiry(ttl))
@@ -331,6 +333,7 @@ class MemoryStore:
         self._sets.pop(key, None)
 
     async def incr(self, key: str, ttl: int) -> int:
+        self._evict()
         current = self._live(key)
         if current is None:
             self._put(key, "1", self._expiry(ttl))

@@ -271,8 +271,8 @@ async def test_the_memory_store_forgets_expired_claims() -> None:
 def test_the_memory_store_keeps_every_live_value_and_only_those(
     ops: list[tuple[str, str, int | None]],
 ) -> None:
-    """Eviction never loses a live value, and after each write the store holds nothing
-    expired (reads alone need not evict: they drop only what they read)."""
+    """Eviction never loses a live value, and after each set, claim or incr the store holds
+    nothing expired (reads alone need not evict: they drop only what they read)."""
 
     async def scenario() -> None:
         clock = clocks.ManualClock()
@@ -293,14 +293,14 @@ def test_the_memory_store_keeps_every_live_value_and_only_those(
                 await store.delete(key)
                 model.pop(key, None)
                 continue
-            ttl, wrote = n or 10, True  # claims and counters always expire
+            ttl = n or 10  # claims and counters always expire
             if op == "set":
                 await store.set(key, "7", ttl=n)
                 model[key] = ("7", None if n is None else clock.now() + n)
             elif op == "claim":
-                wrote = live(key) is None
-                assert await store.claim(key, ttl) == wrote
-                if wrote:
+                free = live(key) is None
+                assert await store.claim(key, ttl) == free
+                if free:
                     model[key] = ("1", clock.now() + ttl)
             else:
                 current = live(key)
@@ -308,8 +308,7 @@ def test_the_memory_store_keeps_every_live_value_and_only_those(
                 assert count == (1 if current is None else int(current) + 1)
                 expires = clock.now() + ttl if current is None else model[key][1]
                 model[key] = (str(count), expires)
-            if wrote:
-                assert len(store) == sum(live(k) is not None for k in model)
+            assert len(store) == sum(live(k) is not None for k in model)
             for k in "abcd":
                 assert await store.get(k) == live(k)
 
