@@ -27,7 +27,7 @@ from bot.streaming import AnswerStream, Ending, StreamResult
 log = logging.getLogger(__name__)
 
 CLAIM_TTL = 24 * 3600
-LOCK_LEASE = 600.0
+LOCK_LEASE = 20.0  # renewed while answering; a killed process frees its thread after this
 LOCK_WAIT = 120.0
 PROJECT_NAME_TTL = 3600
 PROJECT_NAME_WAIT = 2.0

@@ -5,8 +5,9 @@ answer.
 A watch is state in the store (`keys.pending_project`, listed in `keys.pending_projects`), not
 just a task: shutdown cancels the task and leaves the state, and the next start resumes every
 pending watch (`start_background`). The deadline is wall-clock time for the same reason. When
-several replicas start at once, a short-lived owner key renewed on every poll makes sure one
-of them watches a project and the others stand by.
+several replicas start at once, an owner lock (a short lease its process renews while it lives)
+makes sure one of them watches a project; the others stand by and take over within seconds
+of the owner's death (a killed process frees its watches when its lease runs out).
 """
 
 from __future__ import annotations
@@ -35,20 +36,21 @@ from bot.customgpt import (
 )
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
-from bot.store import StoreUnavailable
+from bot.store import LockTimeout, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 10.0  # never poll CustomGPT more often than this
 MAX_INTERVAL = 60.0  # back-off ceiling while nothing changes
 MAX_ERROR_WAIT = 120.0  # a long Retry-After is honoured up to this, then we ask again
-OWNER_TTL = 300  # seconds; renewed on every poll, so it lapses only when its owner is gone
+OWNER_LEASE = 20.0  # seconds a dead owner keeps its watch; a live one renews it (Store.lock)
+STANDBY = 10.0  # seconds between a standing-by watch's tries to take over from its owner
 MAX_NAME = 100
 MAX_URL = 2048
 AUTH_TEST_ATTEMPTS = 5
 STORE_RETRY = 30  # seconds before a watch retries after the store went away
 PENDING_GRACE = 86400  # seconds a watch record outlives its deadline
-RESUME_EVERY = 120.0  # seconds between looks for watches no process follows
+RESUME_EVERY = 10.0  # seconds between looks for watches no process follows
 RESPONSE_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -223,8 +225,8 @@ class Indexer:
         )
 
     async def adopt(self, team: str) -> int:
-        """Start watching every pending project whose owner key has lapsed (its process is
-        gone); the owner claim in `_own` keeps two processes from both taking one."""
+        """Start watching every pending project nobody owns (its process is gone, its lease
+        has run out); the owner lock in `_run_once` keeps two processes from both taking one."""
         orphans = [
             watch
             for watch in await self._pending(team)
@@ -297,27 +299,28 @@ class Indexer:
                 await self._clock.sleep(STORE_RETRY)
 
     async def _run_once(self, watch: Watch) -> None:
-        if not await self._own(watch):
-            return
-        try:
-            await self._follow(watch)
-        finally:
-            # Also on cancellation (shutdown): the next process may take over at once.
-            await self._store.delete(keys.watch_owner(watch.team, watch.project_id))
-
-    async def _own(self, watch: Watch) -> bool:
-        """Become the one watcher of this project; stand by while another process watches
-        (it may die, leaving its key to lapse). False once the watch has ended elsewhere."""
+        """Follow the watch as its one owner, or stand by while another process owns it: that
+        process may die, and its lease then runs out within OWNER_LEASE. Ownership is given
+        back when following ends, also on cancellation (shutdown): the next process may take
+        over at once. Returns when the watch has ended, here or elsewhere."""
         owner = keys.watch_owner(watch.team, watch.project_id)
-        while not await self._store.claim(owner, OWNER_TTL):
+        while True:
+            owned = False
+            try:
+                async with self._store.lock(owner, lease=OWNER_LEASE, wait=0):
+                    owned = True
+                    if await self.is_pending(watch.team, watch.project_id):
+                        await self._follow(watch)
+                return
+            except LockTimeout:
+                if owned:
+                    raise
             if not await self.is_pending(watch.team, watch.project_id):
-                return False
-            await self._clock.sleep(OWNER_TTL / 3)
-        return True
+                return
+            await self._clock.sleep(STANDBY)
 
     async def _follow(self, watch: Watch) -> None:
         calls = self._calls(watch.team)
-        owner = keys.watch_owner(watch.team, watch.project_id)
         shown: ProjectStats | None = None
         latest: ProjectStats | None = None
         try:
@@ -325,7 +328,6 @@ class Indexer:
                 poll_until_ready(self._customgpt, watch.project_id, self._clock, watch.deadline)
             ) as polls:
                 async for poll in polls:
-                    await self._store.set(owner, "1", ttl=OWNER_TTL)
                     watch = await self._load(watch.team, watch.project_id) or watch
                     if poll.stats is None:  # a passing CustomGPT error
                         log.warning("project %s: polling failed: %s", watch.project_id, poll.error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import itertools
 import logging
 import uuid
@@ -19,7 +20,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.asyncio.lock import Lock as RedisLock
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from bot.clock import Clock, SystemClock
 
@@ -83,12 +84,18 @@ class Store(Protocol):
     def lock(
         self, key: str, *, lease: float, wait: float, order: float = 0.0
     ) -> AbstractAsyncContextManager[None]:
-        """Hold `key` exclusively for at most `lease` seconds (then it lapses, so a crashed
-        holder cannot block a thread forever); wait up to `wait` seconds, else LockTimeout.
+        """Hold `key` exclusively while inside; wait up to `wait` seconds, else LockTimeout.
+
+        The holder renews its claim every `lease`/3 seconds for as long as it lives, so work
+        longer than `lease` keeps the lock, while a holder that dies without releasing (a
+        killed process) frees it at most `lease` seconds later. A renewal that finds the
+        lock gone (the store was out of reach for longer than `lease`) is logged; the work
+        inside goes on. While the lock is held, `get(key)` is not None.
 
         Waiters take their turn by `order` (lowest first; the Slack message ts for
         questions), not by who polls first, so follow-ups are answered in the order asked,
-        whichever replica received them."""
+        whichever replica received them. A waiter dropped from the line (it missed a
+        heartbeat) takes its place again, with the same `order`."""
         ...
 
     async def ping(self) -> None: ...
@@ -158,17 +165,45 @@ class RedisStore:
     ) -> AsyncIterator[None]:
         lock = self._redis.lock(key, timeout=lease)
         await self._take_turn(key, lock, wait=wait, order=order, ttl=int(lease + wait) + 60)
+        heartbeat = asyncio.create_task(self._renew(key, lock, lease), name=f"renew {key}")
         try:
             yield
         finally:
+            heartbeat.cancel()
             try:
+                await asyncio.wait({heartbeat})
+            finally:
+                await self._release(key, lock)
+
+    @staticmethod
+    async def _renew(key: str, lock: RedisLock, lease: float) -> None:
+        """The holder's heartbeat: push the lease back to its full length every `lease`/3
+        seconds, so only a holder that stopped running (a killed process) lets it lapse.
+        Real time, like the lease itself. A failed renewal is retried at the next beat; one
+        that finds the lock gone ends the heartbeat (renewing would take it from its new
+        holder)."""
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT):
+                    await lock.reacquire()
+            except LockNotOwnedError:
+                log.warning("lock %s lapsed while held; the work goes on without it", key)
+                return
+            except (RedisError, OSError, TimeoutError) as error:
+                log.warning("could not renew lock %s: %s", key, type(error).__name__)
+
+    @staticmethod
+    async def _release(key: str, lock: RedisLock) -> None:
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
                 await lock.release()
-            except LockError:
-                # It lapsed while we held it (an answer longer than `lease`): nothing to free.
-                pass
-            except RedisError as error:
-                # Redis went away mid-answer; the lease frees the lock when it comes back.
-                log.warning("could not release %s: %s", key, type(error).__name__)
+        except LockError:
+            # It lapsed while we held it (the store was out of reach): nothing to free.
+            pass
+        except (RedisError, OSError, TimeoutError) as error:
+            # Redis went away; the lease frees the lock (no heartbeat renews it any more).
+            log.warning("could not release %s: %s", key, type(error).__name__)
 
     async def _take_turn(
         self, key: str, lock: RedisLock, *, wait: float, order: float, ttl: int
@@ -177,10 +212,16 @@ class RedisStore:
         keeps a short-lived heartbeat, so one that died is dropped from the line."""
         queue, ticket = f"{key}:queue", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + wait
-        await self._join(queue, ticket, order, ttl)
+        in_line = False
         try:
             while True:
-                if await self._my_turn(key, queue, ticket, lock):
+                joined, turn = await self._look(key, queue, ticket, order, ttl, lock)
+                if joined and in_line:
+                    log.info(
+                        "a waiter for %s was dropped from the line; it took its place again", key
+                    )
+                in_line = True
+                if turn:
                     return
                 if asyncio.get_running_loop().time() >= deadline:
                     raise LockTimeout(key)
@@ -189,21 +230,25 @@ class RedisStore:
             await self._leave(key, queue, ticket)
 
     @_reachable
-    async def _join(self, queue: str, ticket: str, order: float, ttl: int) -> None:
-        await self._redis.zadd(queue, {ticket: order})
-        await self._redis.expire(queue, ttl)
-
-    @_reachable
-    async def _my_turn(self, key: str, queue: str, ticket: str, lock: RedisLock) -> bool:
-        """Refresh this waiter's heartbeat; take the lock if first in line and it is free.
-        A dead waiter first in line is dropped."""
-        await self._redis.set(f"{key}:waiter:{ticket}", "1", ex=WAITER_TTL)
-        first = [str(member) for member in await self._redis.zrange(queue, 0, 0)]
-        if first == [ticket]:
-            return bool(await lock.acquire(blocking=False))
-        if first and not await self._redis.exists(f"{key}:waiter:{first[0]}"):
-            await self._redis.zrem(queue, first[0])
-        return False
+    async def _look(
+        self, key: str, queue: str, ticket: str, order: float, ttl: int, lock: RedisLock
+    ) -> tuple[bool, bool]:
+        """One look at the line: (joined, my turn). Refresh this waiter's heartbeat and make
+        sure its ticket is in line: a waiter that missed a heartbeat (a slow event loop, a
+        Redis failover) was dropped by another and joins again, in the same place. Take
+        the lock if first in line and it is free; drop a dead waiter first in line."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{key}:waiter:{ticket}", "1", ex=WAITER_TTL)
+            pipe.zadd(queue, {ticket: order}, nx=True)
+            pipe.expire(queue, ttl)
+            pipe.zrange(queue, 0, 0)
+            _, joined, _, first = await pipe.execute()
+        head = [str(member) for member in first]
+        if head == [ticket]:
+            return bool(joined), bool(await lock.acquire(blocking=False))
+        if head and not await self._redis.exists(f"{key}:waiter:{head[0]}"):
+            await self._redis.zrem(queue, head[0])
+        return bool(joined), False
 
     @_reachable
     async def _leave(self, key: str, queue: str, ticket: str) -> None:
@@ -228,14 +273,23 @@ class _Line:
 
 
 class MemoryStore:
-    """Same contract as RedisStore, for one process; TTLs are checked lazily on read."""
+    """Same contract as RedisStore, for one process. Expired values read as absent at once
+    and are dropped on the next write: a heap of expiry times makes that cheap, so memory
+    follows the keys still alive, not every claim ever made."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._values: dict[str, tuple[str, float | None]] = {}
+        self._expiries: list[
+            tuple[float, str]
+        ] = []  # a heap; entries outdated by a rewrite stay until due
         self._sets: dict[str, set[str]] = {}
         self._lines: dict[str, _Line] = {}
         self._arrivals = itertools.count()
+
+    def __len__(self) -> int:
+        """How many keys are held (values and sets): what the process pays in memory."""
+        return len(self._values) + len(self._sets)
 
     def _live(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -247,6 +301,21 @@ class MemoryStore:
             return None
         return value
 
+    def _put(self, key: str, value: str, expires: float | None) -> None:
+        self._values[key] = (value, expires)
+        if expires is not None:
+            heapq.heappush(self._expiries, (expires, key))
+
+    def _evict(self) -> None:
+        """Drop every value whose time has come; O(log n) for each, paid once. Every call
+        that may add a value (set, claim, incr) evicts first."""
+        now = self._clock.now()
+        while self._expiries and self._expiries[0][0] <= now:
+            expires, key = heapq.heappop(self._expiries)
+            entry = self._values.get(key)
+            if entry is not None and entry[1] == expires:  # not rewritten since
+                del self._values[key]
+
     def _expiry(self, ttl: int | None) -> float | None:
         return None if ttl is None else self._clock.now() + ttl
 
@@ -254,12 +323,14 @@ class MemoryStore:
         return self._live(key)
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
-        self._values[key] = (value, self._expiry(ttl))
+        self._evict()
+        self._put(key, value, self._expiry(ttl))
 
     async def claim(self, key: str, ttl: int) -> bool:
+        self._evict()
         if self._live(key) is not None:
             return False
-        self._values[key] = ("1", self._expiry(ttl))
+        self._put(key, "1", self._expiry(ttl))
         return True
 
     async def delete(self, key: str) -> None:
@@ -267,9 +338,10 @@ class MemoryStore:
         self._sets.pop(key, None)
 
     async def incr(self, key: str, ttl: int) -> int:
+        self._evict()
         current = self._live(key)
         if current is None:
-            self._values[key] = ("1", self._expiry(ttl))
+            self._put(key, "1", self._expiry(ttl))
             return 1
         count = int(current) + 1
         self._values[key] = (str(count), self._values[key][1])
@@ -279,7 +351,11 @@ class MemoryStore:
         self._sets.setdefault(key, set()).add(member)
 
     async def remove_member(self, key: str, member: str) -> None:
-        self._sets.get(key, set()).discard(member)
+        members = self._sets.get(key)
+        if members is not None:
+            members.discard(member)
+            if not members:  # as in Redis: an empty set is no key at all
+                del self._sets[key]
 
     async def members(self, key: str) -> frozenset[str]:
         return frozenset(self._sets.get(key, ()))
@@ -311,9 +387,11 @@ class MemoryStore:
             line.waiting.remove(place)
             async with line.changed:
                 line.changed.notify_all()  # the head of the line may have changed
+        self._values[key] = ("held", None)  # as in Redis: a held lock's key has a value
         try:
             yield
         finally:
+            self._values.pop(key, None)
             async with line.changed:
                 line.held = False
                 line.changed.notify_all()

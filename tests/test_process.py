@@ -1,5 +1,5 @@
-"""`python -m bot` as a real process: HTTP on PORT, a health check, an answered mention, and a
-clean stop on SIGTERM."""
+"""The bot as a real process: HTTP on PORT, a health check, an answered mention, a clean stop on
+SIGTERM; and what a process killed with SIGKILL leaves behind in Redis."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import socket
 import sys
 
 import aiohttp
+import redis.asyncio as redis
 
-from tests.conftest import PROJECT_ID
+from bot import keys
+from bot.store import RedisStore
+from tests.conftest import PROJECT_ID, REDIS_URL
 from tests.driver import SlackSender
-from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack
+from tests.polling import until
 from tests.views import final_text
 
 SECRET = "process-signing-secret"
@@ -26,12 +30,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
-    slack: FakeSlack, customgpt: FakeCustomGPT, team: str
-) -> None:
-    port = free_port()
+def bot_env(
+    slack: FakeSlack, customgpt: FakeCustomGPT, port: int, redis_url: str | None
+) -> dict[str, str]:
+    """A bot process's environment: the fake servers, and Redis (None: the in-process store)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CUSTOMGPT_"))}
-    env.pop("REDIS_URL", None)  # the in-process store, announced once
+    env.pop("REDIS_URL", None)
     env |= {
         "PYTHONPATH": os.getcwd(),
         "PORT": str(port),
@@ -43,17 +47,39 @@ async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
         "CUSTOMGPT_PROJECT_ID": str(PROJECT_ID),
         "SLACK_UPDATE_INTERVAL": "0",
     }
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+async def start_bot_process(env: dict[str, str], log: list[str]) -> asyncio.subprocess.Process:
+    """`python -m bot`, once it says it listens (its stderr lines so far go to `log`)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", env=env, stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
-    log: list[str] = []
     try:
         async with asyncio.timeout(20):
             while not any("listening on port" in line for line in log):
                 line = (await process.stderr.readline()).decode()
                 assert line, f"the bot exited early: {log}"
                 log.append(line)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process
+
+
+async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
+    slack: FakeSlack, customgpt: FakeCustomGPT, team: str
+) -> None:
+    port = free_port()
+    log: list[str] = []
+    # No REDIS_URL: the in-process store, announced once.
+    process = await start_bot_process(bot_env(slack, customgpt, port, None), log)
+    assert process.stderr is not None
+    try:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as health:
                 assert (health.status, await health.json()) == (200, {"ok": True})
@@ -79,3 +105,108 @@ async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
     assert code == 0, output
     assert output.count("REDIS_URL is not set: using an in-process store") == 1
     assert "Traceback" not in output and "xoxb-process" not in output
+
+
+async def test_a_bot_killed_mid_answer_frees_its_thread_after_a_short_lease(
+    slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis, team: str
+) -> None:
+    answer = customgpt.queue_answer(["Half an ans", "wer"], hold_after=1)
+    port = free_port()
+    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    try:
+        async with aiohttp.ClientSession() as session:
+            ts = await SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session).mention(
+                "Will you finish?"
+            )
+        async with asyncio.timeout(20):
+            await answer.reached_hold.wait()  # answering: the thread's lock is held
+    finally:
+        process.kill()  # SIGKILL: no release, no goodbye
+        await process.wait()
+
+    left = await redis_client.pttl(keys.thread_lock(team, "C1", ts))
+    # The next question in this thread waits at most this long, not ten minutes.
+    assert 0 < left <= 30_000
+
+
+HOLDER = """
+import asyncio, sys
+from bot.store import RedisStore
+
+async def main() -> None:
+    store = RedisStore.from_url(sys.argv[1])
+    async with store.lock(sys.argv[2], lease=float(sys.argv[3]), wait=5):
+        print("held", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_lock_holder_killed_without_releasing_frees_the_lock_after_its_lease(
+    redis_client: redis.Redis, team: str
+) -> None:
+    key, lease = keys.thread_lock(team, "C1", "killed"), 1.0
+    env = os.environ | {"PYTHONPATH": os.getcwd()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLDER,
+        REDIS_URL,
+        key,
+        str(lease),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            assert await process.stdout.readline() == b"held\n"
+        token = await redis_client.get(key)
+        loop = asyncio.get_running_loop()
+        lapsed_by = loop.time() + 2 * lease
+
+        async def alive_past_its_lease() -> bool:
+            assert await redis_client.get(key) == token  # renewed by the living holder
+            return loop.time() > lapsed_by
+
+        await until(alive_past_its_lease)
+    finally:
+        process.kill()
+        await process.wait()
+
+    async def freed() -> bool:
+        return not await redis_client.exists(key)
+
+    await until(freed)
+    async with RedisStore(redis_client).lock(key, lease=5, wait=0):
+        assert await redis_client.get(key) not in (None, token)
+
+
+async def test_a_bot_killed_while_watching_indexing_leaves_a_short_owner_lease(
+    slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis, team: str
+) -> None:
+    customgpt.default_index_steps = [(3, 1, 0)] * 100  # still indexing when the bot dies
+    owner = keys.watch_owner(team, str(FIRST_CREATED_PROJECT_ID))
+    port = free_port()
+    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session)
+            status, _ = await sender.command(
+                "create Acme https://acme.example/sitemap.xml",
+                response_url=slack.response_url("create"),
+            )
+            assert status == 200
+
+        async def watching() -> bool:
+            return bool(await redis_client.exists(owner))
+
+        await until(watching)
+    finally:
+        process.kill()  # SIGKILL: the watch's owner lock is never given back
+        await process.wait()
+
+    left = await redis_client.pttl(owner)
+    # Another process takes the watch over when this runs out, not five minutes later.
+    assert 0 < left <= 30_000

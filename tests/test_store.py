@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.store import LockTimeout, MemoryStore, RedisStore, Store, StoreUnavailable
+from tests import clocks
 from tests.conftest import REDIS_URL
+from tests.polling import until
 
 
 class ManualClock:
@@ -154,3 +158,158 @@ async def test_a_redis_that_never_answers_is_reported_within_the_bound() -> None
         await store.close()
         server.close()
         await server.wait_closed()
+
+
+# -- leases, heartbeats and the line ---------------------------------------------------------
+
+
+async def test_a_held_lock_reads_as_held_and_then_as_free(store: Store, team: str) -> None:
+    key = f"cgpt:{team}:lock:C1:held"
+    async with store.lock(key, lease=5, wait=1):
+        assert await store.get(key) is not None
+    assert await store.get(key) is None
+
+
+async def test_a_held_lock_outlives_its_lease_while_its_holder_runs(
+    redis_client: redis.Redis, team: str
+) -> None:
+    store, key, lease = RedisStore(redis_client), f"cgpt:{team}:lock:C1:long", 1.0
+    loop = asyncio.get_running_loop()
+    async with store.lock(key, lease=lease, wait=1):
+        token = await redis_client.get(key)
+        lapsed_by = loop.time() + 2 * lease  # the lease would have run out twice by then
+
+        async def lease_would_have_lapsed() -> bool:
+            assert await redis_client.get(key) == token  # still ours, all along
+            assert 0 < await redis_client.pttl(key) <= lease * 1000
+            return loop.time() > lapsed_by
+
+        await until(lease_would_have_lapsed)
+    assert await redis_client.exists(key) == 0
+
+
+async def test_a_lock_lost_while_held_is_logged_and_the_work_goes_on(
+    redis_client: redis.Redis, team: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, key = RedisStore(redis_client), f"cgpt:{team}:lock:C1:lost"
+    async with store.lock(key, lease=0.3, wait=1):
+        await redis_client.set(key, "someone else")  # what a lapse and a new holder leave
+
+        async def logged() -> bool:
+            return any("lapsed while held" in r.getMessage() for r in caplog.records)
+
+        await until(logged)
+    assert await redis_client.get(key) == "someone else"  # the new holder keeps its lock
+
+
+async def test_a_waiter_dropped_from_the_line_takes_its_place_again(
+    redis_client: redis.Redis, team: str
+) -> None:
+    store, key = RedisStore(redis_client), f"cgpt:{team}:lock:C1:dropped"
+    queue = f"{key}:queue"
+    taken: list[str] = []
+
+    async def ask(name: str, order: float) -> None:
+        async with store.lock(key, lease=5, wait=60, order=order):
+            taken.append(name)
+
+    async def queued(count: int) -> bool:
+        return await redis_client.zcard(queue) == count
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with store.lock(key, lease=5, wait=0, order=0.0):
+            tasks = [asyncio.create_task(ask("first", 1.0)), asyncio.create_task(ask("2nd", 2.0))]
+            await until(lambda: queued(2))
+            # The first waiter missed a heartbeat and a peer dropped it, as `_look` does.
+            [(ticket, _)] = await redis_client.zrange(queue, 0, 0, withscores=True)
+            await redis_client.zrem(queue, ticket)
+            await redis_client.delete(f"{key}:waiter:{ticket}")
+
+            async def back_in_its_place() -> bool:
+                return await redis_client.zscore(queue, ticket) == 1.0
+
+            await until(back_in_its_place)
+        async with asyncio.timeout(10):  # the waiters would otherwise wait out their 60 s
+            await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    assert taken == ["first", "2nd"]
+
+
+# -- the in-process store's memory -----------------------------------------------------------
+
+
+async def test_the_memory_store_forgets_expired_claims() -> None:
+    clock = clocks.ManualClock()
+    store = MemoryStore(clock)
+    held = []
+    for i in range(20_000):
+        assert await store.claim(f"cgpt:T:event:Ev{i}", 10)
+        await store.incr(f"cgpt:T:budget:update:{i // 600}", 120)
+        clock.advance(0.01)  # 1,000 claims live at any time, 20,000 made
+        held.append(len(store))
+    assert max(held) <= 1_000 + 1 + 21  # live claims, plus this and the live budget windows
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(["set", "claim", "incr"]),
+                st.sampled_from("abcd"),
+                st.one_of(st.none(), st.integers(1, 30)),
+            ),
+            st.tuples(st.just("delete"), st.sampled_from("abcd"), st.none()),
+            st.tuples(st.just("advance"), st.just(""), st.integers(0, 40)),
+        ),
+        max_size=60,
+    )
+)
+def test_the_memory_store_keeps_every_live_value_and_only_those(
+    ops: list[tuple[str, str, int | None]],
+) -> None:
+    """Eviction never loses a live value, and after each set, claim or incr the store holds
+    nothing expired (reads alone need not evict: they drop only what they read)."""
+
+    async def scenario() -> None:
+        clock = clocks.ManualClock()
+        store = MemoryStore(clock)
+        model: dict[str, tuple[str, float | None]] = {}
+
+        def live(key: str) -> str | None:
+            value, expires = model.get(key, ("", None))
+            if key not in model or (expires is not None and clock.now() >= expires):
+                return None
+            return value
+
+        for op, key, n in ops:
+            if op == "advance":
+                clock.advance(n or 0)
+                continue
+            if op == "delete":
+                await store.delete(key)
+                model.pop(key, None)
+                continue
+            ttl = n or 10  # claims and counters always expire
+            if op == "set":
+                await store.set(key, "7", ttl=n)
+                model[key] = ("7", None if n is None else clock.now() + n)
+            elif op == "claim":
+                free = live(key) is None
+                assert await store.claim(key, ttl) == free
+                if free:
+                    model[key] = ("1", clock.now() + ttl)
+            else:
+                current = live(key)
+                count = await store.incr(key, ttl)
+                assert count == (1 if current is None else int(current) + 1)
+                expires = clock.now() + ttl if current is None else model[key][1]
+                model[key] = (str(count), expires)
+            assert len(store) == sum(live(k) is not None for k in model)
+            for k in "abcd":
+                assert await store.get(k) == live(k)
+
+    asyncio.run(scenario())
