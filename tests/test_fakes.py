@@ -680,6 +680,7 @@ async def test_cgpt_cut_stream_ends_early_without_finish(
 
     assert [p["status"] for p in sse_payloads(received)] == ["start", "progress", "progress"]
     assert answer.outcome == "cut"
+    assert len(answer.sent_at) == 2
 
 
 async def test_cgpt_stream_error_frame_is_data_only(

@@ -16,16 +16,15 @@ import asyncio
 import json
 import math
 import re
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
 
 #: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
 MAX_BLOCKS = 50
@@ -42,18 +41,6 @@ _FIRST_TS_SECONDS = 1_700_000_000
 _TS_STEP_MICROSECONDS = 100
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class Clock(Protocol):
-    """Where the fake reads the time: `time.monotonic` by default, or a test's clock (see
-    tests/clocks.py) so that the bot and the fake agree on how much time passed."""
-
-    def now(self) -> float: ...
-
-
-class MonotonicClock:
-    def now(self) -> float:
-        return time.monotonic()
 
 
 @dataclass(frozen=True)
