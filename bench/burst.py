@@ -10,7 +10,7 @@ Retry-After, a final edit), run in this process against a fresh fake with the sa
 
     python -m bench.burst [--n 1 10 40 100 200] [--spread 1 10] [--replicas 1 2] [--half]
                           [--chunks 30] [--chunk-delay 0.2] [--row-timeout SECONDS]
-                          [--bot-env KEY=VALUE ...] [--no-naive]
+                          [--bot-env KEY=VALUE ...] [--no-naive] [--idle-stop 30]
 
 Columns (times in seconds, from the moment a question was sent):
   done        answers complete: every word in order across the thread's replies, no typing
@@ -26,6 +26,8 @@ Columns (times in seconds, from the moment a question was sent):
               wait for one post per answer, per channel and per workspace (see docs)
   ratio       last / bound
   429s        refusals for rate, by method
+A note after a row says why it ended early: "timed out", "idle 30s" (no Slack call and no
+stream open for that long: nothing more was coming), or a bot process exited.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class Options:
     row_timeout: float | None
     bot_env: dict[str, str]
     naive: bool
+    idle_stop: float = 30.0
 
     @property
     def stream_seconds(self) -> float:
@@ -197,6 +200,7 @@ class Answers:
         self.cgpt = cgpt
         self.questions = questions
         self.complete_at: dict[int, float] = {}
+        self.created = slack.clock.now()
 
     def served(self, question: Question) -> ScriptedAnswer | None:
         found = None
@@ -204,6 +208,13 @@ class Answers:
             if answer.request is not None and answer.request.body.get("prompt") == question.prompt:
                 found = answer
         return found
+
+    def idle_for(self) -> float:
+        """Seconds since the last Slack call, 0 while a CustomGPT stream is still open."""
+        if any(not answer.finished.is_set() for answer in self.cgpt.served):
+            return 0.0
+        last = max(self.created, self.slack.calls[-1].at if self.slack.calls else -math.inf)
+        return self.slack.clock.now() - last
 
     def threads(self) -> dict[tuple[str, str], list[FakeMessage]]:
         by_thread: dict[tuple[str, str], list[FakeMessage]] = {}
@@ -474,20 +485,30 @@ def questions_for(scenario: Scenario) -> list[Question]:
     return [Question(i, scenario.channel(i), next_ts()) for i in range(scenario.n)]
 
 
-async def wait_until_done(answers: Answers, deadline: float, stopped: Callable[[], bool]) -> None:
+async def wait_until_done(
+    answers: Answers, deadline: float, idle_stop: float, stopped: Callable[[], bool]
+) -> str:
     """Poll (a benchmark, not a test) until every answer is complete, the answering side
-    `stopped`, or time is up; then wait for Slack to go quiet, so calls trailing the last
-    answer are counted too."""
+    `stopped`, nothing has happened for `idle_stop` seconds (no Slack call, no stream open:
+    the rest will never come), or time is up; then wait for Slack to go quiet, so calls
+    trailing the last answer are counted too. Returns why the row ended early, or ""."""
+    why = ""
     # Polled: checking every answer on each Slack call would cost O(N) a call, and a bot
     # process exiting wakes nothing.
-    while not answers.refresh() and not stopped() and time.monotonic() < deadline:  # noqa: ASYNC110
+    while not answers.refresh():
+        if stopped():
+            why = "stopped"
+        elif time.monotonic() >= deadline:
+            why = "timed out"
+        elif answers.idle_for() >= idle_stop:
+            why = f"idle {idle_stop:.0f}s"
+        if why:
+            break
         await asyncio.sleep(POLL)
-    quiet_until = min(time.monotonic() + QUIET_MAX, deadline + QUIET_MAX)
-    while time.monotonic() < quiet_until:
-        last = answers.slack.calls[-1].at if answers.slack.calls else 0.0
-        if answers.slack.clock.now() - last >= QUIET:
-            return
+    quiet_until = time.monotonic() + QUIET_MAX
+    while time.monotonic() < quiet_until and answers.idle_for() < QUIET:  # noqa: ASYNC110
         await asyncio.sleep(POLL)
+    return why
 
 
 async def run_bot_row(scenario: Scenario, options: Options, logs: Path) -> Row:
@@ -514,13 +535,17 @@ async def run_bot_row(scenario: Scenario, options: Options, logs: Path) -> Row:
             sent = await asyncio.gather(*(ask(q) for q in questions), return_exceptions=True)
             failures = [s for s in sent if isinstance(s, BaseException)]
             deadline = time.monotonic() + row_timeout(scenario, options)
-            await wait_until_done(answers, deadline, lambda: any(b.exited for b in bots))
+            ended = await wait_until_done(
+                answers, deadline, options.idle_stop, lambda: any(b.exited for b in bots)
+            )
             # Measured before the bots stop: a stopping bot edits the answers still in flight.
             row = measure("bot", scenario, answers, started, lower_bound(scenario, limits, options))
-            if failures:
-                row.note = f"{len(failures)} mentions not delivered: {failures[0]!r}"
+            notes = [f"{len(failures)} mentions not delivered: {failures[0]!r}"] if failures else []
             if any(b.exited for b in bots):
-                row.note = (row.note + "; " if row.note else "") + "a bot process exited"
+                notes.append("a bot process exited")
+            elif ended:
+                notes.append(ended)
+            row.note = "; ".join(notes)
             return row
     finally:
         await asyncio.gather(*(b.stop() for b in bots), return_exceptions=True)
@@ -608,12 +633,16 @@ async def run_naive_row(scenario: Scenario, options: Options) -> Row:
         tasks = [asyncio.create_task(ask(q)) for q in questions]
         try:
             deadline = time.monotonic() + row_timeout(scenario, options)
-            await wait_until_done(answers, deadline, lambda: all(t.done() for t in tasks))
+            ended = await wait_until_done(
+                answers, deadline, options.idle_stop, lambda: all(t.done() for t in tasks)
+            )
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return measure("naive", scenario, answers, started, lower_bound(scenario, limits, options))
+        row = measure("naive", scenario, answers, started, lower_bound(scenario, limits, options))
+        row.note = "" if ended == "stopped" else ended  # the naive client gave up: no news
+        return row
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -685,6 +714,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--row-timeout", type=float, help="seconds (default 3 x bound + 60)")
     parser.add_argument("--bot-env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive policy rows")
+    parser.add_argument(
+        "--idle-stop",
+        type=float,
+        default=30.0,
+        help="end a row after this many seconds with no Slack call and no stream open",
+    )
     args = parser.parse_args(argv)
     if not (
         1 <= min(args.n) <= max(args.n) <= MAX_QUESTIONS
@@ -702,6 +737,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         row_timeout=args.row_timeout,
         bot_env=parse_env(args.bot_env),
         naive=not args.no_naive,
+        idle_stop=args.idle_stop,
     )
     client = redis.Redis.from_url(REDIS_URL)
     try:
