@@ -17,11 +17,13 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests.clocks import ManualClock
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import Bucket, FakeSlack, SlackLimits
 
 TOKEN = "xoxb-test"
 AUTH = {"Authorization": "Bearer test-key"}
+BUTTON = {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "b"}}
 
 
 @pytest.fixture
@@ -101,6 +103,15 @@ async def test_slack_update_of_unknown_message_fails(client: AsyncWebClient) -> 
             [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
             "invalid_blocks",
         ),
+        ("x", [{"type": "context", "elements": []}], "invalid_blocks"),
+        ("x", [{"type": "section"}], "invalid_blocks"),
+        ("x", [{"type": "section", "text": {"type": "mrkdwn", "text": ""}}], "invalid_blocks"),
+        ("x", [{"type": "actions", "elements": [BUTTON] * 26}], "invalid_blocks"),
+        (
+            "x",
+            [{"type": "actions", "elements": [BUTTON | {"value": "v" * 2001}]}],
+            "invalid_blocks",
+        ),
     ],
 )
 async def test_slack_enforces_message_limits(
@@ -166,7 +177,7 @@ async def test_slack_other_methods_answer_plausibly(
     channel = await client.conversations_info(channel="C1")
     user = await client.users_info(user="U7")
     ephemeral = await client.chat_postEphemeral(channel="C1", user="U7", text="only you")
-    other = await client.reactions_add(channel="C1", timestamp="1.0", name="eyes")
+    other = await client.api_call("bookmarks.list", json={"channel_id": "C1"})
 
     assert channel["channel"]["id"] == "C1"
     assert user["user"]["id"] == "U7"
@@ -195,6 +206,316 @@ async def test_slack_wait_for_times_out_with_the_calls_received(
 
     with pytest.raises(AssertionError, match=r"auth\.test"):
         await slack.wait_for(lambda: bool(slack.messages), timeout=0.05)
+
+
+async def test_slack_accepts_blocks_at_the_limits(slack: FakeSlack, client: AsyncWebClient) -> None:
+    blocks = [
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}]},
+        {"type": "actions", "elements": [BUTTON | {"value": "v" * 2000}] * 25},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 10},
+    ]
+
+    posted = await client.chat_postMessage(channel="C1", text="x", blocks=blocks)
+
+    assert slack.message("C1", posted["ts"]).blocks == blocks
+
+
+async def test_slack_posts_and_updates_need_text_and_updates_an_exact_ts(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="a")
+    assert posted["ts"] == "1700000000.000100"
+
+    for method, params in [
+        ("chat.postMessage", {"channel": "C1"}),
+        ("chat.update", {"channel": "C1", "ts": posted["ts"], "text": "", "blocks": []}),
+    ]:
+        with pytest.raises(SlackApiError, match="no_text"):
+            await client.api_call(method, json=params)
+    # The ts as a float would print it: Slack knows no such message.
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.chat_update(channel="C1", ts="1700000000.0001", text="b")
+
+    assert slack.message("C1", posted["ts"]).edits == [("a", None)]
+
+
+# -- FakeSlack: rate limits ----------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def limited(clock: ManualClock) -> AsyncIterator[FakeSlack]:
+    """A fake with no limits yet, on a clock that moves only when the test says."""
+    async with FakeSlack(clock=clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def limited_client(limited: FakeSlack) -> AsyncIterator[AsyncWebClient]:
+    async with aiohttp.ClientSession() as session:
+        yield AsyncWebClient(token=TOKEN, base_url=limited.api_url, session=session)
+
+
+async def refused(call: Any) -> tuple[int, str, str]:
+    """(HTTP status, Retry-After, error) of a call the fake must refuse."""
+    with pytest.raises(SlackApiError) as failure:
+        await call
+    response = failure.value.response
+    return response.status_code, response.headers["Retry-After"], response["error"]
+
+
+async def test_slack_limits_updates_burst_then_429_refilled_continuously(
+    limited: FakeSlack, limited_client: AsyncWebClient, clock: ManualClock
+) -> None:
+    posted = await limited_client.chat_postMessage(channel="C1", text="v0")
+    limited.limits = SlackLimits(chat_update=Bucket(burst=3, per_minute=30))
+    ts = posted["ts"]
+
+    for n in (1, 2, 3):
+        await limited_client.chat_update(channel="C1", ts=ts, text=f"v{n}")
+    # Empty: one token comes back every 2 s.
+    assert await refused(limited_client.chat_update(channel="C1", ts=ts, text="no")) == (
+        429,
+        "2",
+        "ratelimited",
+    )
+    clock.advance(1.0)  # half a token: still refused, a whole second to wait at least
+    assert await refused(limited_client.chat_update(channel="C1", ts=ts, text="no")) == (
+        429,
+        "1",
+        "ratelimited",
+    )
+    clock.advance(1.0)  # refilled continuously, not per minute
+    await limited_client.chat_update(channel="C1", ts=ts, text="v4")
+    clock.advance(600)  # never more than the burst
+    for n in (5, 6, 7):
+        await limited_client.chat_update(channel="C1", ts=ts, text=f"v{n}")
+    await refused(limited_client.chat_update(channel="C1", ts=ts, text="no"))
+
+    assert [text for text, _ in limited.message("C1", ts).edits] == [f"v{n}" for n in range(8)]
+    assert limited.count_429("chat.update") == 3
+    assert limited.count_429() == 3
+    assert limited.max_calls_in_window("chat.update", 60) == 4
+    assert limited.max_calls_in_window("chat.update", 60, including_refused=True) == 6
+    assert [c.at for c in limited.calls_to("chat.update")][-4:] == [1602.0] * 4
+    assert limited.message("C1", ts).edited_at == [1000.0, *[1000.0] * 3, 1002.0, *[1602.0] * 3]
+
+
+async def test_slack_limits_updates_per_workspace(
+    limited: FakeSlack, limited_client: AsyncWebClient
+) -> None:
+    first = await limited_client.chat_postMessage(channel="C1", text="a")
+    second = await limited_client.chat_postMessage(channel="C2", text="b")
+    limited.limits = SlackLimits(chat_update=Bucket(burst=2, per_minute=60))
+
+    await limited_client.chat_update(channel="C1", ts=first["ts"], text="a1")
+    await limited_client.chat_update(channel="C2", ts=second["ts"], text="b1")
+    for channel, ts in (("C1", first["ts"]), ("C2", second["ts"])):
+        assert await refused(limited_client.chat_update(channel=channel, ts=ts, text="x")) == (
+            429,
+            "1",
+            "ratelimited",
+        )
+
+    assert [m.text for m in limited.messages] == ["a1", "b1"]
+
+
+async def test_slack_limits_posts_per_channel_within_the_workspace(
+    limited: FakeSlack, limited_client: AsyncWebClient
+) -> None:
+    limited.limits = SlackLimits(
+        post_per_channel=Bucket(burst=2, per_minute=60),
+        post_per_workspace=Bucket(burst=5, per_minute=12),
+    )
+
+    for _ in range(2):
+        await limited_client.chat_postMessage(channel="C1", text="c1")
+    assert await refused(limited_client.chat_postMessage(channel="C1", text="no")) == (
+        429,
+        "1",
+        "ratelimited",
+    )
+    for _ in range(2):
+        await limited_client.chat_postMessage(channel="C2", text="c2")
+    # The refused post took no token from the workspace: one is left for C3.
+    await limited_client.chat_postMessage(channel="C3", text="c3")
+    # C3 has a token of its own, the workspace none (one every 5 s).
+    assert await refused(limited_client.chat_postMessage(channel="C3", text="no")) == (
+        429,
+        "5",
+        "ratelimited",
+    )
+
+    assert [m.text for m in limited.messages] == ["c1", "c1", "c2", "c2", "c3"]
+    assert limited.count_429("chat.postMessage") == 2
+
+
+async def test_slack_limits_as_http_200_and_changed_on_a_running_fake(
+    limited: FakeSlack, limited_client: AsyncWebClient, clock: ManualClock
+) -> None:
+    posted = await limited_client.chat_postMessage(channel="C1", text="a")
+    for n in range(5):  # no limits yet
+        await limited_client.chat_update(channel="C1", ts=posted["ts"], text=f"free {n}")
+    limited.limits = SlackLimits(chat_update=Bucket(burst=1, per_minute=6), as_http_200=True)
+
+    await limited_client.chat_update(channel="C1", ts=posted["ts"], text="b")
+    assert await refused(limited_client.chat_update(channel="C1", ts=posted["ts"], text="x")) == (
+        200,
+        "10",
+        "ratelimited",
+    )
+    limited.limits = None
+    await limited_client.chat_update(channel="C1", ts=posted["ts"], text="c")
+
+    assert limited.message("C1", posted["ts"]).text == "c"
+    assert limited.count_429() == 1
+
+
+async def test_slack_published_limits_shape() -> None:
+    limits = SlackLimits.slack()
+
+    assert limits.chat_update == Bucket(20, 50)
+    assert limits.post_per_channel == Bucket(5, 60)
+    assert limits.reactions == Bucket(20, 50)
+    assert list(limits.buckets_for("chat.postMessage", "C1")) == [
+        ("chat.postMessage@C1", Bucket(5, 60)),
+        ("chat.postMessage", limits.post_per_workspace),
+    ]
+    assert [key for key, _ in limits.buckets_for("reactions.remove", "C1")] == ["reactions.remove"]
+    assert list(limits.buckets_for("users.info", None)) == [("users.info", limits.default)]
+
+
+async def test_slack_limits_reactions_per_workspace(
+    limited: FakeSlack, limited_client: AsyncWebClient
+) -> None:
+    limited.limits = SlackLimits(reactions=Bucket(burst=1, per_minute=60))
+
+    await limited_client.reactions_add(channel="C1", timestamp="1800000000.000001", name="eyes")
+    assert await refused(
+        limited_client.reactions_add(channel="C2", timestamp="1800000000.000002", name="eyes")
+    ) == (429, "1", "ratelimited")
+
+    assert limited.reactions_on("C2", "1800000000.000002") == []
+
+
+# -- FakeSlack: reactions and failures -----------------------------------------------------
+
+QUESTION_TS = "1800000000.000001"
+
+
+async def test_slack_reactions_on_a_users_message(slack: FakeSlack, client: AsyncWebClient) -> None:
+    await client.reactions_add(channel="C1", timestamp=QUESTION_TS, name="hourglass_flowing_sand")
+    await client.reactions_add(channel="C1", timestamp=QUESTION_TS, name="eyes")
+    with pytest.raises(SlackApiError, match="already_reacted"):
+        await client.reactions_add(channel="C1", timestamp=QUESTION_TS, name="eyes")
+    await client.reactions_remove(
+        channel="C1", timestamp=QUESTION_TS, name="hourglass_flowing_sand"
+    )
+    with pytest.raises(SlackApiError, match="no_reaction"):
+        await client.reactions_remove(
+            channel="C1", timestamp=QUESTION_TS, name="hourglass_flowing_sand"
+        )
+
+    assert slack.reactions_on("C1", QUESTION_TS) == ["eyes"]
+    assert slack.reaction_history("C1", QUESTION_TS) == [
+        ("added", "hourglass_flowing_sand"),
+        ("added", "eyes"),
+        ("removed", "hourglass_flowing_sand"),
+    ]
+    assert slack.reactions_on("C2", QUESTION_TS) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"channel": "C1", "timestamp": "1.0", "name": "eyes"}, "bad_timestamp"),
+        ({"channel": "C1", "name": "eyes"}, "no_item_specified"),
+        ({"timestamp": QUESTION_TS, "name": "eyes"}, "no_item_specified"),
+        ({"channel": "C1", "timestamp": QUESTION_TS}, "invalid_name"),
+        ({"channel": "C1", "timestamp": QUESTION_TS, "name": ":eyes:"}, "invalid_name"),
+    ],
+)
+async def test_slack_reactions_refuse_bad_targets(
+    slack: FakeSlack, client: AsyncWebClient, params: dict[str, str], error: str
+) -> None:
+    with pytest.raises(SlackApiError) as failure:
+        await client.api_call("reactions.add", json=params)
+
+    assert failure.value.response["error"] == error
+    assert slack.reaction_log == []
+
+
+async def test_slack_reactions_on_a_deleted_bot_message_fail(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="a")
+    await client.reactions_add(channel="C1", timestamp=posted["ts"], name="eyes")
+    await client.chat_delete(channel="C1", ts=posted["ts"])
+
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.reactions_remove(channel="C1", timestamp=posted["ts"], name="eyes")
+
+    assert slack.reactions_on("C1", posted["ts"]) == ["eyes"]
+
+
+@pytest.mark.parametrize("error", ["internal_error", "service_unavailable", "request_timeout"])
+async def test_slack_fail_with_an_error_answer(
+    slack: FakeSlack, client: AsyncWebClient, error: str
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="a")
+    slack.fail("chat.update", times=2, error=error)
+
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as failure:
+            await client.chat_update(channel="C1", ts=posted["ts"], text="b")
+        assert (failure.value.response.status_code, failure.value.response["error"]) == (
+            200,
+            error,
+        )
+    await client.chat_update(channel="C1", ts=posted["ts"], text="c")
+
+    assert [(c.status, c.error) for c in slack.calls_to("chat.update")] == [
+        (200, error),
+        (200, error),
+        (200, None),
+    ]
+    assert slack.message("C1", posted["ts"]).edits == [("a", None), ("c", None)]
+
+
+@pytest.mark.parametrize(
+    ("json_body", "content_type", "error"),
+    [(False, "text/html", None), (True, "application/json", "service_unavailable")],
+)
+async def test_slack_fail_with_an_http_error(
+    slack: FakeSlack, json_body: bool, content_type: str, error: str | None
+) -> None:
+    slack.fail("chat.postMessage", status=503, json_body=json_body)
+    form = {"token": TOKEN, "channel": "C1", "text": "hi"}
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(slack.api_url + "chat.postMessage", data=form) as response:
+            failed = (response.status, response.content_type, await response.text())
+        async with http.post(slack.api_url + "chat.postMessage", data=form) as response:
+            after = await response.json()
+
+    assert failed[:2] == (503, content_type)
+    assert ('"ok": false' in failed[2]) is json_body
+    assert after["ok"] is True
+    assert [(c.status, c.error) for c in slack.calls] == [(503, error), (200, None)]
+    assert len(slack.messages) == 1
+
+
+def test_slack_fail_needs_one_kind_of_failure() -> None:
+    slack = FakeSlack()
+
+    with pytest.raises(ValueError, match="exactly one"):
+        slack.fail("chat.update")
+    with pytest.raises(ValueError, match="not an HTTP error"):
+        slack.fail("chat.update", status=302)
 
 
 # -- FakeCustomGPT -------------------------------------------------------------------------
@@ -359,6 +680,7 @@ async def test_cgpt_cut_stream_ends_early_without_finish(
 
     assert [p["status"] for p in sse_payloads(received)] == ["start", "progress", "progress"]
     assert answer.outcome == "cut"
+    assert len(answer.sent_at) == 2
 
 
 async def test_cgpt_stream_error_frame_is_data_only(

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
 
 API_PREFIX = "/api/v1"
 PER_PAGE = 20
@@ -85,6 +85,8 @@ class ScriptedAnswer:
     request: CGRequest | None = None
     #: "finished", "json", "http_error", "cut", "stream_error", "raw" or "disconnected".
     outcome: str | None = None
+    #: When each chunk was written to the stream (the fake's clock), for benchmarks.
+    sent_at: list[float] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -170,8 +172,9 @@ class FakeCustomGPT(LoopbackServer):
     body. Nothing exists until the test adds it (`add_project`) or the bot creates it.
     """
 
-    def __init__(self, *, api_key: str = "test-key") -> None:
+    def __init__(self, *, api_key: str = "test-key", clock: Clock | None = None) -> None:
         self.api_key = api_key
+        self.clock: Clock = clock or MonotonicClock()
         self.requests: list[CGRequest] = []
         self.projects: dict[int, FakeProject] = {}
         #: session_id → project id.
@@ -623,6 +626,7 @@ class FakeCustomGPT(LoopbackServer):
                         await asyncio.sleep(answer.chunk_delay)
                     chunk = {"status": "progress", "message": answer.chunks[sent]}
                     await response.write(_frame("progress", chunk))
+                    answer.sent_at.append(self.clock.now())
             await response.write_eof()
         except ConnectionResetError:
             # The bot hung up (cancelled answer, or shutdown): nothing left to send.

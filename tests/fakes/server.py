@@ -1,9 +1,23 @@
-"""What every fake server shares: a context manager around `start()` and `stop()`."""
+"""What every fake server shares: a context manager around `start()` and `stop()`, and the
+clock it reads the time from."""
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
+
+
+class Clock(Protocol):
+    """Where a fake reads the time: `time.monotonic` by default, or a test's clock (see
+    tests/clocks.py) so that the bot and the fakes agree on how much time passed."""
+
+    def now(self) -> float: ...
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
 
 
 class LoopbackServer:

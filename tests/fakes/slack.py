@@ -3,8 +3,9 @@
 The bot reaches it through its Slack base-URL setting (`api_url`), so everything between the
 bot's code and the socket — slack_sdk's request building, JSON/form encoding, error parsing,
 `Retry-After` handling — runs exactly as in production. The fake enforces the limits the bot
-must cope with (message length, block rules, rate limits on demand) and keeps what a person
-in the workspace would see: every message with its full edit history.
+must cope with (message length, block rules, Slack's rate limits as token buckets, failures
+on demand) and keeps what a person in the workspace would see: every message with its full
+edit history, and the reactions on every message.
 
 Tests synchronise with `wait_for`, which wakes on every recorded call instead of polling.
 """
@@ -13,26 +14,135 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
 
 #: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_MARKDOWN_BLOCK_TEXT = 12000
 MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_VALUE = 2000
+
+#: What a Slack message ts looks like (`1700000000.000100`); anything else names no message.
+SLACK_TS = re.compile(r"^\d{10}\.\d{6}$")
 
 _FIRST_TS_SECONDS = 1_700_000_000
 _TS_STEP_MICROSECONDS = 100
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket: `burst` calls at once, refilled continuously at `per_minute`."""
+
+    burst: int
+    per_minute: float
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60.0
+
+
+@dataclass(frozen=True)
+class SlackLimits:
+    """Which calls Slack throttles and how; None leaves a bucket out (unlimited).
+
+    Slack limits each method per workspace (per app); `chat.postMessage` is limited per
+    channel as well. A call needs a token from every bucket it draws on (see `buckets_for`),
+    and a refused call takes none. `as_http_200` answers refusals with HTTP 200
+    `ok: false` instead of HTTP 429, the other shape Slack has been seen to use.
+    """
+
+    chat_update: Bucket | None = None
+    post_per_channel: Bucket | None = None
+    post_per_workspace: Bucket | None = None
+    #: reactions.add and reactions.remove, each its own bucket (Tier 3).
+    reactions: Bucket | None = None
+    post_ephemeral: Bucket | None = None
+    #: chat.startStream and chat.stopStream, each its own bucket (Tier 2).
+    stream_start_stop: Bucket | None = None
+    #: chat.appendStream (Tier 4).
+    stream_append: Bucket | None = None
+    set_status: Bucket | None = None
+    #: Every other Web API method, one bucket per method.
+    default: Bucket | None = None
+    as_http_200: bool = False
+
+    @classmethod
+    def slack(cls, *, as_http_200: bool = False) -> SlackLimits:
+        """Slack's published shape (tiers per method; bursts are Slack's "sporadic bursts
+        welcome", made concrete): chat.update 20 at once then 50/min per workspace;
+        chat.postMessage 5 at once then 1/s per channel, within 25 at once then 300/min per
+        workspace; reactions 20 then 50/min."""
+        tier2, tier3, tier4 = Bucket(5, 20), Bucket(20, 50), Bucket(20, 100)
+        return cls(
+            chat_update=tier3,
+            post_per_channel=Bucket(5, 60),
+            post_per_workspace=Bucket(25, 300),
+            reactions=tier3,
+            post_ephemeral=tier4,
+            stream_start_stop=tier2,
+            stream_append=tier4,
+            set_status=tier3,
+            default=tier3,
+            as_http_200=as_http_200,
+        )
+
+    def buckets_for(self, method: str, channel: str | None) -> Iterator[tuple[str, Bucket]]:
+        """The buckets a call draws on, each with the key of its state (method, scope)."""
+        if method == "chat.postMessage":
+            if self.post_per_channel is not None and channel:
+                yield f"{method}@{channel}", self.post_per_channel
+            if self.post_per_workspace is not None:
+                yield method, self.post_per_workspace
+            return
+        named = {
+            "chat.update": self.chat_update,
+            "reactions.add": self.reactions,
+            "reactions.remove": self.reactions,
+            "chat.postEphemeral": self.post_ephemeral,
+            "chat.startStream": self.stream_start_stop,
+            "chat.stopStream": self.stream_start_stop,
+            "chat.appendStream": self.stream_append,
+            "assistant.threads.setStatus": self.set_status,
+        }
+        bucket = named[method] if method in named else self.default
+        if bucket is not None:
+            yield method, bucket
+
+
+class _Tokens:
+    """The state of one bucket: tokens left at `at`, refilled continuously."""
+
+    def __init__(self, bucket: Bucket, now: float) -> None:
+        self.bucket = bucket
+        self.tokens = float(bucket.burst)
+        self.at = now
+
+    def refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.at)
+        self.tokens = min(float(self.bucket.burst), self.tokens + elapsed * self.bucket.per_second)
+        self.at = now
+
+    def wait(self) -> float:
+        """Seconds until one token is available (0 when one is there now)."""
+        if self.tokens >= 1.0:
+            return 0.0
+        if self.bucket.per_second <= 0:
+            return math.inf
+        return (1.0 - self.tokens) / self.bucket.per_second
 
 
 @dataclass
@@ -45,13 +155,20 @@ class SlackCall:
     status: int
     #: The bearer token (or `token` field) the call carried.
     token: str | None = None
-    #: The `error` of an `ok: false` answer, None when the answer was ok.
+    #: The `error` of an `ok: false` answer, None when the answer was ok (or not JSON).
     error: str | None = None
+    #: When the fake received it, on the fake's clock.
+    at: float = 0.0
 
     @property
     def ok(self) -> bool:
         """Whether the call did what it asked (HTTP 200 and not an `ok: false` answer)."""
         return self.status == 200 and self.error is None
+
+    @property
+    def ratelimited(self) -> bool:
+        """Refused for its rate (HTTP 429, or HTTP 200 `ratelimited`)."""
+        return self.status == 429 or self.error == "ratelimited"
 
 
 @dataclass
@@ -60,7 +177,8 @@ class FakeMessage:
 
     `edits` starts with the posted version and gains one `(text, blocks)` snapshot per
     accepted change, so a test can check that the final answer landed and that no edit
-    ever erased what was already shown.
+    ever erased what was already shown. `edited_at[i]` is when `edits[i]` was made (the
+    fake's clock), so a benchmark can tell when a reader first saw a piece of text.
     """
 
     channel: str
@@ -69,6 +187,7 @@ class FakeMessage:
     text: str
     blocks: list[dict[str, Any]] | None
     edits: list[tuple[str, list[dict[str, Any]] | None]] = field(default_factory=list)
+    edited_at: list[float] = field(default_factory=list)
     deleted: bool = False
     #: True between chat.startStream and chat.stopStream (Slack's native streaming).
     streaming: bool = False
@@ -92,6 +211,16 @@ class _RateLimit:
     as_http_200: bool
 
 
+@dataclass
+class _Failure:
+    """An injected failure: HTTP `status` (non-JSON body unless `json_body`), or HTTP 200
+    `ok: false` with `error`."""
+
+    status: int
+    error: str | None
+    json_body: bool
+
+
 class SlackError(Exception):
     """An `ok: false` answer; raised inside a method handler, turned into the JSON reply."""
 
@@ -107,6 +236,9 @@ class FakeSlack(LoopbackServer):
     accepted as JSON, form-encoded or query parameters, like the real API. When `token` is
     given, any other bearer token is refused with `invalid_auth`; a call with no token at all
     is always refused with `not_authed`.
+
+    `limits` (e.g. `SlackLimits.slack()`) makes it throttle calls the way Slack does, timed
+    by `clock`; None throttles nothing (only `rate_limit` refuses calls then).
     """
 
     def __init__(
@@ -117,12 +249,21 @@ class FakeSlack(LoopbackServer):
         bot_id: str = "BBOT",
         max_text_length: int = 4000,
         token: str | None = None,
+        limits: SlackLimits | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.max_text_length = max_text_length
         self.token = token
+        self.clock: Clock = clock or MonotonicClock()
+        self._limits = limits
+        self._buckets: dict[str, _Tokens] = {}
+        #: Reactions the bot has on each (channel, ts) now, in the order added.
+        self.reactions: dict[tuple[str, str], list[str]] = {}
+        #: Every accepted reactions.add / reactions.remove: (channel, ts, "added"|"removed", name).
+        self.reaction_log: list[tuple[str, str, Literal["added", "removed"], str]] = []
 
         self.calls: list[SlackCall] = []
         self.messages: list[FakeMessage] = []
@@ -132,6 +273,7 @@ class FakeSlack(LoopbackServer):
         self._by_key: dict[tuple[str, str], FakeMessage] = {}
         self._ts_counter = 0
         self._rate_limits: dict[str, deque[_RateLimit]] = {}
+        self._failures: dict[str, deque[_Failure]] = {}
         self._refused_channels: dict[str, str] = {}
         self._disconnects: dict[str, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
@@ -150,6 +292,8 @@ class FakeSlack(LoopbackServer):
             "chat.startStream": self._chat_start_stream,
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
             "conversations.info": self._conversations_info,
             "users.info": self._users_info,
         }
@@ -205,6 +349,40 @@ class FakeSlack(LoopbackServer):
         """
         queue = self._rate_limits.setdefault(method, deque())
         queue.extend(_RateLimit(retry_after, as_http_200) for _ in range(times))
+
+    @property
+    def limits(self) -> SlackLimits | None:
+        """The rate limits in force; None for none."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: SlackLimits | None) -> None:
+        """Change the limits of a running fake; every bucket starts full again."""
+        self._limits = limits
+        self._buckets.clear()
+
+    def fail(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        json_body: bool = False,
+    ) -> None:
+        """Make the next `times` calls to `method` fail without changing anything.
+
+        `status=503` (any HTTP error status): that status, with an HTML body or, with
+        `json_body=True`, `{"ok": false, "error": "service_unavailable"}`-style JSON.
+        `error="internal_error"` (or `service_unavailable`, `request_timeout`, …): HTTP 200
+        with `ok: false` and that error. Repeated calls queue up.
+        """
+        if (status is None) == (error is None):
+            raise ValueError("give exactly one of status= or error=")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError(f"not an HTTP error status: {status}")
+        failure = _Failure(status or 200, error, json_body)
+        self._failures.setdefault(method, deque()).extend(failure for _ in range(times))
 
     @property
     def sockets_open(self) -> int:
@@ -270,6 +448,35 @@ class FakeSlack(LoopbackServer):
         """The calls made to one Web API method, in order."""
         return [c for c in self.calls if c.method == method]
 
+    def count_429(self, method: str | None = None) -> int:
+        """How many calls (to `method`, or to any) were refused as rate limited."""
+        return sum(1 for c in self.calls if c.ratelimited and method in (None, c.method))
+
+    def max_calls_in_window(
+        self, method: str, seconds: float, *, including_refused: bool = False
+    ) -> int:
+        """The most calls to `method` Slack let through in any `seconds`-long window (the
+        window is half-open, [t, t + seconds)); `including_refused` counts every call made."""
+        times = sorted(
+            c.at
+            for c in self.calls
+            if c.method == method and (including_refused or not c.ratelimited)
+        )
+        best, start = 0, 0
+        for end, at in enumerate(times):
+            while times[start] <= at - seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    def reactions_on(self, channel: str, ts: str) -> list[str]:
+        """The reactions the bot has on a message now, in the order they were added."""
+        return list(self.reactions.get((channel, ts), []))
+
+    def reaction_history(self, channel: str, ts: str) -> list[tuple[str, str]]:
+        """("added" | "removed", name) for one message, in order."""
+        return [(what, name) for c, t, what, name in self.reaction_log if (c, t) == (channel, ts)]
+
     def message(self, channel: str, ts: str) -> FakeMessage:
         """The stored message; KeyError if the bot never posted it."""
         return self._by_key[(channel, ts)]
@@ -286,17 +493,28 @@ class FakeSlack(LoopbackServer):
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        at = self.clock.now()
         params = await _read_params(request)
         form_token = _pop_str(params, "token")
         token = _bearer_token(request) or form_token
 
+        def record(status: int, error: str | None) -> None:
+            self.calls.append(SlackCall(len(self.calls), method, params, status, token, error, at))
+
         if self._disconnects.get(method, 0) > 0:
             self._disconnects[method] -= 1
-            self.calls.append(SlackCall(len(self.calls), method, params, 0, token, "disconnected"))
+            record(0, "disconnected")
             await self._notify()
             if request.transport is not None:
                 request.transport.close()
             return web.Response()
+
+        failures = self._failures.get(method)
+        if failures:
+            response, error = _failure_response(failures.popleft())
+            record(response.status, error)
+            await self._notify()
+            return response
 
         status = 200
         body: dict[str, Any] = {"ok": True}
@@ -311,6 +529,11 @@ class FakeSlack(LoopbackServer):
             body = {"ok": False, "error": "not_authed"}
         elif self.token is not None and token != self.token:
             body = {"ok": False, "error": "invalid_auth"}
+        elif (retry_after := self._take_tokens(method, params, at)) is not None:
+            assert self._limits is not None
+            status = 200 if self._limits.as_http_200 else 429
+            body = {"ok": False, "error": "ratelimited"}
+            headers = {"Retry-After": str(retry_after)}
         else:
             handler = self._methods.get(method, _plain_ok)
             try:
@@ -318,10 +541,28 @@ class FakeSlack(LoopbackServer):
             except SlackError as e:
                 body = {"ok": False, "error": e.error}
 
-        error = None if body.get("ok") else str(body.get("error"))
-        self.calls.append(SlackCall(len(self.calls), method, params, status, token, error))
+        record(status, None if body.get("ok") else str(body.get("error")))
         await self._notify()
         return web.json_response(body, status=status, headers=headers)
+
+    def _take_tokens(self, method: str, params: dict[str, Any], now: float) -> int | None:
+        """Spend one token from each bucket the call draws on; if any is empty, spend none
+        and return the whole seconds until all have one (at least 1, as Slack says)."""
+        if self._limits is None:
+            return None
+        states = []
+        for key, bucket in self._limits.buckets_for(method, _opt_str(params, "channel")):
+            state = self._buckets.get(key)
+            if state is None or state.bucket != bucket:
+                state = self._buckets[key] = _Tokens(bucket, now)
+            state.refill(now)
+            states.append(state)
+        wait = max((state.wait() for state in states), default=0.0)
+        if wait > 0:
+            return max(1, math.ceil(wait - 1e-9)) if math.isfinite(wait) else 3600
+        for state in states:
+            state.tokens -= 1.0
+        return None
 
     async def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
@@ -383,11 +624,13 @@ class FakeSlack(LoopbackServer):
     async def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._find(params)
         text, blocks = self._checked_content(params)
+        if not text and not blocks:
+            raise SlackError("no_text")
         if "text" in params:
             message.text = text
         if "blocks" in params:
             message.blocks = blocks
-        message.edits.append((message.text, message.blocks))
+        self._record_version(message)
         return {
             "ok": True,
             "channel": message.channel,
@@ -427,7 +670,7 @@ class FakeSlack(LoopbackServer):
     async def _chat_append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
         message.text += _opt_str(params, "markdown_text") or ""
-        message.edits.append((message.text, message.blocks))
+        self._record_version(message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -436,13 +679,50 @@ class FakeSlack(LoopbackServer):
         if "blocks" in params:
             message.blocks = self._checked_blocks(params["blocks"])
         message.streaming = False
-        message.edits.append((message.text, message.blocks))
+        self._record_version(message)
         return {
             "ok": True,
             "channel": message.channel,
             "ts": message.ts,
             "message": self._message_json(message),
         }
+
+    async def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_target(params)
+        current = self.reactions.setdefault(key, [])
+        if name in current:
+            raise SlackError("already_reacted")
+        current.append(name)
+        self.reaction_log.append((*key, "added", name))
+        return {"ok": True}
+
+    async def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_target(params)
+        current = self.reactions.get(key, [])
+        if name not in current:
+            raise SlackError("no_reaction")
+        current.remove(name)
+        self.reaction_log.append((*key, "removed", name))
+        return {"ok": True}
+
+    def _reaction_target(self, params: dict[str, Any]) -> tuple[tuple[str, str], str]:
+        """The (channel, ts) and emoji name of a reactions call, refused as Slack refuses.
+
+        The message may be one the bot posted (it must still exist) or a user's message the
+        fake never saw, such as the question itself: any Slack-shaped ts is taken for one."""
+        channel = _opt_str(params, "channel")
+        ts = _opt_str(params, "timestamp")
+        if not channel or not ts:
+            raise SlackError("no_item_specified")
+        if not SLACK_TS.match(ts):
+            raise SlackError("bad_timestamp")
+        name = _opt_str(params, "name") or ""
+        if not re.fullmatch(r"[a-z0-9_+\-']+(::skin-tone-[2-6])?", name):
+            raise SlackError("invalid_name")
+        posted = self._by_key.get((channel, ts))
+        if posted is not None and posted.deleted:
+            raise SlackError("message_not_found")
+        return (channel, ts), name
 
     async def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _require_channel(params)
@@ -491,13 +771,19 @@ class FakeSlack(LoopbackServer):
         self, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, Any]] | None
     ) -> FakeMessage:
         message = FakeMessage(channel, self._next_ts(), thread_ts, text, blocks)
-        message.edits.append((text, blocks))
+        self._record_version(message)
         self.messages.append(message)
         self._by_key[(channel, message.ts)] = message
         return message
 
+    def _record_version(self, message: FakeMessage) -> None:
+        message.edits.append((message.text, message.blocks))
+        message.edited_at.append(self.clock.now())
+
     def _find(self, params: dict[str, Any]) -> FakeMessage:
         key = (_opt_str(params, "channel") or "", _opt_str(params, "ts") or "")
+        if not SLACK_TS.match(key[1]):
+            raise SlackError("message_not_found")
         message = self._by_key.get(key)
         if message is None or message.deleted:
             raise SlackError("message_not_found")
@@ -522,7 +808,7 @@ class FakeSlack(LoopbackServer):
             return None
         if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
             raise SlackError("invalid_blocks")
-        if len(raw) > MAX_BLOCKS or any(_block_too_big(b) for b in raw):
+        if len(raw) > MAX_BLOCKS or any(_block_invalid(b) for b in raw):
             raise SlackError("invalid_blocks")
         return raw
 
@@ -542,16 +828,47 @@ class FakeSlack(LoopbackServer):
         return out
 
 
-def _block_too_big(block: dict[str, Any]) -> bool:
+def _block_invalid(block: dict[str, Any]) -> bool:
+    """The block rules Slack enforces that an answer could break (not all of Block Kit)."""
     kind = block.get("type")
     if kind == "section":
         text = block.get("text")
-        return isinstance(text, dict) and len(str(text.get("text", ""))) > MAX_SECTION_TEXT
+        if text is None:
+            return not block.get("fields")
+        body = str(text.get("text", "")) if isinstance(text, dict) else ""
+        return not body or len(body) > MAX_SECTION_TEXT
     if kind == "context":
-        return len(block.get("elements") or []) > MAX_CONTEXT_ELEMENTS
+        elements = block.get("elements") or []
+        return not elements or len(elements) > MAX_CONTEXT_ELEMENTS
+    if kind == "actions":
+        elements = block.get("elements") or []
+        return (
+            not elements
+            or len(elements) > MAX_ACTIONS_ELEMENTS
+            or any(_button_invalid(e) for e in elements)
+        )
     if kind == "markdown":
         return len(str(block.get("text", ""))) > MAX_MARKDOWN_BLOCK_TEXT
     return False
+
+
+def _button_invalid(element: Any) -> bool:
+    if not isinstance(element, dict):
+        return True
+    return element.get("type") == "button" and len(str(element.get("value", ""))) > (
+        MAX_BUTTON_VALUE
+    )
+
+
+def _failure_response(failure: _Failure) -> tuple[web.Response, str | None]:
+    """The reply to an injected failure, and the `error` it carries (None when not JSON)."""
+    if failure.error is not None:
+        return web.json_response({"ok": False, "error": failure.error}), failure.error
+    if failure.json_body:
+        error = "service_unavailable" if failure.status >= 500 else "request_failed"
+        return web.json_response({"ok": False, "error": error}, status=failure.status), error
+    html = f"<html><body><h1>{failure.status}</h1>Slack is having trouble.</body></html>"
+    return web.Response(status=failure.status, text=html, content_type="text/html"), None
 
 
 async def _plain_ok(params: dict[str, Any]) -> dict[str, Any]:
