@@ -19,7 +19,14 @@ from bot import keys, messages
 from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
-from bot.customgpt import Chunk, CustomGPTClient, CustomGPTError, Finish
+from bot.customgpt import (
+    Chunk,
+    CustomGPTClient,
+    CustomGPTError,
+    Finish,
+    check_prompt,
+    failure_log_level,
+)
 from bot.slack_calls import Content, SlackCalls, SlackSchedulers, SlackUnavailable
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
@@ -255,10 +262,12 @@ class Answerer:
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
         try:
+            check_prompt(question.text)  # before a conversation is created for nothing
             session_id = await self._conversation(question, project_id)
             finish = await self._ask(question, project_id, session_id, stream)
         except CustomGPTError as error:
-            log.warning("answer failed: %s %s", type(error).__name__, error.status)
+            level = failure_log_level(error)
+            log.log(level, "answer failed: %s %s", type(error).__name__, error.status)
             partial = bool(stream.text.strip())
             return Ending(notice=messages.for_error(error, project_id=project_id, partial=partial))
         except StoreUnavailable as error:
@@ -267,9 +276,11 @@ class Answerer:
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER)
         sources = await self._citations.resolve(question.team, project_id, finish.citations)
+        skipped = finish.skipped_frames
         return Ending(
             sources=sources,
             feedback_value=feedback_value(project_id, session_id, finish.message_id),
+            notice=messages.skipped_frames(skipped) if skipped else None,
         )
 
     async def _ask(

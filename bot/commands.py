@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import keys, messages
 from bot.answer import PROJECT_NAME_TTL
-from bot.customgpt import CustomGPTError
+from bot.customgpt import CustomGPTError, failure_log_level
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
@@ -177,7 +177,7 @@ class Commands:
                 response_url=invocation.response_url,
             )
         except CustomGPTError as error:
-            log.warning("creating a project failed: %s", error)
+            log.log(failure_log_level(error), "creating a project failed: %s", error)
             await reply.later(messages.for_command_error(error))
 
     async def _use(self, invocation: Invocation, reply: Reply) -> None:

@@ -1,10 +1,14 @@
 """CustomGPT.ai RAG API client: projects, conversations, messages (streamed or not), citations,
-feedback. Every failure is a `CustomGPTError` subclass carrying what a user message needs.
+feedback. Every failure is a `CustomGPTError` subclass carrying what a user message needs, its
+text already cleared of the API key and anything token-shaped.
 
 Streaming goes through aiohttp-sse-client, which on its own would re-send the POST when a
-stream ends (asking CustomGPT the same question twice) and would hide the status and body of
-an HTTP error. `_OneShotSession` closes both holes: it performs exactly one request, turns a
-non-200 answer into a typed error before the SSE parser sees it, and refuses the reconnect.
+stream ends (asking CustomGPT the same question twice), would hide the status and body of an
+HTTP error, would end the whole answer on one frame of invalid UTF-8 or one line over 64 KiB,
+and would drop a last frame that lacks its blank line. `_OneShotSession` performs exactly one
+request and turns a non-200 answer into a typed error before the SSE parser sees it;
+`_EventReader` reads the frames itself (leniently, skipping oversized ones, delivering a final
+frame left in the buffer) and never reconnects.
 """
 
 from __future__ import annotations
@@ -12,17 +16,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
+import re
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp_sse_client.client import EventSource, MessageEvent
 
+from bot.clock import Clock, SystemClock
+from bot.log_setup import Redactor
+from bot.log_throttle import ThrottledLog
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversations, …)
+PROMPT_LIMIT = 8000  # characters CustomGPT accepts in one prompt
+FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, not read
+CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
+# `no-cache` asks CustomGPT for a fresh answer. The SSE client sends it on every stream;
+# sending it in both modes keeps stream=0 and stream=1 answering alike.
+MESSAGE_HEADERS = {"Cache-Control": "no-cache"}
 
 
 class CustomGPTError(Exception):
@@ -44,7 +60,17 @@ class NotFound(CustomGPTError):
 
 
 class RateLimited(CustomGPTError):
-    """CustomGPT is busy or the account is out of its allowance (429); see `retry_after`."""
+    """429: the account's query credits are exhausted. Not a passing overload: asking again
+    soon does not help; whoever manages the CustomGPT plan has to add credits."""
+
+
+class PromptTooLong(CustomGPTError):
+    """The prompt is over CustomGPT's limit; refused here, before anything is sent."""
+
+    def __init__(self, length: int, limit: int = PROMPT_LIMIT) -> None:
+        super().__init__(0, f"the prompt has {length} characters; at most {limit} are accepted")
+        self.length = length
+        self.limit = limit
 
 
 class ServerError(CustomGPTError):
@@ -81,6 +107,8 @@ class Finish:
     message_id: str | None
     session_id: str | None
     citations: list[str] = field(default_factory=list)
+    #: Stream frames over FRAME_LIMIT left out of the answer (the text shown may lack parts).
+    skipped_frames: int = 0
 
 
 StreamEvent = Chunk | Finish
@@ -184,14 +212,45 @@ def _int(value: Any) -> int:
         return 0
 
 
+_WHOLE_NUMBER = re.compile(r"\s*(\d+)(?:\.0*)?\s*")
+
+
+def normalise_id(value: Any) -> str | None:
+    """A numeric id the way CustomGPT's paths take it (an integer): 12061, 12061.0 and
+    "12061.0" all become "12061", so URLs and cache keys see one form. Anything else is kept
+    as text; None and "" are no id."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    match = _WHOLE_NUMBER.fullmatch(text)
+    if match:
+        return str(int(match[1]))
+    return text or None
+
+
 def _citation_ids(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
-    return [str(c) for c in value if c is not None and str(c) != ""]
+    return [cid for c in value if (cid := normalise_id(c)) is not None]
 
 
 def _optional_id(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def check_prompt(prompt: str) -> None:
+    """Raise PromptTooLong for a prompt CustomGPT would refuse for its length."""
+    if len(prompt) > PROMPT_LIMIT:
+        raise PromptTooLong(len(prompt))
+
+
+def failure_log_level(error: CustomGPTError) -> int:
+    """The level a caller logs a failed call at: WARNING, except for exhausted credits, which
+    the client itself reports at WARNING once a minute (one line per question would flood),
+    and a prompt over the limit, which is the asker's to fix."""
+    return logging.INFO if isinstance(error, RateLimited | PromptTooLong) else logging.WARNING
 
 
 def parse_event_data(data: str) -> StreamEvent | StreamError | None:
@@ -210,7 +269,7 @@ def parse_event_data(data: str) -> StreamEvent | StreamError | None:
         return Chunk(text) if isinstance(text, str) and text else None
     if status == "finish":
         return Finish(
-            message_id=_optional_id(payload.get("id")),
+            message_id=normalise_id(payload.get("id")),
             session_id=_optional_id(payload.get("session_id")),
             citations=_citation_ids(payload.get("citations")),
         )
@@ -220,11 +279,105 @@ def parse_event_data(data: str) -> StreamEvent | StreamError | None:
     return None
 
 
+class SseLines:
+    """Splits a byte stream into SSE lines (at LF; the CR of a CRLF dropped), the same lines
+    however the bytes arrive in chunks. A line of more than `limit` bytes comes out as None
+    instead, and is never held whole."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+        self._dropping = False  # inside a line already reported as too long
+
+    def feed(self, data: bytes) -> list[bytes | None]:
+        self._buffer += data
+        lines: list[bytes | None] = []
+        *complete, rest = self._buffer.split(b"\n")
+        for line in complete:
+            if self._dropping:
+                self._dropping = False  # the tail of the line reported as None
+            elif len(line) > self._limit:
+                lines.append(None)
+            else:
+                lines.append(bytes(line.removesuffix(b"\r")))
+        self._buffer = rest
+        if len(self._buffer) > self._limit:
+            self._buffer = bytearray()
+            if not self._dropping:
+                self._dropping = True
+                lines.append(None)
+        return lines
+
+    def end(self) -> list[bytes | None]:
+        """The last line when the stream ends without a line break after it."""
+        rest, self._buffer = self._buffer, bytearray()
+        if self._dropping or not rest:
+            return []
+        return [bytes(rest.removesuffix(b"\r"))]
+
+
+class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
+    """aiohttp-sse-client's EventSource with its own frame reading: the library's line loop
+    raises on invalid UTF-8 and on lines over aiohttp's 64 KiB (ending the answer), drops a
+    last frame without its blank line, and reconnects (sending the question again) at the end
+    of a stream. Here lines are decoded leniently (U+FFFD), a frame over `frame_limit` bytes is
+    skipped and counted in `skipped_frames`, a frame left in the buffer at the end of the
+    stream is still delivered, and the end of the stream ends the iteration. Fields are still
+    interpreted by the library (`_process_field`, `_dispatch_event`)."""
+
+    def __init__(self, url: str, *, frame_limit: int = FRAME_LIMIT, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.skipped_frames = 0
+        self._frame_limit = frame_limit
+        self._lines = SseLines(frame_limit)
+        self._pending: deque[bytes | None] = deque()
+        self._frame_size = 0
+        self._ended = False
+
+    async def __anext__(self) -> MessageEvent:
+        while True:
+            while self._pending:
+                event = self._take(self._pending.popleft())
+                if event is not None:
+                    return event
+            if self._ended or self._response is None:
+                raise StopAsyncIteration
+            chunk = await self._response.content.readany()
+            if chunk:
+                self._pending.extend(self._lines.feed(chunk))
+            else:
+                # A blank line after whatever is left: the final frame counts even without one.
+                self._ended = True
+                self._pending.extend([*self._lines.end(), b""])
+
+    def _take(self, line: bytes | None) -> MessageEvent | None:
+        """Apply one line; return the event it completes, if any."""
+        if line == b"":
+            oversized, self._frame_size = self._frame_size > self._frame_limit, 0
+            if not oversized:
+                return self._dispatch_event()
+            self.skipped_frames += 1
+            self._event_type = self._event_data = ""
+            return None
+        self._frame_size += self._frame_limit + 1 if line is None else len(line) + 1
+        if line is None or self._frame_size > self._frame_limit:
+            self._event_data = ""  # the frame is skipped: free what it held
+            return None
+        text = line.decode("utf-8", errors="replace")
+        if not text.startswith(":"):  # a comment line otherwise
+            name, _, value = text.partition(":")
+            self._process_field(name, value.removeprefix(" "))
+        return None
+
+
 class _OneShotSession:
     """The session aiohttp-sse-client sees: one request only, HTTP errors made typed."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, http_error: Callable[..., CustomGPTError]
+    ) -> None:
         self._session = session
+        self._http_error = http_error
         self._used = False
 
     async def request(self, method: str, url: Any, **kwargs: Any) -> aiohttp.ClientResponse:
@@ -237,9 +390,9 @@ class _OneShotSession:
         except aiohttp.ClientError as exc:
             raise ServerError(0, f"could not reach CustomGPT ({type(exc).__name__})") from exc
         if response.status != 200:
-            body = await response.text()
+            body = await response.text(errors="replace")
             response.release()
-            raise error_for(response.status, body, response.headers)
+            raise self._http_error(response.status, body, response.headers)
         return response
 
     async def close(self) -> None:
@@ -258,13 +411,27 @@ class CustomGPTClient:
         first_chunk_timeout: float = 30.0,
         idle_timeout: float = 60.0,
         request_timeout: float = REQUEST_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._redact = Redactor([api_key]).redact
+        self._credits_log = ThrottledLog(log, CREDITS_LOG_INTERVAL, clock or SystemClock())
         self.first_chunk_timeout = first_chunk_timeout
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
+
+    def _http_error(self, status: int, body: str, headers: Mapping[str, str]) -> CustomGPTError:
+        """The typed error for an HTTP error answer, its text redacted; exhausted credits are
+        logged here, once a minute, for every caller (answers, commands, index watches)."""
+        error = error_for(status, self._redact(body), headers)
+        if isinstance(error, RateLimited):
+            self._credits_log.warning(
+                "CustomGPT refused a request (429): query credits exhausted? It said: %s",
+                error.message,
+            )
+        return error
 
     async def _call(
         self,
@@ -274,6 +441,7 @@ class CustomGPTClient:
         json_body: Mapping[str, Any] | None = None,
         form: aiohttp.FormData | None = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         seconds: float | None = None,
     ) -> Any:
         seconds = self.request_timeout if seconds is None else seconds
@@ -284,12 +452,12 @@ class CustomGPTClient:
                 json=json_body,
                 data=form,
                 params=params,
-                headers=self._headers,
+                headers={**self._headers, **(headers or {})},
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
-                body = await response.text()
+                body = await response.text(errors="replace")
                 if response.status >= 400:
-                    raise error_for(response.status, body, response.headers)
+                    raise self._http_error(response.status, body, response.headers)
         except TimeoutError:
             raise RequestTimeout(0, f"no answer within {seconds:g} s") from None
         except aiohttp.ClientError as exc:
@@ -301,7 +469,9 @@ class CustomGPTClient:
         return payload.get("data") if isinstance(payload, dict) else None
 
     async def create_project(self, name: str, sitemap_url: str) -> Project:
-        form = aiohttp.FormData()
+        # multipart/form-data is what the API documents; text-only fields would otherwise
+        # go out urlencoded.
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("project_name", name)
         form.add_field("sitemap_path", sitemap_url)
         data = await self._call("POST", "/projects", form=form)
@@ -346,18 +516,20 @@ class CustomGPTClient:
         self, project_id: str, session_id: str, prompt: str, *, lang: str = "en"
     ) -> Answer:
         """The `stream=0` path: one JSON answer once CustomGPT has finished."""
+        check_prompt(prompt)
         data = await self._call(
             "POST",
             self._message_path(project_id, session_id),
             json_body={"prompt": prompt, "response_source": "default"},
             params={"stream": "0", "lang": lang},
+            headers=MESSAGE_HEADERS,
             # The whole answer is generated before anything comes back.
             seconds=max(self.request_timeout, self.first_chunk_timeout + self.idle_timeout),
         )
         data = data or {}
         return Answer(
             text=str(data.get("openai_response") or ""),
-            message_id=_optional_id(data.get("id")),
+            message_id=normalise_id(data.get("id")),
             session_id=_optional_id(data.get("session_id")) or session_id,
             citations=_citation_ids(data.get("citations")),
         )
@@ -366,29 +538,18 @@ class CustomGPTClient:
         self, project_id: str, session_id: str, prompt: str, *, lang: str = "en"
     ) -> AsyncGenerator[StreamEvent, None]:
         """Yield text chunks, then one Finish. Raises StreamInterrupted on an early end,
-        StreamTimeout when CustomGPT goes quiet, StreamError when it reports an error."""
+        StreamTimeout when CustomGPT goes quiet, StreamError when it reports an error,
+        PromptTooLong (before sending anything) for a prompt over PROMPT_LIMIT."""
+        check_prompt(prompt)
         url = f"{self._base}{self._message_path(project_id, session_id)}?stream=1&lang={lang}"
-        opened = False
-
-        def on_open() -> None:
-            nonlocal opened
-            opened = True
-
-        def on_error() -> None:
-            # Called when an open stream runs dry, just before the library would reconnect.
-            if opened:
-                raise StreamInterrupted(0, "the answer stream ended early")
-
-        source = EventSource(
+        source = _EventReader(
             url,
             option={"method": "POST"},
-            session=_OneShotSession(self._session),
+            session=_OneShotSession(self._session, self._http_error),
             reconnection_time=timedelta(0),
             max_connect_retry=0,
-            on_open=on_open,
-            on_error=on_error,
             json={"prompt": prompt, "response_source": "default"},
-            headers={**self._headers, "Accept": "text/event-stream"},
+            headers={**self._headers, **MESSAGE_HEADERS, "Accept": "text/event-stream"},
         )
         loop = asyncio.get_running_loop()
         first_chunk_deadline = loop.time() + self.first_chunk_timeout
@@ -410,12 +571,15 @@ class CustomGPTClient:
                     raise StreamInterrupted(0, "the answer stream ended early")
                 parsed = parse_event_data(event.data)
                 if isinstance(parsed, StreamError):
-                    raise parsed
+                    raise StreamError(0, self._redact(parsed.message))
+                if isinstance(parsed, Finish):
+                    if source.skipped_frames:
+                        log.warning("skipped %d oversized stream frame(s)", source.skipped_frames)
+                    yield replace(parsed, skipped_frames=source.skipped_frames)
+                    return
                 if parsed is None:
                     continue
                 yield parsed
-                if isinstance(parsed, Finish):
-                    return
                 got_chunk = True
         except TimeoutError:
             if got_chunk:
@@ -425,7 +589,7 @@ class CustomGPTClient:
             await source.close()
 
     @staticmethod
-    async def _next_event(source: EventSource) -> MessageEvent | None:
+    async def _next_event(source: _EventReader) -> MessageEvent | None:
         try:
             return await source.__anext__()
         except StopAsyncIteration:

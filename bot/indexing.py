@@ -33,6 +33,8 @@ from bot.customgpt import (
     NotFound,
     Project,
     ProjectStats,
+    RateLimited,
+    failure_log_level,
 )
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
@@ -89,7 +91,8 @@ def check_new_project(name: str, sitemap_url: str) -> None:
 @dataclass(frozen=True)
 class Poll:
     """One look at a project: its page counts and whether it answers, or why the look failed
-    (a passing problem: CustomGPT busy or unreachable; the polling goes on)."""
+    (CustomGPT failed, was unreachable, or refused for exhausted query credits, which someone
+    may add meanwhile; the polling goes on)."""
 
     stats: ProjectStats | None
     ready: bool
@@ -323,15 +326,20 @@ class Indexer:
         calls = self._calls(watch.team)
         shown: ProjectStats | None = None
         latest: ProjectStats | None = None
+        refused: RateLimited | None = None  # the last poll hit exhausted credits
         try:
             async with aclosing(
                 poll_until_ready(self._customgpt, watch.project_id, self._clock, watch.deadline)
             ) as polls:
                 async for poll in polls:
                     watch = await self._load(watch.team, watch.project_id) or watch
-                    if poll.stats is None:  # a passing CustomGPT error
-                        log.warning("project %s: polling failed: %s", watch.project_id, poll.error)
+                    if poll.stats is None:  # CustomGPT failed or refused: polling goes on
+                        error = poll.error
+                        level = logging.WARNING if error is None else failure_log_level(error)
+                        log.log(level, "project %s: polling failed: %s", watch.project_id, error)
+                        refused = error if isinstance(error, RateLimited) else None
                         continue
+                    refused = None
                     latest = poll.stats
                     if poll.ready:
                         await self._ready(watch, calls, latest)
@@ -349,6 +357,8 @@ class Indexer:
         text = messages.project_timed_out(
             watch.name, watch.project_id, latest, timeout, bind=watch.bind
         )
+        if refused is not None:  # why it never got ready, as far as the bot can tell
+            text += "\n" + messages.for_command_error(refused)
         await self._end(watch, calls, text)
 
     async def _show_progress(self, watch: Watch, calls: SlackCalls, stats: ProjectStats) -> bool:

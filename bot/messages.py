@@ -13,6 +13,7 @@ from bot.customgpt import (
     Project,
     ProjectPage,
     ProjectStats,
+    PromptTooLong,
     RateLimited,
     RequestTimeout,
     ServerError,
@@ -62,13 +63,33 @@ def searching(project_name: str) -> str:
     return f"_Searching {escape(project_name)}…_"
 
 
-def _wait_hint(retry_after: float | None) -> str:
-    if retry_after is None or retry_after <= 0:
-        return "in a minute"
-    seconds = round(retry_after)
-    if seconds < 90:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
-    return f"in about {round(seconds / 60)} minutes"
+def _credits_exhausted(error: RateLimited) -> str:
+    """A 429 from CustomGPT: the account's query credits are used up. Waiting does not help,
+    so the user learns who can fix it, with CustomGPT's own words (already redacted by the
+    client) when it gave any."""
+    said = error.message.strip()
+    quoted = "" if said == f"HTTP {error.status}" else f" (CustomGPT said: “{_outside_text(said)}”)"
+    return (
+        f":no_entry: The CustomGPT account has run out of query credits{quoted}. "
+        "Please tell whoever manages the CustomGPT plan; asking again won't help until they "
+        "add credits."
+    )
+
+
+def prompt_too_long(error: PromptTooLong) -> str:
+    return (
+        f":warning: Your question is {error.length:,} characters long; CustomGPT accepts at most "
+        f"{error.limit:,}. Please shorten it and ask again."
+    )
+
+
+def skipped_frames(count: int) -> str:
+    """Under an answer some of whose stream frames were too large to read."""
+    parts = "part" if count == 1 else "parts"
+    return (
+        f":warning: _{count} {parts} of CustomGPT's answer {'was' if count == 1 else 'were'} "
+        "too large to read and left out, so the answer above may have gaps._"
+    )
 
 
 def _server_trouble(error: ServerError) -> str:
@@ -96,10 +117,9 @@ def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
             "`/customgpt use <project-id>`."
         )
     if isinstance(error, RateLimited):
-        return (
-            ":hourglass: CustomGPT is busy right now. Please ask again "
-            f"{_wait_hint(error.retry_after)}."
-        )
+        return _credits_exhausted(error)
+    if isinstance(error, PromptTooLong):
+        return prompt_too_long(error)
     if isinstance(error, StreamInterrupted):
         if partial:
             return ":warning: _The answer was cut off before it finished. Ask again for the rest._"
@@ -130,7 +150,7 @@ def feedback_failed(error: CustomGPTError) -> str:
     if isinstance(error, AuthError):
         return "Feedback wasn't recorded: the bot's CustomGPT key is invalid or was revoked."
     if isinstance(error, RateLimited):
-        return f"CustomGPT is busy; please click again {_wait_hint(error.retry_after)}."
+        return "Feedback wasn't recorded. " + _credits_exhausted(error).removeprefix(":no_entry: ")
     return "Feedback wasn't recorded because CustomGPT had a problem. Please try again."
 
 
@@ -205,10 +225,7 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
             return ":warning: CustomGPT doesn't know that project. See `/customgpt list`."
         return unknown_project(project_id)
     if isinstance(error, RateLimited):
-        return (
-            ":hourglass: CustomGPT is busy right now. Please try again "
-            f"{_wait_hint(error.retry_after)}."
-        )
+        return _credits_exhausted(error)
     if isinstance(error, ServerError):
         return _server_trouble(error)
     return (

@@ -31,7 +31,7 @@ def assert_no_secret(slack: FakeSlack) -> None:
     ("status", "retry_after", "expected"),
     [
         (404, None, "was not found"),
-        (429, 30, "busy right now. Please ask again in 30 seconds"),
+        (429, 30, "run out of query credits"),
         (500, None, "CustomGPT had a problem (error 500)"),
         (503, None, "CustomGPT had a problem (error 503)"),
         (400, None, "refused the question (error 400"),

@@ -264,7 +264,7 @@ async def test_bad_create_input_is_refused_at_once_with_what_to_do(
 @pytest.mark.parametrize(
     ("failure", "expected"),
     [
-        ((429, 30), "CustomGPT is busy right now. Please try again in 30 seconds"),
+        ((429, 30), "run out of query credits"),
         ((401, None), "CustomGPT rejected the bot's API key"),
         ((500, None), "CustomGPT had a problem (error 500)"),
     ],
@@ -406,13 +406,15 @@ async def test_list_pages_through_the_account_and_marks_this_channels_project(
     assert "Usage: `/customgpt list [page]`" in ack and later == []
 
 
-async def test_list_when_customgpt_is_busy(
+async def test_list_when_the_query_credits_are_exhausted(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
-    customgpt.fail_next("^/projects$", 429, retry_after=120)
+    customgpt.fail_next("^/projects$", 429, "Resource <Exhausted>", retry_after=120)
     _, later = await run(bot, slack, "list")
     assert later == [
-        ":hourglass: CustomGPT is busy right now. Please try again in about 2 minutes."
+        ":no_entry: The CustomGPT account has run out of query credits (CustomGPT said: "
+        "“Resource &lt;Exhausted&gt;”). Please tell whoever manages the CustomGPT plan; "
+        "asking again won't help until they add credits."
     ]
 
 

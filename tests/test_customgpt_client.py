@@ -33,8 +33,8 @@ def test_frames_are_read_by_their_json_status() -> None:
     assert parse_event_data('{"status":"something-new"}') is None
     assert parse_event_data("not json") is None
     assert parse_event_data(
-        '{"status":"finish","id":7,"session_id":"s","citations":["12061.0",3]}'
-    ) == Finish("7", "s", ["12061.0", "3"])
+        '{"status":"finish","id":7,"session_id":"s","citations":["12061",3]}'
+    ) == Finish("7", "s", ["12061", "3"])
     error = parse_event_data('{"status":"error","message":"boom"}')
     assert isinstance(error, StreamError) and error.message == "boom"
     assert isinstance(parse_event_data('{"error":"bad"}'), StreamError)

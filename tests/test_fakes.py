@@ -562,7 +562,10 @@ async def test_cgpt_refuses_missing_or_wrong_key(
 async def test_cgpt_project_creation_and_scripted_indexing(
     cgpt: FakeCustomGPT, http: aiohttp.ClientSession
 ) -> None:
-    form = aiohttp.FormData({"project_name": "Site", "sitemap_path": "https://x/sitemap.xml"})
+    form = aiohttp.FormData(
+        {"project_name": "Site", "sitemap_path": "https://x/sitemap.xml"},
+        default_to_multipart=True,
+    )
     async with http.post(cgpt.api_url + "/projects", data=form) as response:
         created = (await response.json())["data"]
     assert (created["id"], created["is_chat_active"]) == (1000, 0)
@@ -731,22 +734,76 @@ async def test_cgpt_raw_frames_are_written_verbatim(
     assert raw == "".join(frames).encode()
 
 
-async def test_cgpt_citations_match_by_string_id(
+async def test_cgpt_citations_are_looked_up_by_an_integer_id_only(
     cgpt: FakeCustomGPT, http: aiohttp.ClientSession
 ) -> None:
     cgpt.add_citation(1, "12061.0", "Guide", "https://docs.example/guide")
 
-    async with http.get(cgpt.api_url + "/projects/1/citations/12061.0") as response:
-        found = (await response.json())["data"]
     async with http.get(cgpt.api_url + "/projects/1/citations/12061") as response:
+        found = (await response.json())["data"]
+    async with http.get(cgpt.api_url + "/projects/1/citations/12061.0") as response:
+        refused = response.status, (await response.json())["status"]
+    async with http.get(cgpt.api_url + "/projects/1/citations/12062") as response:
         missing_status = response.status
 
-    assert (found["title"], found["url"], found["description"]) == (
+    assert (found["id"], found["title"], found["url"], found["description"]) == (
+        12061,
         "Guide",
         "https://docs.example/guide",
         None,
     )
+    assert refused == (400, "error")
     assert missing_status == 404
+
+
+async def test_cgpt_creates_projects_from_multipart_forms_only(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    fields = {"project_name": "Site", "sitemap_path": "https://x/sitemap.xml"}
+    async with http.post(cgpt.api_url + "/projects", data=fields) as response:
+        urlencoded = response.status, (await response.json())["data"]["message"]
+    async with http.post(cgpt.api_url + "/projects", json=fields) as response:
+        as_json = response.status
+
+    assert urlencoded == (415, "The request must be multipart/form-data.")
+    assert as_json == 415
+    assert cgpt.projects.keys() == {1}
+
+
+async def test_cgpt_refuses_a_prompt_over_8000_characters(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    for stream in (0, 1):
+        url = messages_url(cgpt, session_id, stream=stream)
+        async with http.post(url, json={"prompt": "x" * 8001}) as response:
+            body = await response.json()
+        assert response.status == 400
+        assert body["data"]["message"] == "The prompt may not be greater than 8000 characters."
+    async with http.post(messages_url(cgpt, session_id, 0), json={"prompt": "x" * 8000}) as r:
+        assert r.status == 200
+    assert cgpt.served[0].outcome == "json"
+
+
+async def test_cgpt_raw_frames_may_be_bytes_and_message_ids_take_every_seen_form(
+    cgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    session_id = await new_session(cgpt, http)
+    frames: list[str | bytes] = [b"data: \xff\xfe\n\n", b"data: " + b"y" * 5_000_000 + b"\n\n"]
+    cgpt.queue_answer([], raw_frames=frames)
+    cgpt.queue_answer(["a"], message_id=12, message_id_form="float")
+    cgpt.queue_answer(["b"], message_id=13, message_id_form="string")
+
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        raw = await response.content.read()
+    async with http.post(messages_url(cgpt, session_id), json={"prompt": "hi"}) as response:
+        finish = sse_payloads(await response.content.read())[-1]
+    async with http.post(messages_url(cgpt, session_id, 0), json={"prompt": "hi"}) as response:
+        data = (await response.json())["data"]
+
+    assert raw == b"".join(f for f in frames if isinstance(f, bytes))
+    assert finish["id"] == 12.0 and isinstance(finish["id"], float)
+    assert data["id"] == "13.0"
 
 
 async def test_cgpt_records_feedback_and_refuses_bad_reactions(

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -31,11 +31,15 @@ PER_PAGE = 20
 FIRST_CREATED_PROJECT_ID = 1000
 REACTIONS = ("liked", "disliked", "neutral")
 AUTH_ERROR = "API Token is either missing or invalid"
+#: CustomGPT's limit on a prompt, in characters.
+PROMPT_LIMIT = 8000
 
 _MESSAGES_PATH = re.compile(r"^/projects/\d+/conversations/(?P<session_id>[^/]+)/messages$")
 _TIMESTAMP = "2024-01-01T00:00:00.000000Z"
 
 Stats = tuple[int, int, int]
+#: How a message id is written in an answer: 7, 7.0 or "7.0" (all seen from the real API).
+IdForm = Literal["int", "float", "string"]
 
 
 @dataclass
@@ -66,8 +70,9 @@ class ScriptedAnswer:
     """
 
     chunks: list[str]
-    citations: list[str | int] = field(default_factory=list)
+    citations: list[str | int | float] = field(default_factory=list)
     message_id: int | None = None
+    message_id_form: IdForm = "int"
     chunk_delay: float = 0.0
     cut_after: int | None = None
     error_status: int | None = None
@@ -76,7 +81,7 @@ class ScriptedAnswer:
     stream_error_after: int | None = None
     stream_error_message: str = "Something went wrong"
     hold_after: int | None = None
-    raw_frames: list[str] | None = None
+    raw_frames: list[str | bytes] | None = None
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
     reached_hold: asyncio.Event = field(default_factory=asyncio.Event)
@@ -92,6 +97,15 @@ class ScriptedAnswer:
     def text(self) -> str:
         """The whole answer, as `openai_response` carries it in non-stream mode."""
         return "".join(self.chunks)
+
+    @property
+    def message_id_json(self) -> int | float | str | None:
+        """The message id as the answer writes it (`message_id_form`)."""
+        if self.message_id is None or self.message_id_form == "int":
+            return self.message_id
+        if self.message_id_form == "float":
+            return float(self.message_id)
+        return f"{self.message_id}.0"
 
 
 @dataclass
@@ -123,7 +137,7 @@ class FakeProject:
 
 @dataclass
 class FakeCitation:
-    id: str | int
+    id: int
     title: str | None
     url: str | None
     description: str | None
@@ -190,7 +204,7 @@ class FakeCustomGPT(LoopbackServer):
         self._failures: list[_Failure] = []
         self._holds: list[Hold] = []
         self._all_holds: list[Hold] = []
-        self._citations: dict[tuple[int, str], FakeCitation] = {}
+        self._citations: dict[tuple[int, int], FakeCitation] = {}
         #: message id → session id, for feedback.
         self._messages: dict[int, str] = {}
         self._next_project_id = FIRST_CREATED_PROJECT_ID
@@ -288,16 +302,18 @@ class FakeCustomGPT(LoopbackServer):
         url: str | None,
         description: str | None = None,
     ) -> None:
-        """Make a citation resolvable; ids are matched as strings (`"12061.0"` stays as is)."""
-        citation = FakeCitation(citation_id, title, url, description)
-        self._citations[(project_id, str(citation_id))] = citation
+        """Make a citation resolvable by its integer id (`"12061.0"` registers 12061): the
+        look-up path takes an integer only, as the OpenAPI spec says."""
+        number = int(float(citation_id))
+        self._citations[(project_id, number)] = FakeCitation(number, title, url, description)
 
     def queue_answer(
         self,
         chunks: list[str],
-        citations: Sequence[str | int] = (),
+        citations: Sequence[str | int | float] = (),
         message_id: int | None = None,
         *,
+        message_id_form: IdForm = "int",
         chunk_delay: float = 0.0,
         cut_after: int | None = None,
         error_status: int | None = None,
@@ -306,7 +322,7 @@ class FakeCustomGPT(LoopbackServer):
         stream_error_after: int | None = None,
         stream_error_message: str = "Something went wrong",
         hold_after: int | None = None,
-        raw_frames: list[str] | None = None,
+        raw_frames: list[str | bytes] | None = None,
     ) -> ScriptedAnswer:
         """Script the next message request (answers are consumed in queue order).
 
@@ -319,7 +335,9 @@ class FakeCustomGPT(LoopbackServer):
         - `hold_after=N`: after N chunks, set `reached_hold` and wait for `release` (in
           stream=0 mode: before answering). `stop()` releases every hold.
         - `chunk_delay`: seconds between chunks (benchmarks only; tests use `hold_after`).
-        - `raw_frames`: written verbatim instead of start/progress/finish (stream=1 only).
+        - `raw_frames`: written verbatim instead of start/progress/finish (stream=1 only);
+          bytes go out as they are (invalid UTF-8, a frame of megabytes, no final blank line).
+        - `message_id_form`: write the message id as 7 (default), 7.0 or "7.0".
         With none of these, the answer streams `chunks` then finishes with `message_id`
         (auto-numbered when None) and `citations`.
         """
@@ -327,6 +345,7 @@ class FakeCustomGPT(LoopbackServer):
             chunks=list(chunks),
             citations=list(citations),
             message_id=message_id,
+            message_id_form=message_id_form,
             chunk_delay=chunk_delay,
             cut_after=cut_after,
             error_status=error_status,
@@ -473,6 +492,9 @@ class FakeCustomGPT(LoopbackServer):
         )
 
     async def _create_project(self, request: web.Request) -> web.Response:
+        if request.content_type != "multipart/form-data":
+            # The OpenAPI spec documents this endpoint as multipart/form-data only.
+            raise ApiError(415, "The request must be multipart/form-data.")
         body = request[_RECORD].body
         name = body.get("project_name")
         if not name:
@@ -540,6 +562,8 @@ class FakeCustomGPT(LoopbackServer):
         prompt = record.body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise ApiError(400, "The prompt field is required.")
+        if len(prompt) > PROMPT_LIMIT:
+            raise ApiError(400, f"The prompt may not be greater than {PROMPT_LIMIT} characters.")
 
         if self._answers:
             answer = self._answers.popleft()
@@ -574,7 +598,7 @@ class FakeCustomGPT(LoopbackServer):
         answer.outcome = "json"
         return _success(
             {
-                "id": answer.message_id,
+                "id": answer.message_id_json,
                 "session_id": session_id,
                 "prompt": prompt,
                 "openai_response": answer.text,
@@ -596,7 +620,7 @@ class FakeCustomGPT(LoopbackServer):
         try:
             if answer.raw_frames is not None:
                 for frame in answer.raw_frames:
-                    await response.write(frame.encode())
+                    await response.write(frame if isinstance(frame, bytes) else frame.encode())
                 answer.outcome = "raw"
             else:
                 await response.write(_frame("start", {"status": "start", "prompt": prompt}))
@@ -615,7 +639,7 @@ class FakeCustomGPT(LoopbackServer):
                     if sent == len(answer.chunks):
                         finish = {
                             "status": "finish",
-                            "id": answer.message_id,
+                            "id": answer.message_id_json,
                             "session_id": session_id,
                             "citations": answer.citations,
                         }
@@ -637,7 +661,11 @@ class FakeCustomGPT(LoopbackServer):
 
     async def _get_citation(self, request: web.Request) -> web.Response:
         project = self._project(request)
-        citation = self._citations.get((project.id, request.match_info["citation_id"]))
+        citation_id = request.match_info["citation_id"]
+        if not citation_id.isdecimal():
+            # An integer in the OpenAPI spec: "12061.0" is refused rather than guessed at.
+            raise ApiError(400, "The citation id must be an integer.")
+        citation = self._citations.get((project.id, int(citation_id)))
         if citation is None:
             raise ApiError(404, "Citation not found")
         return _success(

@@ -1,0 +1,157 @@
+"""How the CustomGPT client reads what comes back: SSE lines however the bytes are chunked,
+frames over the size cap, ids in every numeric form, prompts over the limit, error texts
+redacted, and exhausted credits logged once a minute (on a clock the test moves)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.customgpt import (
+    Chunk,
+    CustomGPTClient,
+    Finish,
+    PromptTooLong,
+    RateLimited,
+    SseLines,
+    StreamError,
+    StreamEvent,
+    normalise_id,
+)
+from tests.clocks import ManualClock
+from tests.conftest import PROJECT_ID
+from tests.fakes.customgpt import FakeCustomGPT
+
+LIMIT = 64  # a small cap, so that examples reach it
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+def read_all(chunks: list[bytes]) -> list[bytes | None]:
+    lines = SseLines(LIMIT)
+    out: list[bytes | None] = []
+    for chunk in chunks:
+        out.extend(lines.feed(chunk))
+    return [*out, *lines.end()]
+
+
+def expected_lines(data: bytes) -> list[bytes | None]:
+    """The lines by definition: split at LF, CR of a CRLF dropped, over-long lines as None."""
+    *complete, last = data.split(b"\n")
+    pieces = [*complete, last] if last else complete
+    return [None if len(p) > LIMIT else p.removesuffix(b"\r") for p in pieces]
+
+
+line_bytes = st.lists(
+    st.one_of(st.binary(max_size=3 * LIMIT), st.sampled_from([b"\n", b"\r\n", b"\n\n"])),
+    max_size=12,
+).map(b"".join)
+
+
+@given(data=line_bytes, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8))
+def test_lines_do_not_depend_on_how_the_bytes_are_chunked(data: bytes, cuts: list[int]) -> None:
+    assert read_all(split_at(data, cuts)) == expected_lines(data)
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.from_regex(r"0*", fullmatch=True))
+def test_every_form_of_a_numeric_id_is_one_id(n: int, zeros: str) -> None:
+    forms = [n, float(n), str(n), f"{n}.0", f"{n}.00", f"{zeros}{n}", f"{n}.{zeros}"]
+    assert {normalise_id(form) for form in forms} == {str(n)}
+
+
+def test_ids_that_are_not_numbers_stay_as_they_are() -> None:
+    assert normalise_id("3f2b-uuid") == "3f2b-uuid"
+    assert normalise_id("12061.5") == "12061.5"
+    assert [normalise_id(v) for v in (None, "", True)] == [None, None, None]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def stream_all(client: CustomGPTClient, session_id: str) -> list[StreamEvent]:
+    return [e async for e in client.stream_message(str(PROJECT_ID), session_id, "q")]
+
+
+async def test_a_frame_of_small_lines_over_the_cap_in_total_is_skipped(
+    customgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    client = CustomGPTClient(http, customgpt.api_url, "test-key")
+    session_id = await client.create_conversation(str(PROJECT_ID), "x")
+    many_lines = b"".join(b"data: " + b"w" * 500_000 + b"\n" for _ in range(3))
+    customgpt.queue_answer(
+        [],
+        raw_frames=[
+            b'data: {"status":"progress","message":"one "}\n\n',
+            many_lines + b"\n",
+            b'data: {"status":"progress","message":"two"}\n\n',
+            b'data: {"status":"finish","id":"9.0","session_id":"s","citations":[]}\n\n',
+        ],
+    )
+
+    events = await stream_all(client, session_id)
+
+    assert events == [Chunk("one "), Chunk("two"), Finish("9", "s", [], skipped_frames=1)]
+
+
+async def test_a_prompt_over_the_limit_is_refused_before_anything_is_sent(
+    customgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    client = CustomGPTClient(http, customgpt.api_url, "test-key")
+    with pytest.raises(PromptTooLong) as whole:
+        await client.send_message(str(PROJECT_ID), "s", "x" * 8001)
+    with pytest.raises(PromptTooLong):
+        async for _ in client.stream_message(str(PROJECT_ID), "s", "x" * 8001):
+            pass
+
+    assert (whole.value.length, whole.value.limit) == (8001, 8000)
+    assert customgpt.requests == []
+
+
+async def test_an_error_frame_loses_the_key_it_carried(
+    customgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    client = CustomGPTClient(http, customgpt.api_url, "test-key")
+    session_id = await client.create_conversation(str(PROJECT_ID), "x")
+    customgpt.queue_answer(["a"], stream_error_after=1, stream_error_message="bad key test-key")
+
+    with pytest.raises(StreamError) as caught:
+        await stream_all(client, session_id)
+
+    assert caught.value.message == "bad key [redacted]"
+
+
+async def test_exhausted_credits_are_logged_at_most_once_a_minute(
+    customgpt: FakeCustomGPT, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    client = CustomGPTClient(http, customgpt.api_url, "test-key", clock=clock)
+    customgpt.fail_next(r"^/projects/\d+$", 429, "Resource Exhausted", times=4)
+    caplog.set_level(logging.WARNING, logger="bot.customgpt")
+
+    async def refused() -> None:
+        with pytest.raises(RateLimited):
+            await client.get_project(str(PROJECT_ID))
+
+    await refused()
+    await refused()
+    clock.advance(59)
+    await refused()
+    clock.advance(1)
+    await refused()
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "CustomGPT refused a request (429): query credits exhausted? It said: Resource Exhausted",
+        "CustomGPT refused a request (429): query credits exhausted? It said: Resource Exhausted"
+        " (2 more like this not logged)",
+    ]
