@@ -8,6 +8,7 @@ command's response URL. Every reply is ephemeral: only the person who typed it s
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/customgpt"
 NO_BIND = "--no-bind"
+# Seconds a create is remembered: Slack accepts a signed request for 5 minutes, so a replay
+# (or a double submit) comes within this and is answered with the first project.
+RECENT_CREATE_TTL = 6 * 60
 DEFAULT = "default"
 _PROJECT_ID = re.compile(r"[0-9]{1,18}")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight, curly
@@ -76,6 +80,13 @@ def unquote(text: str) -> str:
     if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
         return text[1:-1].strip()
     return text
+
+
+def _created_id(recent: str | None) -> str | None:
+    """The project a remembered create made; None while it is still being created."""
+    if recent is None or not recent.startswith("{"):
+        return None
+    return str(json.loads(recent).get("project_id") or "") or None
 
 
 def register_commands(app: AsyncApp, runtime: Runtime) -> None:
@@ -165,9 +176,15 @@ class Commands:
         except InvalidNewProject as error:
             await reply.now(str(error))
             return
+        recent = keys.recent_create(invocation.team, invocation.user, name, sitemap_url)
+        if not await self._store.claim(recent, RECENT_CREATE_TTL):
+            await reply.now(
+                messages.created_recently(name, _created_id(await self._store.get(recent)))
+            )
+            return
         await reply.now(messages.creating(name, sitemap_url))
         try:
-            await self._indexer.create(
+            project = await self._indexer.create(
                 team=invocation.team,
                 channel=invocation.channel,
                 user=invocation.user,
@@ -178,7 +195,10 @@ class Commands:
             )
         except CustomGPTError as error:
             log.warning("creating a project failed: %s", error)
+            await self._store.delete(recent)  # nothing was created: asking again must work
             await reply.later(messages.for_command_error(error))
+            return
+        await self._store.set(recent, json.dumps({"project_id": project.id}), ttl=RECENT_CREATE_TTL)
 
     async def _use(self, invocation: Invocation, reply: Reply) -> None:
         if not self._may_administer(invocation.user):

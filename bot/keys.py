@@ -6,6 +6,9 @@ several workspaces and an operator can find (or delete) a workspace's data by pr
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 PREFIX = "cgpt"
 
 
@@ -76,3 +79,11 @@ def watch_owner(team: str, project_id: str) -> str:
     """Which process is watching a pending project (a short TTL it keeps renewing), so
     several replicas resuming at start-up never watch one project twice."""
     return f"{PREFIX}:{team}:pending-owner:{project_id}"
+
+
+def recent_create(team: str, user: str, name: str, sitemap_url: str) -> str:
+    """A `/customgpt create` just run ("1" while it runs, then JSON {project_id}), so the same
+    request sent again (Slack replays within 5 minutes, a double submit) creates nothing.
+    Name and URL are hashed: they are free text of any length."""
+    digest = hashlib.sha256(json.dumps([name, sitemap_url]).encode()).hexdigest()[:32]
+    return f"{PREFIX}:{team}:recent-create:{user}:{digest}"

@@ -403,3 +403,20 @@ def project_list(page: ProjectPage, *, current: str | None) -> str:
         lines.append(f"Next page: `/customgpt list {page.page + 1}`")
     lines.append("Bind one here with `/customgpt use <project-id>`.")
     return "\n".join(lines)
+
+
+# -- added for request checks (kept at the end of the file) -----------------------------------
+
+
+def created_recently(name: str, project_id: str | None) -> str:
+    """A `/customgpt create` sent again within minutes (a double submit, a replay)."""
+    if project_id is None:
+        return (
+            f":hourglass_flowing_sand: *{_outside_text(name, 100)}* from that sitemap is "
+            "already being created; its progress appears in the channel."
+        )
+    return (
+        f":information_source: You just created {_project_label(name, project_id)} from that "
+        "sitemap, so I didn't create it again. See its progress with "
+        f"`/customgpt status {escape(project_id)}`."
+    )
