@@ -276,20 +276,28 @@ class Answerer:
         key = keys.conversation(question.team, question.channel, question.conversation_thread)
         ttl = self._settings.store_ttl_seconds
         stored = await self._store.get(key)
-        if await self._store.get(keys.fresh_start(question.team, question.channel)):
-            # `/customgpt new` asked for a clean slate: this question starts it.
-            await self._store.delete(keys.fresh_start(question.team, question.channel))
-            stored = None
         if stored is not None:
             data = json.loads(stored)
             if data.get("project_id") == project_id and data.get("session_id"):
                 await self._store.set(key, stored, ttl=ttl)  # an active thread stays alive
                 return str(data["session_id"])
+        return await self.start_conversation(
+            question.team, question.channel, question.conversation_thread, project_id
+        )
+
+    async def start_conversation(
+        self, team: str, channel: str, thread: str, project_id: str
+    ) -> str:
+        """Create a CustomGPT conversation for a Slack thread and make it the thread's, in place
+        of any before it (`/customgpt new` in a DM). Raises CustomGPTError, and then the
+        thread keeps the conversation it had."""
         session_id = await self._customgpt.create_conversation(
-            project_id, name=f"Slack {question.channel} {question.conversation_thread}"
+            project_id, name=f"Slack {channel} {thread}"
         )
         await self._store.set(
-            key, json.dumps({"project_id": project_id, "session_id": session_id}), ttl=ttl
+            keys.conversation(team, channel, thread),
+            json.dumps({"project_id": project_id, "session_id": session_id}),
+            ttl=self._settings.store_ttl_seconds,
         )
         return session_id
 

@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import keys, messages
-from bot.answer import PROJECT_NAME_TTL
+from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
 from bot.runtime import Runtime
@@ -45,17 +45,21 @@ class Invocation:
     verb: str
     args: list[str]
     response_url: str | None
+    is_dm: bool = False
 
     @classmethod
     def from_payload(cls, command: dict[str, Any]) -> Invocation:
         verb, args = parse(str(command.get("text") or ""))
+        channel = str(command.get("channel_id") or "")
         return cls(
             team=str(command.get("team_id") or "unknown"),
-            channel=str(command.get("channel_id") or ""),
+            channel=channel,
             user=str(command.get("user_id") or ""),
             verb=verb,
             args=args,
             response_url=command.get("response_url") or None,
+            # A DM with the bot: Slack names it "directmessage"; its id starts with D.
+            is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
         )
 
 
@@ -280,9 +284,24 @@ class Commands:
         await reply.later(messages.project_list(result, current=current))
 
     async def _new(self, invocation: Invocation, reply: Reply) -> None:
-        await self._store.set(
-            keys.fresh_start(invocation.team, invocation.channel),
-            "1",
-            ttl=self._settings.store_ttl_seconds,
-        )
-        await reply.now(messages.FRESH_START)
+        """A DM is one conversation, so starting over means a new one, made right here: the
+        DM keeps its old one if that fails. In a channel every mention already starts a new
+        conversation (and Slack runs no commands inside threads): nothing to reset there."""
+        if not invocation.is_dm:
+            await reply.now(messages.NEW_IN_A_CHANNEL)
+            return
+        answerer = self._runtime.answerer
+        project_id = await answerer.project_for(invocation.team, invocation.channel)
+        if project_id is None:
+            await reply.now(messages.NO_PROJECT_HERE)
+            return
+        await reply.now()
+        try:
+            await answerer.start_conversation(
+                invocation.team, invocation.channel, DM_THREAD, project_id
+            )
+        except CustomGPTError as error:
+            log.warning("/customgpt new: no new conversation: %s", error)
+            await reply.later(messages.for_command_error(error, project_id=project_id))
+            return
+        await reply.later(messages.FRESH_START)

@@ -50,11 +50,6 @@ def update_cooldown(team: str) -> str:
     return f"{PREFIX}:{team}:cooldown:update"
 
 
-def fresh_start(team: str, channel: str) -> str:
-    """Set by `/customgpt new`: the next question in the channel starts a new conversation."""
-    return f"{PREFIX}:{team}:fresh:{channel}"
-
-
 def citation(team: str, project_id: str, citation_id: str) -> str:
     """Cached JSON {title, url} of a citation."""
     return f"{PREFIX}:{team}:citation:{project_id}:{citation_id}"

@@ -420,3 +420,10 @@ def created_recently(name: str, project_id: str | None) -> str:
         "sitemap, so I didn't create it again. See its progress with "
         f"`/customgpt status {escape(project_id)}`."
     )
+
+
+NEW_IN_A_CHANNEL = (
+    "In a channel every new mention of me already starts a fresh conversation, and replies in "
+    "its thread continue it, so there is nothing to reset here. (In a DM with me, "
+    "`/customgpt new` starts over.)"
+)
