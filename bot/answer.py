@@ -72,9 +72,11 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-def feedback_value(project_id: str, session_id: str, message_id: str | None) -> str:
-    """What the feedback buttons carry, so a click needs no store look-up."""
-    return json.dumps({"p": project_id, "s": session_id, "m": message_id}, separators=(",", ":"))
+def feedback_value(project_id: str, session_id: str, message_id: str | None, asker: str) -> str:
+    """What the feedback buttons carry, so a click needs no store look-up (`u`: who asked,
+    the one person whose click is recorded)."""
+    value = {"p": project_id, "s": session_id, "m": message_id, "u": asker}
+    return json.dumps(value, separators=(",", ":"))
 
 
 class Answerer:
@@ -248,7 +250,7 @@ class Answerer:
         sources = await self._citations.resolve(question.team, project_id, finish.citations)
         return Ending(
             sources=sources,
-            feedback_value=feedback_value(project_id, session_id, finish.message_id),
+            feedback_value=feedback_value(project_id, session_id, finish.message_id, question.user),
         )
 
     async def _ask(

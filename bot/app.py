@@ -99,21 +99,32 @@ async def _feedback(
         str(action.get("action_id")),
         str(action.get("value") or ""),
         list(message.get("blocks") or []),
+        clicker=str((body.get("user") or {}).get("id") or ""),
     )
     if outcome.blocks is not None:
-        try:
-            await runtime.slack.chat_update(
-                channel=str((body.get("channel") or {}).get("id")),
-                ts=str(message.get("ts")),
-                text=str(message.get("text") or ""),
-                blocks=outcome.blocks,
-            )
+        if await _show_feedback(runtime, body, outcome.blocks):
             return
-        except (SlackApiError, *NETWORK_ERRORS) as error:
-            log.warning("could not show recorded feedback: %s", type(error).__name__)
-            outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
+        outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
     if outcome.note:
         await respond(text=outcome.note, response_type="ephemeral", replace_original=False)
+
+
+async def _show_feedback(
+    runtime: Runtime, body: dict[str, Any], blocks: list[dict[str, Any]]
+) -> bool:
+    """Show the recorded reaction on the answer; False when Slack would not take the edit."""
+    message = body.get("message") or {}
+    try:
+        await runtime.slack.chat_update(
+            channel=str((body.get("channel") or {}).get("id")),
+            ts=str(message.get("ts")),
+            text=str(message.get("text") or ""),
+            blocks=blocks,
+        )
+    except (SlackApiError, *NETWORK_ERRORS) as error:
+        log.warning("could not show recorded feedback: %s", type(error).__name__)
+        return False
+    return True
 
 
 def _is_from_a_bot(event: dict[str, Any]) -> bool:

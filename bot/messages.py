@@ -427,3 +427,7 @@ NEW_IN_A_CHANNEL = (
     "its thread continue it, so there is nothing to reset here. (In a DM with me, "
     "`/customgpt new` starts over.)"
 )
+
+FEEDBACK_NOT_YOURS = (
+    "Only the person who asked can rate this answer. Ask your own question to rate its answer."
+)
