@@ -46,6 +46,7 @@ class Question:
     thread_ts: str | None  # the thread the user wrote in; None for a top-level message
     is_dm: bool
     event_id: str | None = None
+    has_files: bool = False  # files are not passed to CustomGPT yet: the answer says so
 
     @property
     def reply_thread(self) -> str | None:
@@ -135,9 +136,8 @@ class Answerer:
 
     async def _answer(self, question: Question, calls: SlackCalls) -> None:
         if not question.text:
-            await calls.post(
-                question.channel, question.reply_thread, Content(messages.EMPTY_QUESTION)
-            )
+            empty = messages.FILES_ONLY if question.has_files else messages.EMPTY_QUESTION
+            await calls.post(question.channel, question.reply_thread, Content(empty))
             return
         project_id = await self.project_for(question.team, question.channel)
         if project_id is None:
@@ -251,6 +251,7 @@ class Answerer:
         return Ending(
             sources=sources,
             feedback_value=feedback_value(project_id, session_id, finish.message_id, question.user),
+            notice=messages.FILES_NOT_READ if question.has_files else None,
         )
 
     async def _ask(

@@ -61,7 +61,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        if _is_from_a_bot(event) or event.get("subtype"):
+        if _is_from_a_bot(event) or not _is_written_by_a_person(event):
             return
         async with runtime.tasks.track():
             await _ask(runtime, body, event, context, is_dm=False)
@@ -69,7 +69,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
     @app.event("message")
     async def on_message(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         # Edits, joins, deletions and the bot's own messages all arrive here as subtypes.
-        if _is_from_a_bot(event) or event.get("subtype"):
+        if _is_from_a_bot(event) or not _is_written_by_a_person(event):
             return
         async with runtime.tasks.track():
             if event.get("channel_type") == "im":
@@ -131,6 +131,12 @@ def _is_from_a_bot(event: dict[str, Any]) -> bool:
     return bool(event.get("bot_id") or event.get("bot_profile"))
 
 
+def _is_written_by_a_person(event: dict[str, Any]) -> bool:
+    """A plain message, or one with files attached (`file_share`): every other subtype is
+    an edit, a deletion, a join or the like, not a question."""
+    return event.get("subtype") in (None, "file_share")
+
+
 def _served_workspace(
     body: dict[str, Any], request_team: str | None, own: AuthorizeResult | None
 ) -> str | None:
@@ -186,6 +192,7 @@ async def _ask(
         thread_ts=event.get("thread_ts"),
         is_dm=is_dm,
         event_id=body.get("event_id"),
+        has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
     )
     await runtime.answerer.handle(question)
 

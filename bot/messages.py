@@ -431,3 +431,9 @@ NEW_IN_A_CHANNEL = (
 FEEDBACK_NOT_YOURS = (
     "Only the person who asked can rate this answer. Ask your own question to rate its answer."
 )
+
+FILES_NOT_READ = "_I can't read attached files yet: this answer is from your text only._"
+FILES_ONLY = (
+    "I can't read attached files yet. Please write your question as text "
+    "(you can paste the relevant part of the file)."
+)
