@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 
 # Slack tokens, bearer credentials, and CustomGPT API keys (Laravel Sanctum tokens:
 # `<key id>|<40 characters>`), whether or not they are ours.
+# No word boundary in front: text glued to a token must not shield it.
 _TOKEN_SHAPES = re.compile(
-    r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]+"
+    r"(?:xox[a-z]|xapp)-[A-Za-z0-9-]+"  # xoxe-: refresh tokens (token rotation)
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=|-]+"
-    r"|\b[0-9]+\|[A-Za-z0-9]{40,}"
+    r"|[0-9]+\|[A-Za-z0-9]{40,}"
 )
 REDACTED = "[redacted]"
 

@@ -20,6 +20,7 @@ from bot.customgpt import (
     StreamInterrupted,
     StreamTimeout,
 )
+from bot.log_setup import redact_text
 
 THINKING = "_Thinking…_"
 EMPTY_QUESTION = (
@@ -52,7 +53,7 @@ def escape(text: str) -> str:
 
 
 def _outside_text(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact_text(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return escape(text)
