@@ -52,6 +52,7 @@ class Question:
     thread_ts: str | None  # the thread the user wrote in; None for a top-level message
     is_dm: bool
     event_id: str | None = None
+    has_files: bool = False  # files are not passed to CustomGPT yet: the answer says so
 
     @property
     def reply_thread(self) -> str | None:
@@ -78,9 +79,11 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-def feedback_value(project_id: str, session_id: str, message_id: str | None) -> str:
-    """What the feedback buttons carry, so a click needs no store look-up."""
-    return json.dumps({"p": project_id, "s": session_id, "m": message_id}, separators=(",", ":"))
+def feedback_value(project_id: str, session_id: str, message_id: str | None, asker: str) -> str:
+    """What the feedback buttons carry, so a click needs no store look-up (`u`: who asked,
+    the one person whose click is recorded)."""
+    value = {"p": project_id, "s": session_id, "m": message_id, "u": asker}
+    return json.dumps(value, separators=(",", ":"))
 
 
 async def _within_grace(delivery: asyncio.Future[StreamResult]) -> None:
@@ -144,9 +147,8 @@ class Answerer:
 
     async def _answer(self, question: Question, calls: SlackCalls) -> None:
         if not question.text:
-            await calls.post(
-                question.channel, question.reply_thread, Content(messages.EMPTY_QUESTION)
-            )
+            empty = messages.FILES_ONLY if question.has_files else messages.EMPTY_QUESTION
+            await calls.post(question.channel, question.reply_thread, Content(empty))
             return
         project_id = await self.project_for(question.team, question.channel)
         if project_id is None:
@@ -276,11 +278,13 @@ class Answerer:
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER)
         sources = await self._citations.resolve(question.team, project_id, finish.citations)
-        skipped = finish.skipped_frames
+        notes = [messages.skipped_frames(finish.skipped_frames)] if finish.skipped_frames else []
+        if question.has_files:
+            notes.append(messages.FILES_NOT_READ)
         return Ending(
             sources=sources,
-            feedback_value=feedback_value(project_id, session_id, finish.message_id),
-            notice=messages.skipped_frames(skipped) if skipped else None,
+            feedback_value=feedback_value(project_id, session_id, finish.message_id, question.user),
+            notice="\n".join(notes) or None,
         )
 
     async def _ask(
@@ -308,20 +312,28 @@ class Answerer:
         key = keys.conversation(question.team, question.channel, question.conversation_thread)
         ttl = self._settings.store_ttl_seconds
         stored = await self._store.get(key)
-        if await self._store.get(keys.fresh_start(question.team, question.channel)):
-            # `/customgpt new` asked for a clean slate: this question starts it.
-            await self._store.delete(keys.fresh_start(question.team, question.channel))
-            stored = None
         if stored is not None:
             data = json.loads(stored)
             if data.get("project_id") == project_id and data.get("session_id"):
                 await self._store.set(key, stored, ttl=ttl)  # an active thread stays alive
                 return str(data["session_id"])
+        return await self.start_conversation(
+            question.team, question.channel, question.conversation_thread, project_id
+        )
+
+    async def start_conversation(
+        self, team: str, channel: str, thread: str, project_id: str
+    ) -> str:
+        """Create a CustomGPT conversation for a Slack thread and make it the thread's, in place
+        of any before it (`/customgpt new` in a DM). Raises CustomGPTError, and then the
+        thread keeps the conversation it had."""
         session_id = await self._customgpt.create_conversation(
-            project_id, name=f"Slack {question.channel} {question.conversation_thread}"
+            project_id, name=f"Slack {channel} {thread}"
         )
         await self._store.set(
-            key, json.dumps({"project_id": project_id, "session_id": session_id}), ttl=ttl
+            keys.conversation(team, channel, thread),
+            json.dumps({"project_id": project_id, "session_id": session_id}),
+            ttl=self._settings.store_ttl_seconds,
         )
         return session_id
 

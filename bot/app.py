@@ -3,24 +3,34 @@ and hands off to a use case; none talks to CustomGPT itself.
 
 Bolt acks events at once (`process_before_response=False`) and runs these listeners in the
 background, which keeps within Slack's 3-second rule however long an answer streams.
+
+The bot holds one workspace's token. Slack signs requests for every workspace the app is
+installed in alike, so a global middleware lets through only what belongs to this one.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt import BoltResponse
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 
 from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
+from bot.log_setup import ThrottledWarning
 from bot.runtime import Runtime
 from bot.slack_calls import NETWORK_ERRORS
 
 log = logging.getLogger(__name__)
+
+FOREIGN_WARNING_EVERY = 60.0  # seconds between two log lines about other workspaces
+WORKSPACE = "workspace"  # context key: the team this request is served as
 
 
 def build_app(runtime: Runtime) -> AsyncApp:
@@ -31,23 +41,41 @@ def build_app(runtime: Runtime) -> AsyncApp:
         process_before_response=False,
     )
 
+    foreign = ThrottledWarning(log, FOREIGN_WARNING_EVERY, runtime.clock.now)
+
+    @app.middleware
+    async def only_this_workspace(
+        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        workspace = _served_workspace(body, context.team_id, context.authorize_result)
+        if workspace is None:
+            foreign.warn(
+                "ignored a request for another workspace (team %s); this bot's token is for %s",
+                context.team_id,
+                context.authorize_result.team_id if context.authorize_result else None,
+            )
+            return BoltResponse(status=200, body="")
+        context[WORKSPACE] = workspace
+        await next()
+        return None
+
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        if _is_from_a_bot(event) or event.get("subtype"):
+        if _is_from_a_bot(event) or not _is_written_by_a_person(event):
             return
         async with runtime.tasks.track():
-            await _ask(runtime, body, event, context.bot_user_id, is_dm=False)
+            await _ask(runtime, body, event, context, is_dm=False)
 
     @app.event("message")
     async def on_message(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         # Edits, joins, deletions and the bot's own messages all arrive here as subtypes.
-        if _is_from_a_bot(event) or event.get("subtype"):
+        if _is_from_a_bot(event) or not _is_written_by_a_person(event):
             return
         async with runtime.tasks.track():
             if event.get("channel_type") == "im":
-                await _ask(runtime, body, event, context.bot_user_id, is_dm=True)
+                await _ask(runtime, body, event, context, is_dm=True)
             else:
-                await _maybe_follow_up(runtime, body, event, context.bot_user_id)
+                await _maybe_follow_up(runtime, body, event, context)
 
     @app.action(re.compile(r"^feedback_(liked|disliked)$"))
     async def on_feedback(
@@ -71,54 +99,106 @@ async def _feedback(
         str(action.get("action_id")),
         str(action.get("value") or ""),
         list(message.get("blocks") or []),
+        clicker=str((body.get("user") or {}).get("id") or ""),
     )
     if outcome.blocks is not None:
-        try:
-            await runtime.slack.chat_update(
-                channel=str((body.get("channel") or {}).get("id")),
-                ts=str(message.get("ts")),
-                text=str(message.get("text") or ""),
-                blocks=outcome.blocks,
-            )
+        if await _show_feedback(runtime, body, outcome.blocks):
             return
-        except (SlackApiError, *NETWORK_ERRORS) as error:
-            log.warning("could not show recorded feedback: %s", type(error).__name__)
-            outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
+        outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
     if outcome.note:
         await respond(text=outcome.note, response_type="ephemeral", replace_original=False)
+
+
+async def _show_feedback(
+    runtime: Runtime, body: dict[str, Any], blocks: list[dict[str, Any]]
+) -> bool:
+    """Show the recorded reaction on the answer; False when Slack would not take the edit."""
+    message = body.get("message") or {}
+    try:
+        await runtime.slack.chat_update(
+            channel=str((body.get("channel") or {}).get("id")),
+            ts=str(message.get("ts")),
+            text=str(message.get("text") or ""),
+            blocks=blocks,
+        )
+    except (SlackApiError, *NETWORK_ERRORS) as error:
+        log.warning("could not show recorded feedback: %s", type(error).__name__)
+        return False
+    return True
 
 
 def _is_from_a_bot(event: dict[str, Any]) -> bool:
     return bool(event.get("bot_id") or event.get("bot_profile"))
 
 
-def _team(body: dict[str, Any], event: dict[str, Any]) -> str:
-    return str(body.get("team_id") or event.get("team") or "unknown")
+def _is_written_by_a_person(event: dict[str, Any]) -> bool:
+    """A plain message, or one with files attached (`file_share`): every other subtype is
+    an edit, a deletion, a join or the like, not a question."""
+    return event.get("subtype") in (None, "file_share")
+
+
+def _served_workspace(
+    body: dict[str, Any], request_team: str | None, own: AuthorizeResult | None
+) -> str | None:
+    """The team a request is served as, or None when it is not for this bot's workspace.
+
+    A request is ours when it names the token's team (`auth.test`) as its own or, for events,
+    among its `authorizations`: a Slack Connect channel or an Enterprise Grid org delivers
+    events whose `team_id` is another workspace's, authorized for ours. With an org-wide token
+    (no team of its own), the org must match instead."""
+    if own is None:  # Bolt answers URL checks before any middleware; nothing else lacks one
+        return request_team or "unknown"
+    teams, enterprises = _named_workspaces(body)
+    if own.team_id:
+        return own.team_id if own.team_id in teams else None
+    if own.enterprise_id and own.enterprise_id in enterprises:
+        return request_team or "unknown"
+    return None
+
+
+def _named_workspaces(body: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Teams and orgs a request names: an event's `team_id` and `authorizations`, a
+    command's `team_id`/`enterprise_id`, an action's `team.id`/`enterprise.id`."""
+    teams: set[str] = set()
+    enterprises: set[str] = set()
+    for holder in [body, *(a for a in body.get("authorizations") or [] if isinstance(a, dict))]:
+        for ids, key in ((teams, "team"), (enterprises, "enterprise")):
+            named = holder.get(f"{key}_id") or holder.get(key)
+            if isinstance(named, dict):
+                named = named.get("id")
+            if isinstance(named, str) and named:
+                ids.add(named)
+    return teams, enterprises
+
+
+def _team(context: AsyncBoltContext) -> str:
+    return str(context.get(WORKSPACE) or "unknown")
 
 
 async def _ask(
     runtime: Runtime,
     body: dict[str, Any],
     event: dict[str, Any],
-    bot_user_id: str | None,
+    context: AsyncBoltContext,
     *,
     is_dm: bool,
 ) -> None:
     question = Question(
-        team=_team(body, event),
+        team=_team(context),
         channel=str(event["channel"]),
         user=str(event.get("user") or ""),
-        text=question_text(str(event.get("text") or ""), bot_user_id),
+        text=question_text(str(event.get("text") or ""), context.bot_user_id),
         message_ts=str(event["ts"]),
         thread_ts=event.get("thread_ts"),
         is_dm=is_dm,
         event_id=body.get("event_id"),
+        has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
     )
     await runtime.answerer.handle(question)
 
 
 async def _maybe_follow_up(
-    runtime: Runtime, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
+    runtime: Runtime, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     """A thread reply without a mention is a question when the bot owns that thread.
 
@@ -126,8 +206,9 @@ async def _maybe_follow_up(
     thread_ts = event.get("thread_ts")
     if not runtime.settings.slack_thread_followups or not thread_ts or thread_ts == event["ts"]:
         return
+    bot_user_id = context.bot_user_id
     if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
         return
-    if not await runtime.answerer.owns_thread(_team(body, event), str(event["channel"]), thread_ts):
+    if not await runtime.answerer.owns_thread(_team(context), str(event["channel"]), thread_ts):
         return
-    await _ask(runtime, body, event, bot_user_id, is_dm=False)
+    await _ask(runtime, body, event, context, is_dm=False)

@@ -8,6 +8,7 @@ command's response URL. Every reply is ephemeral: only the person who typed it s
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import keys, messages
-from bot.answer import PROJECT_NAME_TTL
+from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError, failure_log_level
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
 from bot.runtime import Runtime
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/customgpt"
 NO_BIND = "--no-bind"
+# Seconds a create is remembered: Slack accepts a signed request for 5 minutes, so a replay
+# (or a double submit) comes within this and is answered with the first project.
+RECENT_CREATE_TTL = 6 * 60
 DEFAULT = "default"
 _PROJECT_ID = re.compile(r"[0-9]{1,18}")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight, curly
@@ -41,17 +45,21 @@ class Invocation:
     verb: str
     args: list[str]
     response_url: str | None
+    is_dm: bool = False
 
     @classmethod
     def from_payload(cls, command: dict[str, Any]) -> Invocation:
         verb, args = parse(str(command.get("text") or ""))
+        channel = str(command.get("channel_id") or "")
         return cls(
             team=str(command.get("team_id") or "unknown"),
-            channel=str(command.get("channel_id") or ""),
+            channel=channel,
             user=str(command.get("user_id") or ""),
             verb=verb,
             args=args,
             response_url=command.get("response_url") or None,
+            # A DM with the bot: Slack names it "directmessage"; its id starts with D.
+            is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
         )
 
 
@@ -76,6 +84,13 @@ def unquote(text: str) -> str:
     if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
         return text[1:-1].strip()
     return text
+
+
+def _created_id(recent: str | None) -> str | None:
+    """The project a remembered create made; None while it is still being created."""
+    if recent is None or not recent.startswith("{"):
+        return None
+    return str(json.loads(recent).get("project_id") or "") or None
 
 
 def register_commands(app: AsyncApp, runtime: Runtime) -> None:
@@ -165,9 +180,15 @@ class Commands:
         except InvalidNewProject as error:
             await reply.now(str(error))
             return
+        recent = keys.recent_create(invocation.team, invocation.user, name, sitemap_url)
+        if not await self._store.claim(recent, RECENT_CREATE_TTL):
+            await reply.now(
+                messages.created_recently(name, _created_id(await self._store.get(recent)))
+            )
+            return
         await reply.now(messages.creating(name, sitemap_url))
         try:
-            await self._indexer.create(
+            project = await self._indexer.create(
                 team=invocation.team,
                 channel=invocation.channel,
                 user=invocation.user,
@@ -178,7 +199,10 @@ class Commands:
             )
         except CustomGPTError as error:
             log.log(failure_log_level(error), "creating a project failed: %s", error)
+            await self._store.delete(recent)  # nothing was created: asking again must work
             await reply.later(messages.for_command_error(error))
+            return
+        await self._store.set(recent, json.dumps({"project_id": project.id}), ttl=RECENT_CREATE_TTL)
 
     async def _use(self, invocation: Invocation, reply: Reply) -> None:
         if not self._may_administer(invocation.user):
@@ -260,9 +284,24 @@ class Commands:
         await reply.later(messages.project_list(result, current=current))
 
     async def _new(self, invocation: Invocation, reply: Reply) -> None:
-        await self._store.set(
-            keys.fresh_start(invocation.team, invocation.channel),
-            "1",
-            ttl=self._settings.store_ttl_seconds,
-        )
-        await reply.now(messages.FRESH_START)
+        """A DM is one conversation, so starting over means a new one, made right here: the
+        DM keeps its old one if that fails. In a channel every mention already starts a new
+        conversation (and Slack runs no commands inside threads): nothing to reset there."""
+        if not invocation.is_dm:
+            await reply.now(messages.NEW_IN_A_CHANNEL)
+            return
+        answerer = self._runtime.answerer
+        project_id = await answerer.project_for(invocation.team, invocation.channel)
+        if project_id is None:
+            await reply.now(messages.NO_PROJECT_HERE)
+            return
+        await reply.now()
+        try:
+            await answerer.start_conversation(
+                invocation.team, invocation.channel, DM_THREAD, project_id
+            )
+        except CustomGPTError as error:
+            log.warning("/customgpt new: no new conversation: %s", error)
+            await reply.later(messages.for_command_error(error, project_id=project_id))
+            return
+        await reply.later(messages.FRESH_START)

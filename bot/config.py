@@ -57,11 +57,15 @@ class Settings:
         env = os.environ if env is None else env
         reader = _Reader(env)
         slack_required = reader.required if need_slack else reader.optional_str
+        app_token = reader.optional_str("SLACK_APP_TOKEN")
+        # Socket Mode requests come over our own WebSocket and carry no signature, so the
+        # signing secret is needed only over HTTP ("" when not set).
+        signing_required = slack_required if app_token is None else reader.optional_str
         return cls(
             slack_bot_token=slack_required("SLACK_BOT_TOKEN") or "",
-            slack_signing_secret=slack_required("SLACK_SIGNING_SECRET") or "",
+            slack_signing_secret=signing_required("SLACK_SIGNING_SECRET") or "",
             customgpt_api_key=reader.required("CUSTOMGPT_API_KEY"),
-            slack_app_token=reader.optional_str("SLACK_APP_TOKEN"),
+            slack_app_token=app_token,
             slack_api_url=_with_trailing_slash(
                 reader.optional_str("SLACK_API_URL") or DEFAULT_SLACK_API_URL
             ),

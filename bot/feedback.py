@@ -3,6 +3,10 @@
 The buttons carry the project, conversation and message id themselves (see
 `answer.feedback_value`), so a click needs no store look-up and survives any restart.
 Clicking the recorded reaction again takes it back (`neutral`).
+
+The buttons are on a message everyone in the channel sees, but what CustomGPT records is the
+asker's verdict: they also carry who asked, and anybody else's click only earns a note.
+Buttons posted before they carried it accept any click, as they always did.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class FeedbackTarget:
     project_id: str
     session_id: str
     message_id: str | None
+    asker: str | None = None  # None on buttons posted before they named the asker
+
+    def may_rate(self, user: str) -> bool:
+        return self.asker is None or self.asker == user
 
 
 def parse_value(value: str) -> FeedbackTarget | None:
@@ -35,9 +43,12 @@ def parse_value(value: str) -> FeedbackTarget | None:
         return None
     if not isinstance(data, dict) or not data.get("p") or not data.get("s"):
         return None
-    message_id = data.get("m")
+    message_id, asker = data.get("m"), data.get("u")
     return FeedbackTarget(
-        str(data["p"]), str(data["s"]), None if message_id is None else str(message_id)
+        str(data["p"]),
+        str(data["s"]),
+        None if message_id is None else str(message_id),
+        str(asker) if asker else None,
     )
 
 
@@ -71,12 +82,19 @@ class FeedbackOutcome:
 
 
 async def record(
-    customgpt: CustomGPTClient, action_id: str, value: str, blocks: list[dict[str, Any]]
+    customgpt: CustomGPTClient,
+    action_id: str,
+    value: str,
+    blocks: list[dict[str, Any]],
+    clicker: str,
 ) -> FeedbackOutcome:
+    """Record `clicker`'s click on an answer's buttons (`blocks`: the message as it is)."""
     reaction = ACTIONS.get(action_id)
     target = parse_value(value)
     if reaction is None or target is None:
         return FeedbackOutcome(note=messages.FEEDBACK_UNREADABLE)
+    if not target.may_rate(clicker):
+        return FeedbackOutcome(note=messages.FEEDBACK_NOT_YOURS)
     if target.message_id is None:
         return FeedbackOutcome(note=messages.FEEDBACK_NO_MESSAGE_ID)
     current = selected_reaction(blocks)

@@ -6,6 +6,9 @@ several workspaces and an operator can find (or delete) a workspace's data by pr
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 PREFIX = "cgpt"
 
 
@@ -47,11 +50,6 @@ def update_cooldown(team: str) -> str:
     return f"{PREFIX}:{team}:cooldown:update"
 
 
-def fresh_start(team: str, channel: str) -> str:
-    """Set by `/customgpt new`: the next question in the channel starts a new conversation."""
-    return f"{PREFIX}:{team}:fresh:{channel}"
-
-
 def citation(team: str, project_id: str, citation_id: str) -> str:
     """Cached JSON {title, url} of a citation."""
     return f"{PREFIX}:{team}:citation:{project_id}:{citation_id}"
@@ -82,3 +80,11 @@ def slack_buckets(team: str) -> str:
     """Hash of the workspace's Slack rate-limit buckets (see bot/rate_buckets.py): one key, so
     the script that updates several buckets at once stays within one Redis Cluster slot."""
     return f"{PREFIX}:{team}:slack-buckets"
+
+
+def recent_create(team: str, user: str, name: str, sitemap_url: str) -> str:
+    """A `/customgpt create` just run ("1" while it runs, then JSON {project_id}), so the same
+    request sent again (Slack replays within 5 minutes, a double submit) creates nothing.
+    Name and URL are hashed: they are free text of any length."""
+    digest = hashlib.sha256(json.dumps([name, sitemap_url]).encode()).hexdigest()[:32]
+    return f"{PREFIX}:{team}:recent-create:{user}:{digest}"

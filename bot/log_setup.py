@@ -2,17 +2,24 @@
 
 slack_sdk logs request headers (the bot token) at DEBUG, and any library may one day put a
 key in an error message. Every record passes through `Redactor` before it is written, so
-`LOG_LEVEL=DEBUG` on a production box is safe to turn on.
+`LOG_LEVEL=DEBUG` on a production box is safe to turn on. Text bound for Slack passes
+through the same redaction (`redact_text`), so a credential CustomGPT echoes in an error
+message is not shown to a channel either.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+# Slack tokens, bearer credentials, and CustomGPT API keys (Laravel Sanctum tokens:
+# `<key id>|<40 characters>`), whether or not they are ours.
+# No word boundary in front: text glued to a token must not shield it.
 _TOKEN_SHAPES = re.compile(
-    r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
+    r"(?:xox[a-z]|xapp)-[A-Za-z0-9-]+"  # xoxe-: refresh tokens (token rotation)
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=|-]+"
+    r"|[0-9]+\|[A-Za-z0-9]{40,}"
 )
 REDACTED = "[redacted]"
 
@@ -43,6 +50,45 @@ class Redactor(logging.Filter):
         return True
 
 
+_redactor = Redactor(())  # shapes only, until `configure` names the process's secrets
+
+
+def redact_text(text: str) -> str:
+    """`text` without the configured secrets or anything shaped like a token: for every text
+    that came from outside and is about to be shown in Slack."""
+    return _redactor.redact(text)
+
+
+def use_secrets(secrets: Iterable[str]) -> Redactor:
+    """Make `redact_text` (and the returned log filter) replace these secrets too."""
+    global _redactor
+    _redactor = Redactor(secrets)
+    return _redactor
+
+
+class ThrottledWarning:
+    """One warning line per `every` seconds for a condition anyone on the internet can
+    trigger (unsigned requests, another workspace's events): a flood must not become a flood
+    of log lines. The next line says how many were left out."""
+
+    def __init__(self, logger: logging.Logger, every: float, now: Callable[[], float]) -> None:
+        self._logger = logger
+        self._every = every
+        self._now = now
+        self._next_at: float | None = None
+        self._left_out = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = self._now()
+        if self._next_at is not None and now < self._next_at:
+            self._left_out += 1
+            return
+        if self._left_out:
+            message += f" ({self._left_out} more like it since the last such line)"
+        self._logger.warning(message, *args)
+        self._next_at, self._left_out = now + self._every, 0
+
+
 # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (ours, sharing the
 # process's connection pool), then warns on every start that the token is unused.
 _KNOWN_NOISE = frozenset({"As you gave `client` as well, `token` will be unused."})
@@ -56,5 +102,5 @@ def configure(level: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_not_noise)
-    handler.addFilter(Redactor(secrets))
+    handler.addFilter(use_secrets(secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -21,6 +21,7 @@ from bot.customgpt import (
     StreamInterrupted,
     StreamTimeout,
 )
+from bot.log_setup import redact_text
 
 THINKING = "_Thinking…_"
 EMPTY_QUESTION = (
@@ -53,7 +54,7 @@ def escape(text: str) -> str:
 
 
 def _outside_text(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact_text(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return escape(text)
@@ -420,3 +421,37 @@ def project_list(page: ProjectPage, *, current: str | None) -> str:
         lines.append(f"Next page: `/customgpt list {page.page + 1}`")
     lines.append("Bind one here with `/customgpt use <project-id>`.")
     return "\n".join(lines)
+
+
+# -- added for request checks (kept at the end of the file) -----------------------------------
+
+
+def created_recently(name: str, project_id: str | None) -> str:
+    """A `/customgpt create` sent again within minutes (a double submit, a replay)."""
+    if project_id is None:
+        return (
+            f":hourglass_flowing_sand: *{_outside_text(name, 100)}* from that sitemap is "
+            "already being created; its progress appears in the channel."
+        )
+    return (
+        f":information_source: You just created {_project_label(name, project_id)} from that "
+        "sitemap, so I didn't create it again. See its progress with "
+        f"`/customgpt status {escape(project_id)}`."
+    )
+
+
+NEW_IN_A_CHANNEL = (
+    "In a channel every new mention of me already starts a fresh conversation, and replies in "
+    "its thread continue it, so there is nothing to reset here. (In a DM with me, "
+    "`/customgpt new` starts over.)"
+)
+
+FEEDBACK_NOT_YOURS = (
+    "Only the person who asked can rate this answer. Ask your own question to rate its answer."
+)
+
+FILES_NOT_READ = "_I can't read attached files yet: this answer is from your text only._"
+FILES_ONLY = (
+    "I can't read attached files yet. Please write your question as text "
+    "(you can paste the relevant part of the file)."
+)

@@ -54,8 +54,11 @@ class SlackSender:
         *,
         event_id: str | None = None,
         retry_num: int | None = None,
+        authorized_team: str | None = None,
     ) -> tuple[int, str]:
-        """Deliver one Events API callback; returns (HTTP status, event id)."""
+        """Deliver one Events API callback; returns (HTTP status, event id). The installation
+        it is authorized for is the sender's team unless `authorized_team` says otherwise
+        (a Slack Connect channel: the event's team is the other side's)."""
         event_id = event_id or f"Ev{next(_ids):08d}"
         payload = {
             "token": "verification-token",
@@ -65,7 +68,9 @@ class SlackSender:
             "event_id": event_id,
             "event_time": int(time.time()),
             "event": event,
-            "authorizations": [{"team_id": self.team, "user_id": "UBOT", "is_bot": True}],
+            "authorizations": [
+                {"team_id": authorized_team or self.team, "user_id": "UBOT", "is_bot": True}
+            ],
         }
         headers = {}
         if retry_num is not None:

@@ -418,21 +418,6 @@ async def test_list_when_the_query_credits_are_exhausted(
     ]
 
 
-async def test_new_makes_the_next_dm_question_start_a_fresh_conversation(
-    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
-) -> None:
-    await bot.message("first question", channel="D1", channel_type="im")
-    await bot.idle()
-    ack, _ = await run(bot, slack, "new", channel="D1")
-    assert "next question here starts a fresh conversation" in ack
-    assert await redis_client.ttl(f"cgpt:{bot.team}:fresh:D1") > 29 * 86400
-    await bot.message("second question", channel="D1", channel_type="im")
-    await bot.idle()
-
-    assert len(customgpt.conversations) == 2
-    assert await redis_client.get(f"cgpt:{bot.team}:fresh:D1") is None
-
-
 @pytest.mark.parametrize("text", ["", "help", "HELP", "frobnicate now"])
 async def test_help_and_unknown_verbs_list_every_verb_with_an_example(
     bot: RunningBot, slack: FakeSlack, text: str

@@ -49,6 +49,17 @@ def test_each_required_variable_is_named_when_missing(missing: str) -> None:
         Settings.from_env(env)
 
 
+def test_the_signing_secret_is_optional_in_socket_mode_only() -> None:
+    socket_mode = {k: v for k, v in REQUIRED.items() if k != "SLACK_SIGNING_SECRET"}
+    socket_mode["SLACK_APP_TOKEN"] = "xapp-1"
+    settings = Settings.from_env(socket_mode)
+    assert settings.slack_app_token == "xapp-1" and settings.slack_signing_secret == ""
+    assert Settings.from_env({**socket_mode, "SLACK_SIGNING_SECRET": "s"}).slack_signing_secret
+    del socket_mode["SLACK_APP_TOKEN"]
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        Settings.from_env(socket_mode)
+
+
 def test_bad_values_are_named() -> None:
     with pytest.raises(ConfigError, match="SLACK_UPDATE_INTERVAL"):
         Settings.from_env({**REQUIRED, "SLACK_UPDATE_INTERVAL": "fast"})

@@ -77,7 +77,7 @@ async def test_commands_say_so_when_the_store_is_unreachable(
     start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
     bot = await start_bot(redis_url=NOTHING_LISTENS)
-    status, body = await bot.command("new", response_url=slack.response_url("new"))
+    status, body = await bot.command("new", response_url=slack.response_url("new"), channel="D1")
     assert status == 200
     assert isinstance(body, dict) and body["text"] == messages.STORE_DOWN
     await bot.command("use 42", response_url=slack.response_url("use"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import run
@@ -13,10 +15,14 @@ from tests.fakes.slack import FakeSlack
 from tests.views import final_text
 
 
+@pytest.mark.parametrize("signing_secret", ["test-signing-secret", ""], ids=["secret", "none"])
 async def test_a_mention_over_socket_mode_is_acknowledged_and_answered(
-    settings: Settings, slack: FakeSlack, customgpt: FakeCustomGPT, team: str
+    settings: Settings, slack: FakeSlack, customgpt: FakeCustomGPT, team: str, signing_secret: str
 ) -> None:
-    runtime = await Runtime.open(replace(settings, slack_app_token="xapp-1-test"))
+    # Slack signs nothing in Socket Mode, so the bot runs without a signing secret too.
+    runtime = await Runtime.open(
+        replace(settings, slack_app_token="xapp-1-test", slack_signing_secret=signing_secret)
+    )
     stop = asyncio.Event()
     serving = asyncio.create_task(run(runtime, stop))
     try:

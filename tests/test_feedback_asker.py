@@ -1,0 +1,102 @@
+"""👍 / 👎 record the asker's verdict: anybody else's click changes nothing in CustomGPT or on
+the message and earns a short note only they see. Buttons posted before they named the asker
+still accept anyone's click."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.driver import RunningBot
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeMessage, FakeSlack
+from tests.test_answer_presentation import blocks_of, selected_button
+
+
+def button_value(reply: FakeMessage, action_id: str) -> str:
+    (actions,) = blocks_of(reply, "actions")
+    return str(next(e for e in actions["elements"] if e["action_id"] == action_id)["value"])
+
+
+def click(
+    reply: FakeMessage, action_id: str, user: str, response_url: str, value: str | None = None
+) -> dict[str, Any]:
+    """A click by `user` on the message as it stands (`value`: what the button carries)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": reply.channel},
+        "container": {"type": "message", "message_ts": reply.ts, "channel_id": reply.channel},
+        "message": {"ts": reply.ts, "text": reply.text, "blocks": reply.blocks},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "feedback",
+                "value": value or button_value(reply, action_id),
+            }
+        ],
+        "response_url": response_url,
+        "trigger_id": "trigger",
+    }
+
+
+async def answered(bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT) -> FakeMessage:
+    customgpt.queue_answer(["An answer."], message_id=77)
+    ts = await bot.mention("q", user="UASKER")
+    await bot.idle()
+    (reply,) = slack.thread("C1", ts)
+    return reply
+
+
+async def test_someone_elses_click_records_nothing_and_gets_a_note(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    reply = await answered(bot, slack, customgpt)
+    edits_before = len(slack.calls_to("chat.update"))
+
+    await bot.action(click(reply, "feedback_disliked", "UOTHER", slack.response_url("other")))
+    await bot.idle()
+
+    assert customgpt.feedback == []
+    assert len(slack.calls_to("chat.update")) == edits_before
+    assert selected_button(slack.message("C1", reply.ts)) is None
+    ((name, body),) = slack.responses
+    assert name == "other" and body["response_type"] == "ephemeral"
+    assert "Only the person who asked" in body["text"]
+
+
+async def test_another_persons_click_does_not_take_back_the_askers_verdict(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    reply = await answered(bot, slack, customgpt)
+    await bot.action(click(reply, "feedback_disliked", "UASKER", slack.response_url("asker")))
+    await bot.idle()
+    shown = slack.message("C1", reply.ts)
+    await bot.action(click(shown, "feedback_disliked", "UOTHER", slack.response_url("other")))
+    await bot.idle()
+
+    assert [f[3] for f in customgpt.feedback] == ["disliked"]  # never "neutral"
+    assert selected_button(slack.message("C1", reply.ts)) == "feedback_disliked"
+    assert [name for name, _ in slack.responses] == ["other"]
+    # The buttons still name the asker after the edit: the asker can still change it.
+    assert json.loads(button_value(slack.message("C1", reply.ts), "feedback_liked"))["u"] == (
+        "UASKER"
+    )
+
+
+async def test_buttons_posted_before_they_named_the_asker_accept_anyone(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    reply = await answered(bot, slack, customgpt)
+    old = json.loads(button_value(reply, "feedback_liked"))
+    del old["u"]
+
+    await bot.action(
+        click(reply, "feedback_liked", "UOTHER", slack.response_url("x"), value=json.dumps(old))
+    )
+    await bot.idle()
+
+    assert [f[3] for f in customgpt.feedback] == ["liked"]
+    assert selected_button(slack.message("C1", reply.ts)) == "feedback_liked"
+    assert slack.responses == []
