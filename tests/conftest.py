@@ -22,7 +22,7 @@ from bot.runtime import Runtime
 from bot.server import web_app
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, SlackLimits
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PROJECT_ID = 42
@@ -50,7 +50,8 @@ async def redis_client(team: str) -> AsyncIterator[redis.Redis]:
 
 @pytest.fixture
 async def slack(team: str) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(team_id=team) as fake:
+    # Slack's own shape of rate limits, always: the bot is tested against them, not beside.
+    async with FakeSlack(team_id=team, limits=SlackLimits.slack()) as fake:
         yield fake
 
 
@@ -73,7 +74,6 @@ def settings(slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Red
             "CUSTOMGPT_PROJECT_ID": str(PROJECT_ID),
             "REDIS_URL": REDIS_URL,
             "SLACK_UPDATE_INTERVAL": "0",
-            "SLACK_UPDATE_BUDGET": "10000",
         }
     )
 
