@@ -38,6 +38,9 @@ from bot.store import REDIS_TIMEOUT, StoreUnavailable
 SLOWEST = 8.0  # a bucket slowed by repeated 429s refills at no less than 1/SLOWEST its rate
 RECOVERY = 120.0  # seconds for a slowed bucket to recover one step of its rate
 IDLE_TTL = 3600  # seconds a workspace's bucket state outlives its last use
+# Seconds added to a wait for the next token: between taking a token and Slack receiving the
+# call lie a few milliseconds that differ from call to call, and Slack counts receipt times.
+MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def _interval(state: _State, rate: Rate, now: float) -> tuple[float, float]:
 def _wait(state: _State, rate: Rate, now: float, reserve: int) -> float:
     interval, _ = _interval(state, rate, now)
     tolerance = interval * (rate.burst - 1)
-    return max(0.0, max(state.tat, now) + reserve * interval - tolerance - now)
+    margin = MARGIN if state.tat > now else 0.0
+    return max(0.0, max(state.tat, now) + reserve * interval - tolerance + margin - now)
 
 
 def _take(state: _State, rate: Rate, now: float) -> None:
@@ -154,7 +158,8 @@ class MemoryBuckets:
 # workspace's hash; fields are "<bucket>:tat", "<bucket>:slow", "<bucket>:at". ARGV: now, op
 # ("take" | "pause" | "level"), op argument (reserve, or Retry-After seconds), idle TTL in ms,
 # then (name, interval, burst) per bucket. One key per script: Cluster-safe as it stands.
-_SCRIPT = """
+_SCRIPT = (
+    """
 local now, op, arg, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local recovery, slowest = tonumber('@RECOVERY@'), tonumber('@SLOWEST@')
 local buckets = {}
@@ -171,7 +176,10 @@ local function factor(b)
 end
 local function wait(b, reserve)
   local interval = b.base * factor(b)
-  return math.max(0, math.max(b.tat, now) + reserve * interval - interval * (b.burst - 1) - now)
+  local margin = 0
+  if b.tat > now then margin = tonumber('@MARGIN@') end
+  return math.max(0,
+    math.max(b.tat, now) + reserve * interval - interval * (b.burst - 1) + margin - now)
 end
 local result = 0
 if op == 'take' then
@@ -196,7 +204,10 @@ elseif op == 'pause' then
 end
 local b = buckets[1]
 return {string.format('%.6f', b.tat), string.format('%.6f', b.slow), string.format('%.6f', b.at)}
-""".replace("@RECOVERY@", repr(RECOVERY)).replace("@SLOWEST@", repr(SLOWEST))
+""".replace("@RECOVERY@", repr(RECOVERY))
+    .replace("@SLOWEST@", repr(SLOWEST))
+    .replace("@MARGIN@", repr(MARGIN))
+)
 
 
 class RedisBuckets:

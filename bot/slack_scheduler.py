@@ -34,6 +34,7 @@ from bot.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0  # seconds between retries of a call that failed in passing
+IN_FLIGHT_PATIENCE = 2.0  # real seconds a lane waits for Slack's answer before sending on
 PARTIAL = 1
 MUST_LAND = 0
 
@@ -271,6 +272,9 @@ class WorkspaceScheduler:
             task = asyncio.create_task(self._deliver(lane, call), name=f"slack-{call.method}")
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+            # One call in flight per lane, so Slack's answer (a 429 above all) is heard before
+            # the next call goes; a call that hangs frees the lane after a moment.
+            await asyncio.wait({task}, timeout=IN_FLIGHT_PATIENCE)
         lane.task = None
 
     def _expire(self, lane: _Lane, now: float) -> None:
