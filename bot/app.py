@@ -35,10 +35,22 @@ WORKSPACE = "workspace"  # context key: the team this request is served as
 
 def build_app(runtime: Runtime) -> AsyncApp:
     settings = runtime.settings
+
+    async def authorize(**_: Any) -> AuthorizeResult:
+        identity = await runtime.identity()
+        return AuthorizeResult(
+            enterprise_id=identity.enterprise_id,
+            team_id=identity.team_id,
+            bot_user_id=identity.bot_user_id,
+            bot_id=identity.bot_id,
+            bot_token=settings.slack_bot_token,
+        )
+
     app = AsyncApp(
         client=runtime.slack,
         signing_secret=settings.slack_signing_secret,
         process_before_response=False,
+        authorize=authorize,
     )
 
     foreign = ThrottledWarning(log, FOREIGN_WARNING_EVERY, runtime.clock.now)

@@ -433,7 +433,7 @@ async def start_background(runtime: Runtime) -> None:
 async def _team(runtime: Runtime) -> str | None:
     for attempt in range(AUTH_TEST_ATTEMPTS):
         try:
-            return str((await runtime.slack.auth_test())["team_id"])
+            return (await runtime.identity()).team_id
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
             log.warning("auth.test failed (%s); retrying", type(error).__name__)
             await runtime.clock.sleep(min(MAX_INTERVAL, 5.0 * 2**attempt))

@@ -7,8 +7,9 @@ production does, through the base-URL settings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -51,6 +52,16 @@ def customgpt_client(session: aiohttp.ClientSession, settings: Settings) -> Cust
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who the bot token is (`auth.test`): asked once per process, not once per request."""
+
+    team_id: str
+    enterprise_id: str | None
+    bot_user_id: str | None
+    bot_id: str | None
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -62,6 +73,24 @@ class Runtime:
     answerer: Answerer
     clock: Clock
     tasks: TaskTracker
+    _identity: Identity | None = None
+    _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def identity(self) -> Identity:
+        """The token's team and bot user. Bolt would otherwise call `auth.test` for every
+        request that arrives before its first answer: a burst of questions at start-up then
+        meets Slack's rate limit and loses the questions. One call, shared; a failure is not
+        remembered, so the next request asks again."""
+        async with self._identity_lock:
+            if self._identity is None:
+                answer = await self.slack.auth_test()
+                self._identity = Identity(
+                    team_id=str(answer["team_id"]),
+                    enterprise_id=answer.get("enterprise_id"),
+                    bot_user_id=answer.get("user_id"),
+                    bot_id=answer.get("bot_id"),
+                )
+            return self._identity
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:

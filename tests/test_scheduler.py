@@ -7,13 +7,14 @@ so a minute of Slack's limits passes in milliseconds and no test sleeps.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from bot.slack_format import TYPING_MARKER
 from tests.clocks import FastClock
-from tests.driver import RunningBot
+from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import Bucket, FakeMessage, FakeSlack, SlackLimits
 from tests.views import final_text
@@ -277,3 +278,25 @@ async def test_a_question_whose_placeholder_must_wait_shows_an_hourglass_until_i
             ("added", "hourglass_flowing_sand"),
             ("removed", "hourglass_flowing_sand"),
         ]
+
+
+async def test_a_burst_at_start_up_asks_slack_who_the_bot_is_only_once(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    # Thirty first questions at once: one auth.test, not one per request (Slack's Tier 3
+    # would refuse most of them, and the questions with them).
+    bot = await start_bot()
+    for n in range(30):
+        customgpt.queue_answer(words(n))
+    channels = [f"C{n % 10}" for n in range(30)]
+    stamps = [next_ts() for _ in range(30)]
+    await asyncio.gather(
+        *(
+            bot.mention(f"question {n}", channel=channel, ts=ts)
+            for n, (channel, ts) in enumerate(zip(channels, stamps, strict=True))
+        )
+    )
+    await bot.idle()
+
+    assert len(slack.calls_to("auth.test")) == 1
+    assert all_complete(slack, list(zip(channels, stamps, range(30), strict=True)))
