@@ -27,7 +27,13 @@ from bot.customgpt import (
     check_prompt,
     failure_log_level,
 )
-from bot.slack_calls import Content, SlackCalls, SlackSchedulers, SlackUnavailable
+from bot.slack_calls import (
+    Content,
+    PostedThenCancelled,
+    SlackCalls,
+    SlackSchedulers,
+    SlackUnavailable,
+)
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -38,7 +44,6 @@ LOCK_LEASE = 20.0  # renewed while answering; a killed process frees its thread 
 LOCK_WAIT = 120.0
 PROJECT_NAME_TTL = 3600
 PROJECT_NAME_WAIT = 2.0
-SHUTDOWN_GRACE = 10.0  # seconds a final text may take to land once shutdown starts
 DM_THREAD = "dm"
 
 
@@ -86,10 +91,11 @@ def feedback_value(project_id: str, session_id: str, message_id: str | None, ask
     return json.dumps(value, separators=(",", ":"))
 
 
-async def _within_grace(delivery: asyncio.Future[StreamResult]) -> None:
-    """Shutdown: the final text may take a moment to land, never longer than the grace."""
-    await asyncio.wait({delivery}, timeout=SHUTDOWN_GRACE)
-    delivery.cancel()
+@dataclass
+class _Progress:
+    """Whether the question has a reply that will say how its answer ended."""
+
+    replied: bool = False
 
 
 class Answerer:
@@ -107,6 +113,8 @@ class Answerer:
         self._slack = slack
         self._clock = clock
         self._citations = CitationResolver(customgpt, store, settings.store_ttl_seconds)
+        # Answers streaming at once in this process; the rest wait their turn, in order.
+        self._admission = asyncio.Semaphore(settings.max_concurrent_answers)
 
     async def claim(self, question: Question) -> bool:
         """True for the one delivery of a message that should be answered (Slack retries it,
@@ -122,21 +130,18 @@ class Answerer:
     async def handle(self, question: Question) -> None:
         """Answer a delivered message once; never raises for anything a user should hear about.
 
-        Cancelled (shutdown), the reply says the bot restarted before the task ends."""
+        Cancelled (shutdown), the reply says the bot restarted before the task ends; so does
+        a new reply when shutdown came before any reply existed."""
         calls = self._slack.for_team(question.team)
+        progress = _Progress()
         try:
             if not await self.claim(question):
                 log.info("skipping a message already answered (%s)", question.event_id)
                 return
-            await self._answer(question, calls)
+            await self._answer(question, calls, progress)
         except StoreUnavailable as error:
             log.error("store unreachable while answering: %s", error)
-            try:
-                await calls.post(
-                    question.channel, question.reply_thread, Content(messages.STORE_DOWN)
-                )
-            except SlackUnavailable as slack_error:
-                log.error("could not tell the user either: %s", slack_error)
+            await self._tell(question, calls, messages.STORE_DOWN)
         except SlackUnavailable as error:
             log.error(
                 "could not deliver an answer to Slack (question %s in %s): %s",
@@ -144,19 +149,31 @@ class Answerer:
                 question.channel,
                 error,
             )
+        except asyncio.CancelledError:
+            if not progress.replied:
+                # Claimed, then stopped before any reply existed: say so, or it is lost.
+                await self._tell(question, calls, messages.SHUTTING_DOWN)
+            raise
 
-    async def _answer(self, question: Question, calls: SlackCalls) -> None:
+    async def _tell(self, question: Question, calls: SlackCalls, text: str) -> None:
+        try:
+            await calls.post(question.channel, question.reply_thread, Content(text))
+        except SlackUnavailable as slack_error:
+            log.error("could not tell the user either: %s", slack_error)
+
+    async def _answer(self, question: Question, calls: SlackCalls, progress: _Progress) -> None:
         if not question.text:
             empty = messages.FILES_ONLY if question.has_files else messages.EMPTY_QUESTION
+            progress.replied = True
             await calls.post(question.channel, question.reply_thread, Content(empty))
             return
         project_id = await self.project_for(question.team, question.channel)
         if project_id is None:
+            progress.replied = True
             await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
             return
         lock_key = keys.thread_lock(question.team, question.channel, question.conversation_thread)
         queued_ts: str | None = None  # the "waiting" reply, once this question had to queue
-        started = False  # the answer took the reply over: it says itself how it ended
         try:
             # The lock covers asking CustomGPT and placing the reply, not waiting for Slack to
             # take the final text: `_stream` releases it early through `held`.
@@ -175,24 +192,37 @@ class Answerer:
                     except LockTimeout:
                         if queued_ts is None:
                             # Another answer is streaming in this thread: show this one waits.
-                            queued_ts = await calls.post(
-                                question.channel, question.reply_thread, Content(messages.QUEUED)
-                            )
+                            queued_ts = await self._post_waiting(question, calls, messages.QUEUED)
                 else:
                     assert queued_ts is not None
                     await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
                     return
-                started = True
+                progress.replied = True  # from here on the answer says itself how it ended
                 await self._stream(question, project_id, calls, queued_ts, held.aclose)
+        except PostedThenCancelled as landed:
+            await self._end_waiting(question, calls, landed.ts, messages.SHUTTING_DOWN, progress)
+            raise
         except (asyncio.CancelledError, StoreUnavailable) as error:
-            if queued_ts is None or started:
+            if queued_ts is None or progress.replied:
                 raise
             # Stopped while waiting in line: the waiting reply must not wait forever.
             cancelled = isinstance(error, asyncio.CancelledError)
             notice = messages.SHUTTING_DOWN if cancelled else messages.STORE_DOWN
-            await asyncio.shield(calls.update(question.channel, queued_ts, Content(notice)))
+            await self._end_waiting(question, calls, queued_ts, notice, progress)
             if cancelled:
                 raise
+
+    async def _post_waiting(self, question: Question, calls: SlackCalls, text: str) -> str:
+        return await calls.post_through_shutdown(
+            question.channel, question.reply_thread, Content(text)
+        )
+
+    @staticmethod
+    async def _end_waiting(
+        question: Question, calls: SlackCalls, ts: str, notice: str, progress: _Progress
+    ) -> None:
+        progress.replied = True
+        await asyncio.shield(calls.update(question.channel, ts, Content(notice)))
 
     async def owns_thread(self, team: str, channel: str, thread_ts: str) -> bool:
         """Whether the bot answered in this thread (so a reply there is meant for it).
@@ -219,7 +249,6 @@ class Answerer:
         queued_ts: str | None,
         release_thread: Callable[[], Awaitable[None]],
     ) -> None:
-        whole = await calls.scheduler.edit_delay() > self._settings.slack_overload_wait
         stream = AnswerStream(
             calls,
             question.channel,
@@ -227,30 +256,43 @@ class Answerer:
             interval=self._settings.slack_update_interval,
             clock=self._clock,
             question_ts=question.message_ts,
-            whole=whole,
+            existing_ts=queued_ts,
         )
-        if whole:
-            log.info("edit budget overloaded: %s gets its answer whole", question.message_ts)
-        await stream.open(await self._placeholder(question.team, project_id), queued_ts)
         cancelled: asyncio.CancelledError | None = None
+        admitted = False
         try:
+            if self._admission.locked() and queued_ts is None:
+                # As many answers stream as this process takes: show this one waits its turn.
+                stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
+            await self._admission.acquire()
+            admitted = True
+            if await calls.scheduler.edit_delay() > self._settings.slack_overload_wait:
+                log.info("edit budget overloaded: %s gets its answer whole", question.message_ts)
+                stream.whole = True
+            await stream.open(await self._placeholder(question.team, project_id))
             ending = await self._fill(question, project_id, stream)
+        except PostedThenCancelled as landed:
+            stream.existing_ts = stream.existing_ts or landed.ts
+            cancelled, ending = landed, Ending(notice=messages.SHUTTING_DOWN)
         except asyncio.CancelledError as error:
             cancelled, ending = error, Ending(notice=messages.SHUTTING_DOWN)
         except Exception:
             # The last line of defence: whatever broke, the reply must not stay a placeholder.
             log.exception("answer failed unexpectedly")
             ending = Ending(notice=messages.UNEXPECTED)
+        finally:
+            if admitted:
+                self._admission.release()  # CustomGPT is done with: the next answer may stream
         delivery = asyncio.ensure_future(stream.close(ending))
         if cancelled is not None:
-            await _within_grace(delivery)
+            await self._within_grace(delivery)
             raise cancelled
         try:
             await stream.placed()
             await release_thread()  # the thread's next question may ask CustomGPT now
             result = await asyncio.shield(delivery)
         except asyncio.CancelledError:
-            await _within_grace(delivery)
+            await self._within_grace(delivery)
             raise
         log.info(
             "%s in %s: %d characters, %d messages, %d edits",
@@ -260,6 +302,11 @@ class Answerer:
             len(result.message_ts),
             result.edits,
         )
+
+    async def _within_grace(self, delivery: asyncio.Future[StreamResult]) -> None:
+        """Shutdown: the final text may take a moment to land, never longer than the grace."""
+        await asyncio.wait({delivery}, timeout=self._settings.shutdown_grace)
+        delivery.cancel()
 
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""

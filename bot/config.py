@@ -43,6 +43,8 @@ class Settings:
     slack_post_burst: int = 5
     slack_delivery_deadline: float = 900.0
     slack_overload_wait: float = 5.0
+    max_concurrent_answers: int = 500
+    shutdown_grace: float = 10.0
     slack_thread_followups: bool = True
     log_level: str = "INFO"
 
@@ -93,6 +95,8 @@ class Settings:
             slack_post_burst=int(reader.number("SLACK_POST_BURST", 5, minimum=1)),
             slack_delivery_deadline=reader.number("SLACK_DELIVERY_DEADLINE", 900.0, minimum=1),
             slack_overload_wait=reader.number("SLACK_OVERLOAD_WAIT", 5.0),
+            max_concurrent_answers=int(reader.number("MAX_CONCURRENT_ANSWERS", 500, minimum=1)),
+            shutdown_grace=reader.number("SHUTDOWN_GRACE", 10.0),
             slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
             log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
         )

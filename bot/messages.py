@@ -32,6 +32,7 @@ NO_PROJECT = (
     "(see `/customgpt list`), or ask an admin to set `CUSTOMGPT_PROJECT_ID`."
 )
 QUEUED = "_Waiting for the answer above to finish…_"
+ADMISSION = "_Many questions are being answered right now; yours is next in line…_"
 BUSY_THREAD = (
     "I was still answering an earlier question in this thread, so I couldn't get to this "
     "one. Please ask it again."

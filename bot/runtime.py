@@ -1,8 +1,10 @@
 """The long-lived things one bot process owns, opened together and closed together.
 
-One aiohttp session serves both Slack and CustomGPT (slack_sdk would otherwise open a session
-per call), one store, one clock. Tests build a Runtime against the fake servers exactly the way
-production does, through the base-URL settings.
+Slack and CustomGPT each get their own connection pool: every streaming answer holds a
+CustomGPT connection for as long as it streams, and Slack calls must never wait behind them
+(slack_sdk would otherwise open a session per call). One store, one clock. Tests build a
+Runtime against the fake servers exactly the way production does, through the base-URL
+settings.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from bot.tasks import TaskTracker
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
+SLACK_CONNECTIONS = 64  # Slack calls are short and paced by the scheduler's lanes
+CUSTOMGPT_SPARE = 32  # connections beyond one per admitted stream: REST calls, citations
+
+
+def slack_session() -> aiohttp.ClientSession:
+    """Slack's pool (Web API and response URLs), apart from the streams."""
+    connector = aiohttp.TCPConnector(limit=SLACK_CONNECTIONS, limit_per_host=SLACK_CONNECTIONS)
+    return aiohttp.ClientSession(timeout=HTTP_TIMEOUT, connector=connector)
+
+
+def customgpt_session(settings: Settings) -> aiohttp.ClientSession:
+    """CustomGPT's pool: one connection per answer the process admits (each stream holds one
+    for the whole answer), plus spares for the calls around them."""
+    size = settings.max_concurrent_answers + CUSTOMGPT_SPARE
+    connector = aiohttp.TCPConnector(limit=size, limit_per_host=size)
+    return aiohttp.ClientSession(timeout=HTTP_TIMEOUT, connector=connector)
 
 
 def slack_client(session: aiohttp.ClientSession, settings: Settings) -> AsyncWebClient:
@@ -65,7 +83,8 @@ class Identity:
 @dataclass
 class Runtime:
     settings: Settings
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession  # Slack's pool
+    customgpt_session: aiohttp.ClientSession
     store: Store
     slack: AsyncWebClient
     slack_writes: SlackSchedulers
@@ -95,7 +114,8 @@ class Runtime:
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
-        session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        session = slack_session()
+        cgpt_session = customgpt_session(settings)
         buckets: Buckets
         if settings.redis_url:
             redis_store = RedisStore.from_url(settings.redis_url)
@@ -107,14 +127,24 @@ class Runtime:
             buckets = MemoryBuckets()
         slack = slack_client(session, settings)
         writes = SlackSchedulers(slack, buckets, limits_for(settings), clock)
-        customgpt = customgpt_client(session, settings)
+        customgpt = customgpt_client(cgpt_session, settings)
         answerer = Answerer(settings, store, customgpt, writes, clock)
         return cls(
-            settings, session, store, slack, writes, customgpt, answerer, clock, TaskTracker()
+            settings,
+            session,
+            cgpt_session,
+            store,
+            slack,
+            writes,
+            customgpt,
+            answerer,
+            clock,
+            TaskTracker(),
         )
 
     async def close(self) -> None:
-        await self.tasks.shutdown()
+        await self.tasks.shutdown(self.settings.shutdown_grace)
         await self.slack_writes.close()
         await self.store.close()
         await self.session.close()
+        await self.customgpt_session.close()

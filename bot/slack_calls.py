@@ -8,6 +8,7 @@ scheduler waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ class MessageGone(Exception):
 
 # A permanent refusal, or a must-land call that could not land before the deadline.
 SlackUnavailable = DeliveryFailed
+
+
+class PostedThenCancelled(asyncio.CancelledError):
+    """Shutdown came while a post was on its way; it landed as `ts`, so the caller can still
+    replace it with the restart notice instead of leaving it behind."""
+
+    def __init__(self, ts: str) -> None:
+        super().__init__(ts)
+        self.ts = ts
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,18 @@ class SlackCalls:
             repeatable=False,
         )
         return str(response["ts"])
+
+    async def post_through_shutdown(
+        self, channel: str, thread_ts: str | None, content: Content
+    ) -> str:
+        """`post`, except that a cancellation while the post is in flight waits for it to
+        land (until cancelled again) and raises PostedThenCancelled with its ts."""
+        posting = asyncio.ensure_future(self.post(channel, thread_ts, content))
+        try:
+            return await asyncio.shield(posting)
+        except asyncio.CancelledError:
+            ts = await posting
+            raise PostedThenCancelled(ts) from None
 
     async def update(self, channel: str, ts: str, content: Content) -> None:
         """An edit that must land (a final text, a notice); a partial edit still pending for

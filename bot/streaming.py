@@ -28,6 +28,7 @@ from bot.slack_calls import (
     Content,
     MessageGone,
     MessageTooLong,
+    PostedThenCancelled,
     SlackCalls,
     SlackUnavailable,
 )
@@ -78,8 +79,10 @@ class AnswerStream:
         clock: Clock,
         limit: int = MESSAGE_LIMIT,
         question_ts: str | None = None,
-        whole: bool = False,
+        existing_ts: str | None = None,
     ) -> None:
+        """`existing_ts`: a reply already posted for this question (it waited in line), which
+        the answer takes over instead of posting a placeholder."""
         self._calls = calls
         self._channel = channel
         self._thread_ts = thread_ts
@@ -87,7 +90,8 @@ class AnswerStream:
         self._clock = clock
         self._limit = limit
         self._question_ts = question_ts
-        self._whole = whole
+        self.whole = False  # deliver the answer whole: set before `open`
+        self.existing_ts = existing_ts
         self._parts = [_Part()]
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
@@ -104,15 +108,12 @@ class AnswerStream:
         """All the markdown received so far."""
         return "".join(p.markdown for p in self._parts)
 
-    @property
-    def whole(self) -> bool:
-        return self._whole
-
-    async def open(self, placeholder: str, existing_ts: str | None = None) -> str | None:
-        """Post the placeholder reply (or take over `existing_ts`, a reply already posted,
-        showing the placeholder) and start the writer. Returns the reply's ts; None when the
-        answer is delivered whole (nothing is posted before it is complete)."""
-        self._expects_final = existing_ts is not None or not self._whole
+    async def open(self, placeholder: str) -> str | None:
+        """Post the placeholder reply (or make the existing reply show it) and start the
+        writer. Returns the reply's ts; None when the answer is delivered whole (nothing is
+        posted before it is complete)."""
+        existing_ts = self.existing_ts
+        self._expects_final = existing_ts is not None or not self.whole
         if self._expects_final:
             self._calls.scheduler.finals_expected += 1
         if self._question_ts is not None:
@@ -120,27 +121,35 @@ class AnswerStream:
         try:
             if existing_ts is not None:
                 ts: str | None = existing_ts
-                if not self._whole:
+                if not self.whole:
                     await self._calls.update(self._channel, existing_ts, Content(placeholder))
-            elif self._whole:
+            elif self.whole:
                 ts = None
                 self._show_waiting(0.0)
             else:
                 self._show_waiting(HOURGLASS_AFTER)
-                ts = await self._calls.post(self._channel, self._thread_ts, Content(placeholder))
+                ts = await self._calls.post_through_shutdown(
+                    self._channel, self._thread_ts, Content(placeholder)
+                )
                 self._reply_appeared()
+        except PostedThenCancelled as landed:
+            self._take_over(landed.ts)  # shutdown: `close` gives it the restart notice
+            raise
         except BaseException:
             self._final_settled()
             if self._hourglass is not None:
                 await self._hourglass.clear()
             raise
+        self._take_over(ts)
+        return ts
+
+    def _take_over(self, ts: str | None) -> None:
         if ts is not None:
             self._parts[0].ts = ts
             self._result.message_ts.append(ts)
         self._writer = asyncio.create_task(
             self._write(), name=f"stream-{self._channel}-{ts or 'whole'}"
         )
-        return ts
 
     def append(self, chunk: str) -> None:
         """Record text; the writer decides when it is shown (no rendering here)."""
@@ -171,10 +180,16 @@ class AnswerStream:
             placed.cancel()
 
     async def close(self, ending: Ending) -> StreamResult:
-        """Finish: the last message gets the complete text and `ending`. Waits for Slack."""
+        """Finish: the last message gets the complete text and `ending`. Waits for Slack.
+
+        A stream never opened (shutdown came first) posts its ending as a reply of its own,
+        so the question is never left without an answer or a notice."""
         self.finish(ending)
-        if self._writer is not None:
-            await self._writer
+        if self._writer is None:
+            self.whole = True
+            self._take_over(self.existing_ts)
+        assert self._writer is not None
+        await self._writer
         return self._result
 
     def _reflow(self) -> None:
@@ -234,7 +249,7 @@ class AnswerStream:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._whole:
+            if self.whole:
                 if self._closed.is_set():
                     break
                 continue
@@ -358,7 +373,7 @@ class AnswerStream:
             await self._land(pending)
             index = self._parts.index(pending)
             following = self._parts[index + 1]
-            if following.ts is None and following.markdown and not self._whole:
+            if following.ts is None and following.markdown and not self.whole:
                 # Text arriving while the post is in flight counts as shown: a split made
                 # meanwhile must keep what the new message is about to display.
                 following.shown = following.markdown

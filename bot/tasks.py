@@ -16,6 +16,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+LAST_WORDS = 1.0  # seconds for tasks cancelled a second time to unwind
+
 
 class TaskTracker:
     def __init__(self) -> None:
@@ -69,8 +71,18 @@ class TaskTracker:
         """Return once no tracked work is running."""
         await self._idle.wait()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, grace: float) -> None:
+        """Cancel everything, give it `grace` seconds to say so in Slack, then cancel what is
+        still running again: a platform that kills after its own grace must never find a
+        shutdown still waiting (for Slack's Retry-After, say)."""
         tasks = [t for t in self._tasks | self._housekeeping if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        if late:
+            log.warning("%d task(s) still finishing after %.0fs; stopping them", len(late), grace)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=LAST_WORDS)
