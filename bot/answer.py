@@ -27,6 +27,7 @@ from bot.customgpt import (
     check_prompt,
     failure_log_level,
 )
+from bot.journal import Entry, Journal
 from bot.slack_calls import (
     Content,
     PostedThenCancelled,
@@ -93,9 +94,12 @@ def feedback_value(project_id: str, session_id: str, message_id: str | None, ask
 
 @dataclass
 class _Progress:
-    """Whether the question has a reply that will say how its answer ended."""
+    """How far a question got: whether it has a reply that will say how its answer ended,
+    and whether that reply is final (else the journal keeps it for another process)."""
 
     replied: bool = False
+    delivered: bool = False
+    entry: Entry | None = None
 
 
 class Answerer:
@@ -106,8 +110,10 @@ class Answerer:
         customgpt: CustomGPTClient,
         slack: SlackSchedulers,
         clock: Clock,
+        journal: Journal,
     ) -> None:
         self._settings = settings
+        self._journal = journal
         self._store = store
         self._customgpt = customgpt
         self._slack = slack
@@ -138,11 +144,16 @@ class Answerer:
             if not await self.claim(question):
                 log.info("skipping a message already answered (%s)", question.event_id)
                 return
+            progress.entry = await self._journal.begin(
+                question.team, question.channel, question.reply_thread, question.message_ts
+            )
             await self._answer(question, calls, progress)
+            progress.delivered = True
         except StoreUnavailable as error:
             log.error("store unreachable while answering: %s", error)
-            await self._tell(question, calls, messages.STORE_DOWN)
+            progress.delivered = await self._tell(question, calls, messages.STORE_DOWN)
         except SlackUnavailable as error:
+            progress.delivered = True  # Slack refused for good: nothing anyone can finish
             log.error(
                 "could not deliver an answer to Slack (question %s in %s): %s",
                 question.message_ts,
@@ -152,14 +163,18 @@ class Answerer:
         except asyncio.CancelledError:
             if not progress.replied:
                 # Claimed, then stopped before any reply existed: say so, or it is lost.
-                await self._tell(question, calls, messages.SHUTTING_DOWN)
+                progress.delivered = await self._tell(question, calls, messages.SHUTTING_DOWN)
             raise
+        finally:
+            if progress.entry is not None and progress.delivered:
+                await self._journal.end(progress.entry)
 
-    async def _tell(self, question: Question, calls: SlackCalls, text: str) -> None:
+    async def _tell(self, question: Question, calls: SlackCalls, text: str) -> bool:
         try:
             await calls.post(question.channel, question.reply_thread, Content(text))
         except SlackUnavailable as slack_error:
             log.error("could not tell the user either: %s", slack_error)
+        return True
 
     async def _answer(self, question: Question, calls: SlackCalls, progress: _Progress) -> None:
         if not question.text:
@@ -198,7 +213,7 @@ class Answerer:
                     await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
                     return
                 progress.replied = True  # from here on the answer says itself how it ended
-                await self._stream(question, project_id, calls, queued_ts, held.aclose)
+                await self._stream(question, project_id, calls, queued_ts, held.aclose, progress)
         except PostedThenCancelled as landed:
             await self._end_waiting(question, calls, landed.ts, messages.SHUTTING_DOWN, progress)
             raise
@@ -223,6 +238,7 @@ class Answerer:
     ) -> None:
         progress.replied = True
         await asyncio.shield(calls.update(question.channel, ts, Content(notice)))
+        progress.delivered = True
 
     async def owns_thread(self, team: str, channel: str, thread_ts: str) -> bool:
         """Whether the bot answered in this thread (so a reply there is meant for it).
@@ -248,6 +264,7 @@ class Answerer:
         calls: SlackCalls,
         queued_ts: str | None,
         release_thread: Callable[[], Awaitable[None]],
+        progress: _Progress,
     ) -> None:
         stream = AnswerStream(
             calls,
@@ -258,14 +275,19 @@ class Answerer:
             question_ts=question.message_ts,
             existing_ts=queued_ts,
         )
+        entry = progress.entry
+        if entry is not None:
+            stream.on_progress = lambda ts, markdown: self._journal.note(entry, ts, markdown)
         cancelled: asyncio.CancelledError | None = None
-        admitted = False
+        must_wait = self._admission.locked()
+        # Take a place in line first, so questions stream in the order they arrived however
+        # long their "waiting" replies take to post.
+        admission = asyncio.ensure_future(self._admission.acquire())
         try:
-            if self._admission.locked() and queued_ts is None:
+            if must_wait and queued_ts is None:
                 # As many answers stream as this process takes: show this one waits its turn.
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
-            await self._admission.acquire()
-            admitted = True
+            await admission
             if await calls.scheduler.edit_delay() > self._settings.slack_overload_wait:
                 log.info("edit budget overloaded: %s gets its answer whole", question.message_ts)
                 stream.whole = True
@@ -281,18 +303,20 @@ class Answerer:
             log.exception("answer failed unexpectedly")
             ending = Ending(notice=messages.UNEXPECTED)
         finally:
-            if admitted:
+            if admission.done() and not admission.cancelled():
                 self._admission.release()  # CustomGPT is done with: the next answer may stream
+            else:
+                admission.cancel()
         delivery = asyncio.ensure_future(stream.close(ending))
         if cancelled is not None:
-            await self._within_grace(delivery)
+            progress.delivered = await self._within_grace(delivery)
             raise cancelled
         try:
             await stream.placed()
             await release_thread()  # the thread's next question may ask CustomGPT now
             result = await asyncio.shield(delivery)
         except asyncio.CancelledError:
-            await self._within_grace(delivery)
+            progress.delivered = await self._within_grace(delivery)
             raise
         log.info(
             "%s in %s: %d characters, %d messages, %d edits",
@@ -303,10 +327,12 @@ class Answerer:
             result.edits,
         )
 
-    async def _within_grace(self, delivery: asyncio.Future[StreamResult]) -> None:
-        """Shutdown: the final text may take a moment to land, never longer than the grace."""
+    async def _within_grace(self, delivery: asyncio.Future[StreamResult]) -> bool:
+        """Shutdown: the final text may take a moment to land, never longer than the grace.
+        True when it landed; else the journal keeps the reply for the next process."""
         await asyncio.wait({delivery}, timeout=self._settings.shutdown_grace)
         delivery.cancel()
+        return delivery.done() and not delivery.cancelled()
 
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""

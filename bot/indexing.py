@@ -421,11 +421,10 @@ class Indexer:
 # -- start-up --------------------------------------------------------------------------------
 
 
-async def start_background(runtime: Runtime) -> None:
-    """The start-up work every serving process runs (the server and the tests alike): learn
-    the team from `auth.test`, then resume its pending project watches, and keep looking for
-    watches nobody follows (a replica that stopped, a store that was down at start-up).
-    Runs as owned tasks, so start-up never waits for Slack."""
+async def start_watches(runtime: Runtime) -> None:
+    """Learn the team from `auth.test`, then resume its pending project watches, and keep
+    looking for watches nobody follows (a replica that stopped, a store that was down at
+    start-up). Runs as owned tasks, so start-up never waits for Slack."""
     runtime.tasks.spawn(_resume_watches(runtime), name="resume project watches")
     runtime.tasks.spawn(_adopt_orphans(runtime), name="adopt project watches", idle=False)
 

@@ -88,3 +88,23 @@ def recent_create(team: str, user: str, name: str, sitemap_url: str) -> str:
     Name and URL are hashed: they are free text of any length."""
     digest = hashlib.sha256(json.dumps([name, sitemap_url]).encode()).hexdigest()[:32]
     return f"{PREFIX}:{team}:recent-create:{user}:{digest}"
+
+
+def inflight(team: str, channel: str, question_ts: str) -> str:
+    """JSON journal entry of an answer in flight (bot/journal.py): its reply and text so far."""
+    return f"{PREFIX}:{team}:inflight:{channel}:{question_ts}"
+
+
+def inflight_index(team: str) -> str:
+    """Set of `<channel>:<question ts>` of the answers in flight, for recovery to look at."""
+    return f"{PREFIX}:{team}:inflight"
+
+
+def inflight_takeover(team: str, channel: str, question_ts: str) -> str:
+    """Claimed by the one process finishing an answer whose process died."""
+    return f"{PREFIX}:{team}:inflight-takeover:{channel}:{question_ts}"
+
+
+def process_alive(team: str, process_id: str) -> str:
+    """Renewed every second by a running bot process; gone when it stopped or died."""
+    return f"{PREFIX}:{team}:alive:{process_id}"

@@ -20,6 +20,7 @@ from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient
+from bot.journal import Journal
 from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
 from bot.slack_calls import SlackSchedulers, limits_for
 from bot.store import MemoryStore, RedisStore, Store
@@ -90,6 +91,7 @@ class Runtime:
     slack_writes: SlackSchedulers
     customgpt: CustomGPTClient
     answerer: Answerer
+    journal: Journal
     clock: Clock
     tasks: TaskTracker
     _identity: Identity | None = None
@@ -128,7 +130,8 @@ class Runtime:
         slack = slack_client(session, settings)
         writes = SlackSchedulers(slack, buckets, limits_for(settings), clock)
         customgpt = customgpt_client(cgpt_session, settings)
-        answerer = Answerer(settings, store, customgpt, writes, clock)
+        journal = Journal(store, writes, clock, settings.slack_update_interval)
+        answerer = Answerer(settings, store, customgpt, writes, clock, journal)
         return cls(
             settings,
             session,
@@ -138,12 +141,14 @@ class Runtime:
             writes,
             customgpt,
             answerer,
+            journal,
             clock,
             TaskTracker(),
         )
 
     async def close(self) -> None:
         await self.tasks.shutdown(self.settings.shutdown_grace)
+        await self.journal.abandon()
         await self.slack_writes.close()
         await self.store.close()
         await self.session.close()

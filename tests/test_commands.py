@@ -79,8 +79,9 @@ async def test_create_shows_progress_then_binds_and_the_next_mention_asks_the_ne
     versions = shown(message)
     assert "waiting for CustomGPT to start crawling" in versions[0]
     assert "<@U1>" in versions[0] and f"(`{NEW_ID}`)" in versions[0]
-    assert any("3 pages found, 0 indexed" in v for v in versions)
-    assert any("10 pages found, 4 indexed" in v for v in versions)
+    # Progress edits wait for the workspace's edit budget and a newer one replaces a pending
+    # one, so which counts were shown depends on timing; that some were shown does not.
+    assert any(" pages found, " in v for v in versions[1:-1])
     assert "is ready (10 pages indexed)" in final_text(message)
     assert "This channel now asks it" in final_text(message)
     assert slack.responses == []  # nothing went wrong, nothing more to say privately

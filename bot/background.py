@@ -1,0 +1,32 @@
+"""The start-up work every serving process runs (the server and the tests alike), as owned
+tasks, so start-up never waits for Slack or the store."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.indexing import start_watches
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def start_background(runtime: Runtime) -> None:
+    """Resume project watches, and keep the journal of answers in flight: its heartbeat, and
+    the replies a stopped process left behind."""
+    await start_watches(runtime)
+    runtime.tasks.spawn(_journal(runtime), name="journal of answers in flight", idle=False)
+
+
+async def _journal(runtime: Runtime) -> None:
+    async def token_team() -> str | None:
+        try:
+            return (await runtime.identity()).team_id
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+            log.warning("team unknown for now (%s): replies left behind wait", error)
+            return None
+
+    await runtime.journal.run(token_team)

@@ -1,0 +1,177 @@
+"""A journal of answers in flight, so no reply is left typing forever.
+
+A process killed mid-answer (SIGKILL, a crash, a shutdown whose grace ran out) leaves replies
+showing half an answer and the typing marker, or a question with no reply at all. Each answer
+therefore keeps a small entry in the store while it runs: which reply it writes and the text
+so far. Every process renews a short "alive" key; any process that finds an entry whose owner
+is no longer alive finishes that reply itself, with the text so far and the restart notice
+(or posts the notice when no reply existed yet), then forgets the entry.
+
+Writes are cheap: the entry is written when the question is claimed, then at most once a
+second while text changes (`note` only records in memory; the flush loop writes), and deleted
+when the answer's final text has landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+
+from bot import keys, messages
+from bot.clock import Clock
+from bot.slack_calls import SlackSchedulers, SlackUnavailable
+from bot.store import Store, StoreUnavailable
+from bot.streaming import AnswerStream, Ending
+
+log = logging.getLogger(__name__)
+
+ALIVE_TTL = 20  # seconds a process counts as alive after its last heartbeat
+FLUSH_EVERY = 1.0  # seconds between writes of changed entries (and heartbeats)
+RECOVER_EVERY = 10.0  # seconds between looks for entries whose owner died
+TAKEOVER_TTL = 120  # seconds one process has to finish an orphaned entry
+ENTRY_TTL = 7 * 86400  # an entry nobody could finish is forgotten after a week
+
+
+@dataclass
+class Entry:
+    team: str
+    channel: str
+    thread_ts: str | None  # where replies go
+    question_ts: str
+    owner: str
+    ts: str | None = None  # the answer's last message, once posted
+    markdown: str = ""  # the text of that message so far
+
+    @property
+    def member(self) -> str:
+        return f"{self.channel}:{self.question_ts}"
+
+
+class Journal:
+    def __init__(self, store: Store, slack: SlackSchedulers, clock: Clock, interval: float) -> None:
+        self.process_id = uuid.uuid4().hex
+        self._store = store
+        self._slack = slack
+        self._clock = clock
+        self._interval = interval
+        self._entries: dict[tuple[str, str], Entry] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._teams: set[str] = set()
+
+    async def begin(
+        self, team: str, channel: str, thread_ts: str | None, question_ts: str
+    ) -> Entry:
+        entry = Entry(team, channel, thread_ts, question_ts, self.process_id)
+        self._entries[(team, entry.member)] = entry
+        self._teams.add(team)
+        await self._alive(team)
+        await self._write(entry)
+        await self._store.add_member(keys.inflight_index(team), entry.member)
+        return entry
+
+    def note(self, entry: Entry, ts: str | None, markdown: str) -> None:
+        """The answer's last message and its text now (written by the next flush)."""
+        if (entry.ts, entry.markdown) != (ts, markdown):
+            entry.ts, entry.markdown = ts, markdown
+            self._dirty.add((entry.team, entry.member))
+
+    async def end(self, entry: Entry) -> None:
+        """The answer is complete in Slack: nothing is left to finish."""
+        self._entries.pop((entry.team, entry.member), None)
+        self._dirty.discard((entry.team, entry.member))
+        try:
+            await self._store.remove_member(keys.inflight_index(entry.team), entry.member)
+            await self._store.delete(keys.inflight(entry.team, entry.channel, entry.question_ts))
+        except StoreUnavailable as error:
+            log.warning("could not forget a finished answer (%s); it is finished again", error)
+
+    async def flush(self) -> None:
+        for key in list(self._dirty):
+            entry = self._entries.get(key)
+            self._dirty.discard(key)
+            if entry is not None:
+                await self._write(entry)
+        for team in list(self._teams):
+            await self._alive(team)
+
+    async def abandon(self) -> None:
+        """Shutdown: write what is unfinished and stop claiming to be alive, so another
+        replica (or the next process) finishes these replies at once."""
+        try:
+            await self.flush()
+            for team in self._teams:
+                await self._store.delete(keys.process_alive(team, self.process_id))
+        except StoreUnavailable as error:
+            log.warning("store unreachable at shutdown (%s): unfinished replies wait", error)
+
+    async def run(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
+        """Flush and heartbeat every second; every RECOVER_EVERY seconds finish the replies
+        of processes that died (in the token's team, and any team this process answered).
+        Real time: nothing waits on this housekeeping."""
+        since_recovery = RECOVER_EVERY
+        while True:
+            try:
+                await self.flush()
+                if since_recovery >= RECOVER_EVERY:
+                    since_recovery = 0.0
+                    team = await token_team()
+                    if team is not None:
+                        self._teams.add(team)
+                    for team in list(self._teams):
+                        await self.recover(team)
+            except StoreUnavailable as error:
+                log.warning("store unreachable (%s): answers in flight not journaled", error)
+            await asyncio.sleep(FLUSH_EVERY)
+            since_recovery += FLUSH_EVERY
+
+    async def recover(self, team: str) -> int:
+        """Finish the replies whose process died; how many were finished."""
+        finished = 0
+        for member in await self._store.members(keys.inflight_index(team)):
+            channel, _, question_ts = member.partition(":")
+            raw = await self._store.get(keys.inflight(team, channel, question_ts))
+            if raw is None:
+                await self._store.remove_member(keys.inflight_index(team), member)
+                continue
+            entry = Entry(**json.loads(raw))
+            if entry.owner == self.process_id:
+                continue
+            if await self._store.get(keys.process_alive(team, entry.owner)) is not None:
+                continue
+            takeover = keys.inflight_takeover(team, channel, question_ts)
+            if not await self._store.claim(takeover, TAKEOVER_TTL):
+                continue  # another replica is finishing it
+            await self._finish(entry)
+            await self.end(entry)
+            finished += 1
+        if finished:
+            log.info("finished %d repl(ies) left behind by a stopped process", finished)
+        return finished
+
+    async def _finish(self, entry: Entry) -> None:
+        """The reply shows the text it had and says the bot restarted; a question that had
+        no reply yet gets the notice as its reply."""
+        stream = AnswerStream(
+            self._slack.for_team(entry.team),
+            entry.channel,
+            entry.thread_ts,
+            interval=self._interval,
+            clock=self._clock,
+            existing_ts=entry.ts,
+        )
+        stream.append(entry.markdown)
+        try:
+            await stream.close(Ending(notice=messages.SHUTTING_DOWN))
+        except SlackUnavailable as error:
+            log.warning("could not finish a reply left behind: %s", error)
+
+    async def _write(self, entry: Entry) -> None:
+        key = keys.inflight(entry.team, entry.channel, entry.question_ts)
+        await self._store.set(key, json.dumps(asdict(entry)), ttl=ENTRY_TTL)
+
+    async def _alive(self, team: str) -> None:
+        await self._store.set(keys.process_alive(team, self.process_id), "1", ttl=ALIVE_TTL)
