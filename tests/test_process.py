@@ -8,14 +8,16 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import redis.asyncio as redis
 
 from bot import keys
+from bot.slack_format import TYPING_MARKER
 from bot.store import RedisStore
 from tests.conftest import PROJECT_ID, REDIS_URL
-from tests.driver import SlackSender
+from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.polling import until
@@ -131,6 +133,7 @@ async def test_a_bot_killed_mid_answer_frees_its_thread_after_a_short_lease(
 
 HOLDER = """
 import asyncio, sys
+from bot.slack_format import TYPING_MARKER
 from bot.store import RedisStore
 
 async def main() -> None:
@@ -210,3 +213,50 @@ async def test_a_bot_killed_while_watching_indexing_leaves_a_short_owner_lease(
     left = await redis_client.pttl(owner)
     # Another process takes the watch over when this runs out, not five minutes later.
     assert 0 < left <= 30_000
+
+
+async def test_a_reply_left_typing_by_a_killed_process_is_finished_by_the_next_one(
+    slack: FakeSlack,
+    customgpt: FakeCustomGPT,
+    redis_client: redis.Redis,
+    team: str,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    answer = customgpt.queue_answer(["Half an answer", " and the rest"], hold_after=1)
+    port = free_port()
+    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    try:
+        async with aiohttp.ClientSession() as session:
+            ts = await SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session).mention(
+                "Will you finish?"
+            )
+        async with asyncio.timeout(20):
+            await answer.reached_hold.wait()
+        # The journal has the text shown so far (flushed within a second).
+        entry = keys.inflight(team, "C1", ts)
+        await until(lambda: _has_text(redis_client, entry, "Half an answer"))
+    finally:
+        process.kill()  # SIGKILL: the reply keeps its typing marker
+        await process.wait()
+    (reply,) = slack.thread("C1", ts)
+    assert TYPING_MARKER in final_text(reply)
+
+    # The next process (another replica would do the same) finishes what the dead one left.
+    bot = await start_bot()
+    await until(lambda: _finished(slack, "C1", ts), within=60)
+
+    (reply,) = slack.thread("C1", ts)
+    assert final_text(reply).startswith("Half an answer")
+    assert TYPING_MARKER not in final_text(reply) and "restarted" in reply.text
+    assert await redis_client.get(entry) is None
+    await bot.close()
+
+
+async def _has_text(client: redis.Redis, key: str, text: str) -> bool:
+    raw = await client.get(key)
+    return raw is not None and text in raw
+
+
+async def _finished(slack: FakeSlack, channel: str, ts: str) -> bool:
+    replies = slack.thread(channel, ts)
+    return bool(replies) and TYPING_MARKER not in final_text(replies[0])
