@@ -18,14 +18,13 @@ from typing import Any
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk.errors import SlackApiError
 
 from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.log_setup import ThrottledWarning
 from bot.runtime import Runtime
-from bot.slack_calls import NETWORK_ERRORS
+from bot.slack_calls import Content, MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +90,15 @@ def build_app(runtime: Runtime) -> AsyncApp:
 
     @app.action(re.compile(r"^feedback_(liked|disliked)$"))
     async def on_feedback(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
         async with runtime.tasks.track():
-            await _feedback(runtime, body, action, respond)
+            await _feedback(runtime, str(context[WORKSPACE]), body, action, respond)
 
     register_commands(app, runtime)
 
@@ -103,7 +106,11 @@ def build_app(runtime: Runtime) -> AsyncApp:
 
 
 async def _feedback(
-    runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    runtime: Runtime,
+    team: str,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
 ) -> None:
     message = body.get("message") or {}
     outcome = await feedback.record(
@@ -114,7 +121,7 @@ async def _feedback(
         clicker=str((body.get("user") or {}).get("id") or ""),
     )
     if outcome.blocks is not None:
-        if await _show_feedback(runtime, body, outcome.blocks):
+        if await _show_feedback(runtime.slack_writes.for_team(team), body, outcome.blocks):
             return
         outcome = feedback.FeedbackOutcome(note=messages.FEEDBACK_RECORDED_NOT_SHOWN)
     if outcome.note:
@@ -122,19 +129,17 @@ async def _feedback(
 
 
 async def _show_feedback(
-    runtime: Runtime, body: dict[str, Any], blocks: list[dict[str, Any]]
+    calls: SlackCalls, body: dict[str, Any], blocks: list[dict[str, Any]]
 ) -> bool:
-    """Show the recorded reaction on the answer; False when Slack would not take the edit."""
+    """Show the recorded reaction on the answer (an edit like any other: it waits its turn
+    in the workspace's scheduler); False when Slack would not take the edit."""
     message = body.get("message") or {}
+    channel = str((body.get("channel") or {}).get("id"))
+    content = Content(str(message.get("text") or ""), blocks)
     try:
-        await runtime.slack.chat_update(
-            channel=str((body.get("channel") or {}).get("id")),
-            ts=str(message.get("ts")),
-            text=str(message.get("text") or ""),
-            blocks=blocks,
-        )
-    except (SlackApiError, *NETWORK_ERRORS) as error:
-        log.warning("could not show recorded feedback: %s", type(error).__name__)
+        await calls.update(channel, str(message.get("ts")), content)
+    except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+        log.warning("could not show recorded feedback: %s", error)
         return False
     return True
 
