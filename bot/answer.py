@@ -24,6 +24,7 @@ from bot.customgpt import (
     CustomGPTClient,
     CustomGPTError,
     Finish,
+    NotFound,
     check_prompt,
     failure_log_level,
 )
@@ -336,10 +337,24 @@ class Answerer:
 
     async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
+        notes: list[str] = []
         try:
             check_prompt(question.text)  # before a conversation is created for nothing
-            session_id = await self._conversation(question, project_id)
-            finish = await self._ask(question, project_id, session_id, stream)
+            session_id, kept = await self._conversation(question, project_id)
+            try:
+                finish = await self._ask(question, project_id, session_id, stream)
+            except NotFound:
+                if not kept or stream.text:
+                    raise
+                # The thread's conversation was deleted in CustomGPT (the 404 comes before
+                # any answer, so nothing was asked): if the project is still there, start a
+                # new conversation once and say so; else the project's absence is reported.
+                await self._customgpt.get_project(project_id)
+                session_id = await self.start_conversation(
+                    question.team, question.channel, question.conversation_thread, project_id
+                )
+                notes.append(messages.CONVERSATION_RESTARTED)
+                finish = await self._ask(question, project_id, session_id, stream)
         except CustomGPTError as error:
             level = failure_log_level(error)
             log.log(level, "answer failed: %s %s", type(error).__name__, error.status)
@@ -351,7 +366,8 @@ class Answerer:
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER)
         sources = await self._citations.resolve(question.team, project_id, finish.citations)
-        notes = [messages.skipped_frames(finish.skipped_frames)] if finish.skipped_frames else []
+        if finish.skipped_frames:
+            notes.append(messages.skipped_frames(finish.skipped_frames))
         if question.has_files:
             notes.append(messages.FILES_NOT_READ)
         return Ending(
@@ -379,9 +395,9 @@ class Answerer:
                     return event
         raise AssertionError("stream_message ends with Finish or raises")
 
-    async def _conversation(self, question: Question, project_id: str) -> str:
+    async def _conversation(self, question: Question, project_id: str) -> tuple[str, bool]:
         """The thread's CustomGPT session, created on first use (and when the channel's
-        project changed since)."""
+        project changed since); True when it is one kept from before."""
         key = keys.conversation(question.team, question.channel, question.conversation_thread)
         ttl = self._settings.store_ttl_seconds
         stored = await self._store.get(key)
@@ -389,10 +405,11 @@ class Answerer:
             data = json.loads(stored)
             if data.get("project_id") == project_id and data.get("session_id"):
                 await self._store.set(key, stored, ttl=ttl)  # an active thread stays alive
-                return str(data["session_id"])
-        return await self.start_conversation(
+                return str(data["session_id"]), True
+        session_id = await self.start_conversation(
             question.team, question.channel, question.conversation_thread, project_id
         )
+        return session_id, False
 
     async def start_conversation(
         self, team: str, channel: str, thread: str, project_id: str

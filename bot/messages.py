@@ -32,6 +32,10 @@ NO_PROJECT = (
     "(see `/customgpt list`), or ask an admin to set `CUSTOMGPT_PROJECT_ID`."
 )
 QUEUED = "_Waiting for the answer above to finish…_"
+CONVERSATION_RESTARTED = (
+    "_I couldn't find our earlier conversation in CustomGPT (it was deleted), so this answer "
+    "starts a new one without the earlier turns._"
+)
 ADMISSION = "_Many questions are being answered right now; yours is next in line…_"
 BUSY_THREAD = (
     "I was still answering an earlier question in this thread, so I couldn't get to this "

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 import pytest
+import redis.asyncio as redis
 
 from bot.slack_format import TYPING_MARKER
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeMessage, FakeSlack
+from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 
@@ -151,3 +154,41 @@ async def test_an_empty_answer_is_never_an_empty_reply(
     await bot.idle()
 
     assert "empty answer" in reply_in(slack, ts).text
+
+
+async def test_a_deleted_conversation_starts_a_new_one_once_and_says_so(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
+) -> None:
+    customgpt.queue_answer(["First answer."])
+    ts = await bot.mention("first")
+    await bot.idle()
+    key = f"cgpt:{bot.team}:conv:C1:{ts}"
+    old = json.loads(await redis_client.get(key) or "{}")["session_id"]
+    del customgpt.conversations[old]  # deleted in CustomGPT; the thread still maps to it
+
+    customgpt.queue_answer(["Second answer."])
+    await bot.mention("second", thread_ts=ts)
+    await bot.idle()
+
+    reply = slack.thread("C1", ts)[-1]
+    assert final_text(reply) == "Second answer."
+    assert "starts a new one" in reply.text
+    new = json.loads(await redis_client.get(key) or "{}")["session_id"]
+    assert new != old and new in customgpt.conversations
+    assert customgpt.prompts(new) == ["second"]
+
+
+async def test_a_deleted_project_behind_a_conversation_is_reported(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    customgpt.queue_answer(["First answer."])
+    ts = await bot.mention("first")
+    await bot.idle()
+    customgpt.projects.clear()  # the project itself is gone
+
+    await bot.mention("second", thread_ts=ts)
+    await bot.idle()
+
+    reply = slack.thread("C1", ts)[-1]
+    assert "was not found" in reply.text
+    assert len(customgpt.conversations) == 1  # no new conversation for a project that is gone
