@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import SystemClock
@@ -17,7 +20,7 @@ from bot.slack_format import TYPING_MARKER
 from bot.store import MemoryStore
 from bot.streaming import AnswerStream, Ending
 from tests.clocks import ManualClock
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import Bucket, FakeSlack, SlackLimits
 from tests.views import final_text, shown
 
 
@@ -176,3 +179,44 @@ async def test_a_continuation_slack_refuses_ends_the_answer_with_a_notice(
     assert final_text(reply).startswith("First part of the answer.")
     assert "Slack refused the rest of this answer" in reply.text
     assert TYPING_MARKER not in final_text(reply)
+
+
+_WORDS = st.text(alphabet=st.characters(categories=["Ll", "Nd"]), min_size=1, max_size=12)
+_PARAGRAPHS = st.lists(st.lists(_WORDS, min_size=1, max_size=40), min_size=1, max_size=12)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(paragraphs=_PARAGRAPHS, cuts=st.lists(st.integers(1, 60), min_size=1, max_size=30))
+async def test_no_message_ever_shrinks_while_its_continuation_is_being_posted(
+    slack: FakeSlack, client: AsyncWebClient, paragraphs: list[list[str]], cuts: list[int]
+) -> None:
+    # Posts are slow (one every 0.2 s in the channel), so text keeps arriving while a
+    # continuation is on its way; small messages make continuations frequent.
+    slack.limits = SlackLimits(post_per_channel=Bucket(1, 300))
+    answer = "\n\n".join(" ".join(words) for words in paragraphs)
+    thread = f"{len(slack.messages) + 1}.0"
+    stream = AnswerStream(
+        calls_for(client, MemoryStore()), "C9", thread, interval=0, clock=SystemClock(), limit=500
+    )
+    await stream.open("…")
+    position = 0
+    for cut in cuts * (len(answer) // max(1, sum(cuts)) + 1):
+        stream.append(answer[position : position + cut])
+        position += cut
+        await asyncio.sleep(0)  # let the writer run between chunks, as network reads do
+        if position >= len(answer):
+            break
+    await stream.close(Ending())
+
+    replies = slack.thread("C9", thread)
+    for reply in replies:
+        lengths = [len(text.replace(TYPING_MARKER, "").strip()) for text in shown(reply)[1:]]
+        assert lengths == sorted(lengths), lengths
+    # Every character of the answer, in order (a word may continue in the next message when
+    # the text already shown leaves no other place to cut).
+    said = "".join("".join(final_text(reply).split()) for reply in replies)
+    assert said == "".join(answer.split())
