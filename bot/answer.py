@@ -275,6 +275,7 @@ class Answerer:
             clock=self._clock,
             question_ts=question.message_ts,
             existing_ts=queued_ts,
+            overload_wait=self._settings.slack_overload_wait,
         )
         entry = progress.entry
         if entry is not None:
@@ -289,9 +290,6 @@ class Answerer:
                 # As many answers stream as this process takes: show this one waits its turn.
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
             await admission
-            if await calls.scheduler.edit_delay() > self._settings.slack_overload_wait:
-                log.info("edit budget overloaded: %s gets its answer whole", question.message_ts)
-                stream.whole = True
             await stream.open(await self._placeholder(question.team, project_id))
             ending = await self._fill(question, project_id, stream)
         except PostedThenCancelled as landed:

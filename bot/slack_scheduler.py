@@ -179,18 +179,12 @@ class WorkspaceScheduler:
         return EditTicket(self, self._lanes[lane], call)
 
     async def edit_delay(self) -> float:
-        """Seconds a final text queued now would wait for the edit budget, counting the
-        finals of the answers already in flight: the measure of an overloaded workspace."""
+        """Seconds the last of the final texts expected now (`finals_expected`, the caller's
+        own included) would wait for the edit budget: the measure of an overloaded
+        workspace."""
         level = await self._level(self.update_bucket)
         queued = sum(1 for c in self._lane("update").queue if c.priority == MUST_LAND)
-        ahead = self.finals_expected + queued + 1 - level.tokens
-        return level.wait + max(0, ahead) * level.interval
-
-    async def post_delay(self, channel: str) -> float:
-        """Seconds a post to `channel` queued now would wait."""
-        lane = self._lane(f"post:{channel}")
-        level = await self._level(lane.buckets[0])
-        ahead = sum(1 for c in lane.queue) + 1 - level.tokens
+        ahead = self.finals_expected + queued - level.tokens
         return level.wait + max(0, ahead) * level.interval
 
     @property

@@ -80,9 +80,11 @@ class AnswerStream:
         limit: int = MESSAGE_LIMIT,
         question_ts: str | None = None,
         existing_ts: str | None = None,
+        overload_wait: float | None = None,
     ) -> None:
         """`existing_ts`: a reply already posted for this question (it waited in line), which
-        the answer takes over instead of posting a placeholder."""
+        the answer takes over instead of posting a placeholder. `overload_wait`: deliver the
+        answer whole when its final edit would wait longer than that for the edit budget."""
         self._calls = calls
         self._channel = channel
         self._thread_ts = thread_ts
@@ -90,7 +92,8 @@ class AnswerStream:
         self._clock = clock
         self._limit = limit
         self._question_ts = question_ts
-        self.whole = False  # deliver the answer whole: set before `open`
+        self.whole = False  # deliver the answer whole (decided by `open`)
+        self._overload_wait = overload_wait
         self.existing_ts = existing_ts
         self._parts = [_Part()]
         self._wake = asyncio.Event()
@@ -116,12 +119,21 @@ class AnswerStream:
         writer. Returns the reply's ts; None when the answer is delivered whole (nothing is
         posted before it is complete)."""
         existing_ts = self.existing_ts
-        self._expects_final = existing_ts is not None or not self.whole
-        if self._expects_final:
-            self._calls.scheduler.finals_expected += 1
+        # The final edit is counted before anything is awaited, so answers deciding at the
+        # same moment each see the ones decided before them.
+        scheduler = self._calls.scheduler
+        self._expects_final = True
+        scheduler.finals_expected += 1
         if self._question_ts is not None:
             self._hourglass = _Hourglass(self._calls, self._clock, self._channel, self._question_ts)
         try:
+            if existing_ts is None and self._overload_wait is not None:
+                if await scheduler.edit_delay() > self._overload_wait:
+                    log.info(
+                        "edit budget overloaded: question %s answered whole", self._question_ts
+                    )
+                    self.whole = True
+                    self._final_settled()
             if existing_ts is not None:
                 ts: str | None = existing_ts
                 if not self.whole:
