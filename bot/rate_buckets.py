@@ -40,7 +40,7 @@ RECOVERY = 120.0  # seconds for a slowed bucket to recover one step of its rate
 IDLE_TTL = 3600  # seconds a workspace's bucket state outlives its last use
 # Seconds added to a wait for the next token: between taking a token and Slack receiving the
 # call lie a few milliseconds that differ from call to call, and Slack counts receipt times.
-MARGIN = 0.05
+MARGIN = 0.25
 
 
 @dataclass(frozen=True)
