@@ -77,9 +77,15 @@ def watch_owner(team: str, project_id: str) -> str:
 
 
 def slack_buckets(team: str) -> str:
-    """Hash of the workspace's Slack rate-limit buckets (see bot/rate_buckets.py): one key, so
-    the script that updates several buckets at once stays within one Redis Cluster slot."""
-    return f"{PREFIX}:{team}:slack-buckets"
+    """Hash of the workspace's Slack rate-limit buckets (see bot/rate_buckets.py). Its `{team}`
+    hash tag puts it in one Redis Cluster slot with `finals_expected`: one script uses both."""
+    return f"{PREFIX}:{team}:{{{team}}}:slack-buckets"
+
+
+def finals_expected(team: str) -> str:
+    """Sorted set of the answers streaming in the workspace, on any replica, that will need a
+    final edit (member: answer id, score: when to forget it if never settled)."""
+    return f"{PREFIX}:{team}:{{{team}}}:finals-expected"
 
 
 def recent_create(team: str, user: str, name: str, sitemap_url: str) -> str:

@@ -10,8 +10,9 @@ it is unreachable) each process keeps its own.
 The algorithm is GCRA (a token bucket written as one "theoretical arrival time" per bucket),
 with two additions a scheduler needs:
 
-- `reserve`: a call may be allowed only if `reserve` more tokens would remain after it, so
-  partial edits never spend the tokens the final texts of answers in flight will need;
+- expected finals: every answer streaming in the workspace (on any replica) registers the
+  final edit it will need (`expect`, `settle`), and a partial call is allowed only if as many
+  tokens would remain after it, so partial edits never spend what the final texts need;
 - `pause`: Slack's 429 empties the bucket until its `Retry-After` has passed, and slows the
   bucket down (its refill interval doubles, up to SLOWEST), recovering gradually; Slack's exact
   limits are not published, and the one it enforces may be lower than the one configured.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 import redis.asyncio as redis
@@ -41,6 +42,7 @@ IDLE_TTL = 3600  # seconds a workspace's bucket state outlives its last use
 # Seconds added to a wait for the next token: between taking a token and Slack receiving the
 # call lie a few milliseconds that differ from call to call, and Slack counts receipt times.
 MARGIN = 0.25
+EPSILON = 1e-4  # seconds below which a wait is none (the script stores times to 1 µs)
 
 
 @dataclass(frozen=True)
@@ -64,19 +66,30 @@ class Bucket:
 @dataclass(frozen=True)
 class Level:
     """A bucket's state right now: seconds until a call may go (0: now), whole tokens left,
-    and the seconds one token takes to refill at the current (possibly slowed) rate."""
+    the seconds one token takes to refill at the current (possibly slowed) rate, and the
+    final texts expected in the workspace."""
 
     wait: float
     tokens: int
     interval: float
+    expected: int = 0
 
 
 class Buckets(Protocol):
     async def take(
-        self, team: str, buckets: Sequence[Bucket], now: float, reserve: int = 0
+        self, team: str, buckets: Sequence[Bucket], now: float, partial: bool = False
     ) -> float:
         """Take one token from every bucket, all or none: 0.0 when taken, else the seconds
-        until all of them could give one (while `reserve` more stay in each)."""
+        until all of them could give one. A `partial` call also leaves as many tokens as
+        there are final texts expected."""
+        ...
+
+    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
+        """An answer will need a final edit (forgotten at `until` if never settled)."""
+        ...
+
+    async def settle(self, team: str, answer: str) -> None:
+        """The answer's final edit is done, or will never be needed."""
         ...
 
     async def pause(self, team: str, bucket: Bucket, now: float, seconds: float) -> None:
@@ -104,7 +117,8 @@ def _wait(state: _State, rate: Rate, now: float, reserve: int) -> float:
     interval, _ = _interval(state, rate, now)
     tolerance = interval * (rate.burst - 1)
     margin = MARGIN if state.tat > now else 0.0
-    return max(0.0, max(state.tat, now) + reserve * interval - tolerance + margin - now)
+    wait = max(state.tat, now) + reserve * interval - tolerance + margin - now
+    return 0.0 if wait <= EPSILON else wait
 
 
 def _take(state: _State, rate: Rate, now: float) -> None:
@@ -122,7 +136,7 @@ def _pause(state: _State, rate: Rate, now: float, seconds: float) -> None:
 def _level(state: _State, rate: Rate, now: float) -> Level:
     interval, _ = _interval(state, rate, now)
     tolerance = interval * (rate.burst - 1)
-    spare = tolerance - (max(state.tat, now) - now)
+    spare = tolerance - (max(state.tat, now) - now) + EPSILON
     tokens = 0 if spare < 0 else min(rate.burst, int(spare // interval) + 1)
     return Level(_wait(state, rate, now, 0), tokens, interval)
 
@@ -132,13 +146,27 @@ class MemoryBuckets:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str], _State] = {}
+        self._expected: dict[str, dict[str, float]] = {}
 
     def _state(self, team: str, name: str) -> _State:
         return self._states.setdefault((team, name), _State())
 
+    def _count(self, team: str, now: float) -> int:
+        expected = self._expected.get(team, {})
+        for answer in [a for a, until in expected.items() if until <= now]:
+            del expected[answer]
+        return len(expected)
+
+    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
+        self._expected.setdefault(team, {})[answer] = until
+
+    async def settle(self, team: str, answer: str) -> None:
+        self._expected.get(team, {}).pop(answer, None)
+
     async def take(
-        self, team: str, buckets: Sequence[Bucket], now: float, reserve: int = 0
+        self, team: str, buckets: Sequence[Bucket], now: float, partial: bool = False
     ) -> float:
+        reserve = self._count(team, now) if partial else 0
         states = [(self._state(team, b.name), b.rate) for b in buckets]
         wait = max(_wait(state, rate, now, reserve) for state, rate in states)
         if wait > 0:
@@ -151,19 +179,24 @@ class MemoryBuckets:
         _pause(self._state(team, bucket.name), bucket.rate, now, seconds)
 
     async def level(self, team: str, bucket: Bucket, now: float) -> Level:
-        return _level(self._state(team, bucket.name), bucket.rate, now)
+        level = _level(self._state(team, bucket.name), bucket.rate, now)
+        return replace(level, expected=self._count(team, now))
 
 
 # The same steps as the Python functions above, run atomically inside Redis. KEYS[1] is the
-# workspace's hash; fields are "<bucket>:tat", "<bucket>:slow", "<bucket>:at". ARGV: now, op
-# ("take" | "pause" | "level"), op argument (reserve, or Retry-After seconds), idle TTL in ms,
-# then (name, interval, burst) per bucket. One key per script: Cluster-safe as it stands.
+# workspace's hash; fields are "<bucket>:tat", "<bucket>:slow", "<bucket>:at". KEYS[2] is the
+# sorted set of final edits expected (answer → expiry). ARGV: now, op ("take" | "pause" |
+# "level" | "expect" | "settle"), op argument (1 for a partial take, Retry-After seconds, or
+# an expiry), idle TTL in ms, then (name, interval, burst) per bucket, or the answer's id.
+# Both keys share a hash tag, so the script runs on Redis Cluster too.
 _SCRIPT = (
     """
 local now, op, arg, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local recovery, slowest = tonumber('@RECOVERY@'), tonumber('@SLOWEST@')
 local buckets = {}
-for i = 5, #ARGV, 3 do
+local first = 5
+if op == 'expect' or op == 'settle' then first = #ARGV + 1 end
+for i = first, #ARGV, 3 do
   local name = ARGV[i]
   local state = redis.call('HMGET', KEYS[1], name .. ':tat', name .. ':slow', name .. ':at')
   buckets[#buckets + 1] = {
@@ -178,12 +211,25 @@ local function wait(b, reserve)
   local interval = b.base * factor(b)
   local margin = 0
   if b.tat > now then margin = tonumber('@MARGIN@') end
-  return math.max(0,
-    math.max(b.tat, now) + reserve * interval - interval * (b.burst - 1) + margin - now)
+  local w = math.max(b.tat, now) + reserve * interval - interval * (b.burst - 1) + margin - now
+  if w <= tonumber('@EPSILON@') then return 0 end
+  return w
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if op == 'expect' then
+  redis.call('ZADD', KEYS[2], arg, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return '0'
+elseif op == 'settle' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
+  return '0'
+end
+local expected = redis.call('ZCARD', KEYS[2])
 local result = 0
 if op == 'take' then
-  for _, b in ipairs(buckets) do result = math.max(result, wait(b, arg)) end
+  local reserve = 0
+  if arg == 1 then reserve = expected end
+  for _, b in ipairs(buckets) do result = math.max(result, wait(b, reserve)) end
   if result == 0 then
     for _, b in ipairs(buckets) do
       local tat = math.max(b.tat, now) + b.base * factor(b)
@@ -203,10 +249,12 @@ elseif op == 'pause' then
   return '0'
 end
 local b = buckets[1]
-return {string.format('%.6f', b.tat), string.format('%.6f', b.slow), string.format('%.6f', b.at)}
+return {string.format('%.6f', b.tat), string.format('%.6f', b.slow),
+  string.format('%.6f', b.at), tostring(expected)}
 """.replace("@RECOVERY@", repr(RECOVERY))
     .replace("@SLOWEST@", repr(SLOWEST))
     .replace("@MARGIN@", repr(MARGIN))
+    .replace("@EPSILON@", repr(EPSILON))
 )
 
 
@@ -223,22 +271,31 @@ class RedisBuckets:
         argv: list[str | float | int] = [repr(now), op, repr(float(arg)), IDLE_TTL * 1000]
         for bucket in buckets:
             argv += [bucket.name, repr(bucket.rate.interval), bucket.rate.burst]
+        return await self._call(team, argv)
+
+    async def _call(self, team: str, argv: list[str | float | int]) -> Any:
+        script_keys = [keys.slack_buckets(team), keys.finals_expected(team)]
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                return await cast(
-                    Awaitable[Any], self._script(keys=[keys.slack_buckets(team)], args=argv)
-                )
+                return await cast(Awaitable[Any], self._script(keys=script_keys, args=argv))
         except (RedisError, OSError, TimeoutError) as error:
             raise StoreUnavailable(type(error).__name__) from error
 
     async def take(
-        self, team: str, buckets: Sequence[Bucket], now: float, reserve: int = 0
+        self, team: str, buckets: Sequence[Bucket], now: float, partial: bool = False
     ) -> float:
-        return float(await self._run(team, "take", reserve, now, buckets))
+        return float(await self._run(team, "take", 1 if partial else 0, now, buckets))
+
+    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
+        await self._call(team, [repr(now), "expect", repr(until), IDLE_TTL * 1000, answer])
+
+    async def settle(self, team: str, answer: str) -> None:
+        await self._call(team, ["0", "settle", "0", IDLE_TTL * 1000, answer])
 
     async def pause(self, team: str, bucket: Bucket, now: float, seconds: float) -> None:
         await self._run(team, "pause", seconds, now, [bucket])
 
     async def level(self, team: str, bucket: Bucket, now: float) -> Level:
-        tat, slow, at = await self._run(team, "level", 0, now, [bucket])
-        return _level(_State(float(tat), float(slow), float(at)), bucket.rate, now)
+        tat, slow, at, expected = await self._run(team, "level", 0, now, [bucket])
+        level = _level(_State(float(tat), float(slow), float(at)), bucket.rate, now)
+        return replace(level, expected=int(expected))

@@ -157,8 +157,6 @@ class WorkspaceScheduler:
         self._sending: set[asyncio.Task[None]] = set()
         self._arrivals = itertools.count()
         self._shared_down = False
-        #: Answers in flight whose final text is still to come (partials leave them tokens).
-        self.finals_expected = 0
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -178,13 +176,30 @@ class WorkspaceScheduler:
         call = self._enqueue(method, render, lane, PARTIAL, stale_since, True)
         return EditTicket(self, self._lanes[lane], call)
 
+    async def expect_final(self, answer: str) -> None:
+        """An answer streaming by edits will need a final edit: partial edits, on every
+        replica, leave a token for it."""
+        now = self._clock.wall()
+        until = now + self._limits.delivery_deadline
+        try:
+            await self._shared.expect(self.team, answer, now, until)
+        except StoreUnavailable:
+            self._note_shared_down()
+            await self._local.expect(self.team, answer, now, until)
+
+    async def settle_final(self, answer: str) -> None:
+        await self._local.settle(self.team, answer)
+        try:
+            await self._shared.settle(self.team, answer)
+        except StoreUnavailable:
+            self._note_shared_down()
+
     async def edit_delay(self) -> float:
-        """Seconds the last of the final texts expected now (`finals_expected`, the caller's
-        own included) would wait for the edit budget: the measure of an overloaded
-        workspace."""
+        """Seconds the last of the final texts expected now (the caller's own included)
+        would wait for the edit budget: the measure of an overloaded workspace."""
         level = await self._level(self.update_bucket)
         queued = sum(1 for c in self._lane("update").queue if c.priority == MUST_LAND)
-        ahead = self.finals_expected + queued - level.tokens
+        ahead = level.expected + queued - level.tokens
         return level.wait + max(0, ahead) * level.interval
 
     @property
@@ -254,8 +269,8 @@ class WorkspaceScheduler:
                 if lane.queue:
                     await self._pause(lane, min(c.not_before for c in lane.queue) - now)
                 continue
-            reserve = self.finals_expected if call.priority == PARTIAL else 0
-            wait = await self._take(lane.buckets, reserve if lane.name == "update" else 0)
+            partial = call.priority == PARTIAL and lane.name == "update"
+            wait = await self._take(lane.buckets, partial)
             if wait > 0:
                 await self._pause(lane, wait)
                 continue
@@ -339,13 +354,13 @@ class WorkspaceScheduler:
 
     # -- buckets (shared through the store, else this process's own) -----------------------
 
-    async def _take(self, buckets: tuple[Bucket, ...], reserve: int) -> float:
+    async def _take(self, buckets: tuple[Bucket, ...], partial: bool) -> float:
         now = self._clock.wall()
         try:
-            wait = await self._shared.take(self.team, buckets, now, reserve)
+            wait = await self._shared.take(self.team, buckets, now, partial)
         except StoreUnavailable:
             self._note_shared_down()
-            return await self._local.take(self.team, buckets, now, reserve)
+            return await self._local.take(self.team, buckets, now, partial)
         self._shared_down = False
         return wait
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -104,6 +105,7 @@ class AnswerStream:
         self._result = StreamResult()
         self._stale_since: float | None = None
         self._expects_final = False
+        self._id = uuid.uuid4().hex  # names this answer's expected final edit
         self._hourglass: _Hourglass | None = None
         #: Told the answer's last posted message and the text from it on, as they change
         #: (the journal of answers in flight keeps them for a process that dies).
@@ -119,21 +121,21 @@ class AnswerStream:
         writer. Returns the reply's ts; None when the answer is delivered whole (nothing is
         posted before it is complete)."""
         existing_ts = self.existing_ts
-        # The final edit is counted before anything is awaited, so answers deciding at the
-        # same moment each see the ones decided before them.
+        # The final edit is counted first, so answers deciding at the same moment (on any
+        # replica) each see the ones decided before them.
         scheduler = self._calls.scheduler
         self._expects_final = True
-        scheduler.finals_expected += 1
         if self._question_ts is not None:
             self._hourglass = _Hourglass(self._calls, self._clock, self._channel, self._question_ts)
         try:
+            await scheduler.expect_final(self._id)
             if existing_ts is None and self._overload_wait is not None:
                 if await scheduler.edit_delay() > self._overload_wait:
                     log.info(
                         "edit budget overloaded: question %s answered whole", self._question_ts
                     )
                     self.whole = True
-                    self._final_settled()
+                    await self._final_settled()
             if existing_ts is not None:
                 ts: str | None = existing_ts
                 if not self.whole:
@@ -151,7 +153,7 @@ class AnswerStream:
             self._take_over(landed.ts)  # shutdown: `close` gives it the restart notice
             raise
         except BaseException:
-            self._final_settled()
+            await self._final_settled()
             if self._hourglass is not None:
                 await self._hourglass.clear()
             raise
@@ -244,15 +246,15 @@ class AnswerStream:
             await self._closed.wait()  # the reader still finishes; then say what went missing
             await self._salvage()
         finally:
-            self._final_settled()
+            await self._final_settled()
             self._placed.set()
             if self._hourglass is not None:
                 await self._hourglass.clear()
 
-    def _final_settled(self) -> None:
+    async def _final_settled(self) -> None:
         if self._expects_final:
             self._expects_final = False
-            self._calls.scheduler.finals_expected -= 1
+            await self._calls.scheduler.settle_final(self._id)
 
     async def _salvage(self) -> None:
         """Slack refused a part of the answer for good: the last message that did reach Slack
@@ -444,7 +446,7 @@ class AnswerStream:
             part.done = True
             part.shown = part.markdown
             if part is self._parts[-1]:
-                self._final_settled()
+                await self._final_settled()
             self._result.edits += 1
             return
 
