@@ -22,7 +22,7 @@ from slack_bolt.authorization import AuthorizeResult
 from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
-from bot.log_setup import ThrottledWarning
+from bot.log_throttle import ThrottledLog
 from bot.runtime import Runtime
 from bot.slack_calls import Content, MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 
@@ -52,7 +52,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
         authorize=authorize,
     )
 
-    foreign = ThrottledWarning(log, FOREIGN_WARNING_EVERY, runtime.clock.now)
+    foreign = ThrottledLog(log, FOREIGN_WARNING_EVERY, runtime.clock)
 
     @app.middleware
     async def only_this_workspace(
@@ -60,7 +60,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
     ) -> BoltResponse | None:
         workspace = _served_workspace(body, context.team_id, context.authorize_result)
         if workspace is None:
-            foreign.warn(
+            foreign.warning(
                 "ignored a request for another workspace (team %s); this bot's token is for %s",
                 context.team_id,
                 context.authorize_result.team_id if context.authorize_result else None,

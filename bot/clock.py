@@ -28,3 +28,16 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+
+async def sleep_unless(clock: Clock, seconds: float, event: asyncio.Event) -> None:
+    """Sleep `seconds` on `clock`, or less if `event` is set meanwhile: waiting for a
+    deadline that news may cut short (the end of an answer, new work in a queue)."""
+    pause = asyncio.ensure_future(clock.sleep(seconds))
+    woken = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({pause, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (pause, woken):
+            waiter.cancel()
+        await asyncio.gather(pause, woken, return_exceptions=True)

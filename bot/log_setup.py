@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 # Slack tokens, bearer credentials, and CustomGPT API keys (Laravel Sanctum tokens:
 # `<key id>|<40 characters>`), whether or not they are ours.
@@ -64,29 +64,6 @@ def use_secrets(secrets: Iterable[str]) -> Redactor:
     global _redactor
     _redactor = Redactor(secrets)
     return _redactor
-
-
-class ThrottledWarning:
-    """One warning line per `every` seconds for a condition anyone on the internet can
-    trigger (unsigned requests, another workspace's events): a flood must not become a flood
-    of log lines. The next line says how many were left out."""
-
-    def __init__(self, logger: logging.Logger, every: float, now: Callable[[], float]) -> None:
-        self._logger = logger
-        self._every = every
-        self._now = now
-        self._next_at: float | None = None
-        self._left_out = 0
-
-    def warn(self, message: str, *args: object) -> None:
-        now = self._now()
-        if self._next_at is not None and now < self._next_at:
-            self._left_out += 1
-            return
-        if self._left_out:
-            message += f" ({self._left_out} more like it since the last such line)"
-        self._logger.warning(message, *args)
-        self._next_at, self._left_out = now + self._every, 0
 
 
 # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (ours, sharing the

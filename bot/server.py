@@ -24,7 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_app
 from bot.background import start_background
 from bot.config import Settings
-from bot.log_setup import ThrottledWarning
+from bot.log_throttle import ThrottledLog
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,12 @@ UNSIGNED_WARNING_EVERY = 60.0  # seconds between two log lines about unsigned re
 
 def web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     verifier = SignatureVerifier(runtime.settings.slack_signing_secret)
-    unsigned = ThrottledWarning(log, UNSIGNED_WARNING_EVERY, runtime.clock.now)
+    unsigned = ThrottledLog(log, UNSIGNED_WARNING_EVERY, runtime.clock)
 
     async def events(request: web.Request) -> web.Response:
         raw = await request.read()
         if not _signed_by_slack(verifier, raw, request):
-            unsigned.warn("refused a request without a valid Slack signature (HTTP 401)")
+            unsigned.warning("refused a request without a valid Slack signature (HTTP 401)")
             return web.Response(status=401, text="invalid signature")
         bolt_request = _bolt_request(raw, request)
         if bolt_request is None:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.rate_buckets import Bucket, Buckets, Level, MemoryBuckets, Rate
 from bot.store import StoreUnavailable
 
@@ -298,14 +298,7 @@ class WorkspaceScheduler:
         """Wait for tokens (or a retry time), woken early by new work in the lane: a call
         that must land may go where a partial edit had to wait for its reserve."""
         lane.wake.clear()
-        sleeping = asyncio.ensure_future(self._clock.sleep(max(0.0, seconds)))
-        woken = asyncio.ensure_future(lane.wake.wait())
-        try:
-            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (sleeping, woken):
-                waiter.cancel()
-            await asyncio.gather(sleeping, woken, return_exceptions=True)
+        await sleep_unless(self._clock, max(0.0, seconds), lane.wake)
 
     async def _deliver(self, lane: _Lane, call: _Call) -> None:
         try:

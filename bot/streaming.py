@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot import messages, slack_format
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.slack_calls import (
     Content,
     MessageGone,
@@ -361,14 +361,7 @@ class AnswerStream:
     async def _throttle(self, seconds: float) -> None:
         """Wait out the edit interval on the injected clock; the end of the answer cuts it
         short, so the final text never waits for the throttle."""
-        pause = asyncio.ensure_future(self._clock.sleep(seconds))
-        closing = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait({pause, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (pause, closing):
-                waiter.cancel()
-            await asyncio.gather(pause, closing, return_exceptions=True)
+        await sleep_unless(self._clock, seconds, self._closed)
 
     def _typing(self, markdown: str) -> Content:
         text, blocks = slack_format.answer_blocks(markdown, typing=True)

@@ -18,7 +18,7 @@ from bot.slack_format import TYPING_MARKER
 from bot.store import RedisStore
 from tests.conftest import PROJECT_ID, REDIS_URL
 from tests.driver import RunningBot, SlackSender
-from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
+from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT, ScriptedAnswer
 from tests.fakes.slack import FakeSlack
 from tests.polling import until
 from tests.views import final_text
@@ -73,6 +73,27 @@ async def start_bot_process(env: dict[str, str], log: list[str]) -> asyncio.subp
     return process
 
 
+async def ask_a_bot_process(
+    slack: FakeSlack, customgpt: FakeCustomGPT, team: str, answer: ScriptedAnswer
+) -> tuple[asyncio.subprocess.Process, str]:
+    """A bot process (with Redis) asked one question, once CustomGPT holds its `answer` half
+    way; returns the process (the caller kills it) and the question's ts."""
+    port = free_port()
+    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    try:
+        async with aiohttp.ClientSession() as session:
+            ts = await SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session).mention(
+                "Will you finish?"
+            )
+        async with asyncio.timeout(20):
+            await answer.reached_hold.wait()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process, ts
+
+
 async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
     slack: FakeSlack, customgpt: FakeCustomGPT, team: str
 ) -> None:
@@ -113,18 +134,10 @@ async def test_a_bot_killed_mid_answer_frees_its_thread_after_a_short_lease(
     slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis, team: str
 ) -> None:
     answer = customgpt.queue_answer(["Half an ans", "wer"], hold_after=1)
-    port = free_port()
-    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
-    try:
-        async with aiohttp.ClientSession() as session:
-            ts = await SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session).mention(
-                "Will you finish?"
-            )
-        async with asyncio.timeout(20):
-            await answer.reached_hold.wait()  # answering: the thread's lock is held
-    finally:
-        process.kill()  # SIGKILL: no release, no goodbye
-        await process.wait()
+    process, ts = await ask_a_bot_process(slack, customgpt, team, answer)
+    # Answering: the thread's lock is held. SIGKILL: no release, no goodbye.
+    process.kill()
+    await process.wait()
 
     left = await redis_client.pttl(keys.thread_lock(team, "C1", ts))
     # The next question in this thread waits at most this long, not ten minutes.
@@ -223,15 +236,8 @@ async def test_a_reply_left_typing_by_a_killed_process_is_finished_by_the_next_o
     start_bot: Callable[..., Awaitable[RunningBot]],
 ) -> None:
     answer = customgpt.queue_answer(["Half an answer", " and the rest"], hold_after=1)
-    port = free_port()
-    process = await start_bot_process(bot_env(slack, customgpt, port, REDIS_URL), [])
+    process, ts = await ask_a_bot_process(slack, customgpt, team, answer)
     try:
-        async with aiohttp.ClientSession() as session:
-            ts = await SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session).mention(
-                "Will you finish?"
-            )
-        async with asyncio.timeout(20):
-            await answer.reached_hold.wait()
         # The journal has the text shown so far (flushed within a second).
         entry = keys.inflight(team, "C1", ts)
         await until(lambda: _has_text(redis_client, entry, "Half an answer"))

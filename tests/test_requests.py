@@ -172,4 +172,4 @@ async def test_the_unsigned_warning_comes_back_once_a_minute_with_a_count(
 
     first, second = log_lines(caplog)
     assert "without a valid Slack signature" in first
-    assert "29 more like it" in second
+    assert "29 more like this" in second
