@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import BoltResponse
@@ -23,7 +24,7 @@ from bot import feedback, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.log_throttle import ThrottledLog
-from bot.runtime import Runtime
+from bot.runtime import Runtime, slack_client
 from bot.slack_calls import Content, MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def build_app(runtime: Runtime) -> AsyncApp:
         )
 
     app = AsyncApp(
-        client=runtime.slack,
+        # Token-less: Bolt gives each request a client carrying `authorize`'s token.
+        client=slack_client(runtime.session, replace(settings, slack_bot_token="")),
         signing_secret=settings.slack_signing_secret,
         process_before_response=False,
         authorize=authorize,
