@@ -69,6 +69,7 @@ class FallbackStore:
         self._down = False
         self._probe: asyncio.Task[None] | None = None
         self._unsaved: dict[str, _Unsaved] = {}
+        self._closed = False
 
     # -- health ------------------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class FallbackStore:
                 error,
             )
         self._down = True
-        if self._probe is None or self._probe.done():
+        if not self._closed and (self._probe is None or self._probe.done()):
             self._probe = asyncio.create_task(self._recover(), name="store probe")
 
     async def _recover(self) -> None:
@@ -265,6 +266,7 @@ class FallbackStore:
             raise
 
     async def close(self) -> None:
+        self._closed = True  # a call failing from now on starts no probe nobody would stop
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.gather(self._probe, return_exceptions=True)

@@ -165,3 +165,29 @@ async def test_a_hung_redis_costs_one_timeout_not_one_per_call(team: str) -> Non
             await store.close()
 
     assert hung.connections == 1
+
+
+async def test_across_a_hang_a_claim_holds_and_a_binding_changed_meanwhile_is_saved(
+    own_redis: RedisProcess, own_client: redis.Redis, team: str
+) -> None:
+    store = FallbackStore(RedisStore.from_url(own_redis.url), MemoryStore(), FastClock())
+    claim = keys.message_claim(team, "C1", "1.0")
+    binding = keys.binding(team, "C1")
+    try:
+        assert await store.claim(claim, 60)  # in Redis, before it hangs
+        await own_client.set(binding, "5")
+        own_redis.pause()
+        # The one call that waits for Redis (a timed-out write could still land when it wakes).
+        assert await store.get(keys.project_name(team, "1")) is None
+        assert not await store.claim(claim, 60)  # this process still knows it claimed it
+        await store.set(binding, "7")  # `/customgpt use 7` while Redis hangs
+        assert await store.get(binding) == "7"
+        own_redis.resume()
+
+        async def saved() -> bool:
+            return await own_client.get(binding) == "7"
+
+        await until(saved)  # the latest choice wins over the binding Redis kept
+        assert not await store.claim(claim, 60)
+    finally:
+        await store.close()
