@@ -338,7 +338,7 @@ class Answerer:
         notes: list[str] = []
         try:
             check_prompt(question.text)  # before a conversation is created for nothing
-            session_id, kept = await self._conversation(question, project_id)
+            session_id, kept = await self._conversation(question, project_id, notes)
             try:
                 finish = await self._ask(question, project_id, session_id, stream)
             except NotFound:
@@ -393,12 +393,21 @@ class Answerer:
                     return event
         raise AssertionError("stream_message ends with Finish or raises")
 
-    async def _conversation(self, question: Question, project_id: str) -> tuple[str, bool]:
+    async def _conversation(
+        self, question: Question, project_id: str, notes: list[str]
+    ) -> tuple[str, bool]:
         """The thread's CustomGPT session, created on first use (and when the channel's
-        project changed since); True when it is one kept from before."""
+        project changed since); True when it is one kept from before. A follow-up whose
+        conversation the store cannot tell (it is down) starts a new one, noted in `notes`."""
         key = keys.conversation(question.team, question.channel, question.conversation_thread)
         ttl = self._settings.store_ttl_seconds
-        stored = await self._store.get(key)
+        try:
+            stored = await self._store.lookup(key)
+        except StoreUnavailable as error:
+            stored = None
+            if question.thread_ts is not None or question.is_dm:  # else there is no before
+                log.warning("store unreachable; a follow-up starts a new conversation: %s", error)
+                notes.append(messages.EARLIER_TURNS_UNSEEN)
         if stored is not None:
             data = json.loads(stored)
             if data.get("project_id") == project_id and data.get("session_id"):

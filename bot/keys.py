@@ -22,6 +22,22 @@ def binding(team: str, channel: str) -> str:
     return f"{PREFIX}:{team}:bind:{channel}"
 
 
+def is_conversation(key: str) -> bool:
+    """Whether `key` was built by `conversation`."""
+    return _kind(key) == "conv"
+
+
+def is_binding(key: str) -> bool:
+    """Whether `key` was built by `binding`."""
+    return _kind(key) == "bind"
+
+
+def _kind(key: str) -> str:
+    # Team ids and channel ids never contain ":", so the kind is always the third part.
+    parts = key.split(":", 3)
+    return parts[2] if len(parts) > 2 and parts[0] == PREFIX else ""
+
+
 def event_claim(team: str, event_id: str) -> str:
     """Claimed by the one replica that answers a Slack event (retries carry the same id)."""
     return f"{PREFIX}:{team}:event:{event_id}"

@@ -36,6 +36,10 @@ CONVERSATION_RESTARTED = (
     "_I couldn't find our earlier conversation in CustomGPT (it was deleted), so this answer "
     "starts a new one without the earlier turns._"
 )
+EARLIER_TURNS_UNSEEN = (
+    "_My storage is unreachable right now, so I couldn't see the earlier turns of this "
+    "conversation; this answer starts from this question alone._"
+)
 ADMISSION = "_Many questions are being answered right now; yours is next in line…_"
 BUSY_THREAD = (
     "I was still answering an earlier question in this thread, so I couldn't get to this "

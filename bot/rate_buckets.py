@@ -258,12 +258,24 @@ return {string.format('%.6f', b.tat), string.format('%.6f', b.slow),
 )
 
 
+class StoreHealth(Protocol):
+    """Whether Redis is marked down (bot/degraded_store.py), shared with the store."""
+
+    @property
+    def down(self) -> bool: ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+
 class RedisBuckets:
     """Buckets every replica shares. An unreachable Redis raises StoreUnavailable; the
-    caller (the scheduler) then falls back to its own process's buckets."""
+    caller (the scheduler) then falls back to its own process's buckets. With `health`, a
+    Redis marked down raises at once (a hung Redis would cost every call a timeout), and a
+    failure here marks it down for the store too."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, health: StoreHealth | None = None) -> None:
         self._script = client.register_script(_SCRIPT)
+        self._health = health
 
     async def _run(
         self, team: str, op: str, arg: float, now: float, buckets: Sequence[Bucket]
@@ -274,12 +286,17 @@ class RedisBuckets:
         return await self._call(team, argv)
 
     async def _call(self, team: str, argv: list[str | float | int]) -> Any:
+        if self._health is not None and self._health.down:
+            raise StoreUnavailable("marked down")
         script_keys = [keys.slack_buckets(team), keys.finals_expected(team)]
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 return await cast(Awaitable[Any], self._script(keys=script_keys, args=argv))
         except (RedisError, OSError, TimeoutError) as error:
-            raise StoreUnavailable(type(error).__name__) from error
+            unavailable = StoreUnavailable(type(error).__name__)
+            if self._health is not None:
+                self._health.failed(unavailable)
+            raise unavailable from error
 
     async def take(
         self, team: str, buckets: Sequence[Bucket], now: float, partial: bool = False

@@ -20,6 +20,7 @@ from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient
+from bot.degraded_store import FallbackStore
 from bot.journal import Journal
 from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
 from bot.slack_calls import SlackSchedulers, limits_for
@@ -121,8 +122,9 @@ class Runtime:
         buckets: Buckets
         if settings.redis_url:
             redis_store = RedisStore.from_url(settings.redis_url)
-            store: Store = redis_store
-            buckets = RedisBuckets(redis_store.client)
+            fallback = FallbackStore(redis_store, MemoryStore(clock), clock)
+            store: Store = fallback
+            buckets = RedisBuckets(redis_store.client, health=fallback)
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)

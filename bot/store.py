@@ -61,12 +61,22 @@ def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, 
 class Store(Protocol):
     async def get(self, key: str) -> str | None: ...
 
+    async def lookup(self, key: str) -> str | None:
+        """Like `get`, for a value whose absence means something (a thread's conversation):
+        raises StoreUnavailable where `get` would answer None without knowing, which only a
+        store serving from memory while Redis is down does (bot/degraded_store.py)."""
+        ...
+
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         """Store a value; `ttl` in seconds, None keeps it until deleted."""
         ...
 
     async def claim(self, key: str, ttl: int) -> bool:
         """Set the key only if absent; True for the single caller that set it."""
+        ...
+
+    async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
+        """Store a value unless the key holds one; True when this call stored it."""
         ...
 
     async def delete(self, key: str) -> None: ...
@@ -125,9 +135,16 @@ class RedisStore:
         value = await self._redis.get(key)
         return None if value is None else str(value)
 
+    async def lookup(self, key: str) -> str | None:
+        return await self.get(key)
+
     @_reachable
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         await self._redis.set(key, value, ex=ttl)
+
+    @_reachable
+    async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
+        return bool(await self._redis.set(key, value, ex=ttl, nx=True))
 
     @_reachable
     async def claim(self, key: str, ttl: int) -> bool:
@@ -213,9 +230,14 @@ class RedisStore:
         queue, ticket = f"{key}:queue", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + wait
         in_line = False
+        reachable = True
         try:
             while True:
-                joined, turn = await self._look(key, queue, ticket, order, ttl, lock)
+                try:
+                    joined, turn = await self._look(key, queue, ticket, order, ttl, lock)
+                except StoreUnavailable:
+                    reachable = False  # leaving the line would cost another timeout
+                    raise
                 if joined and in_line:
                     log.info(
                         "a waiter for %s was dropped from the line; it took its place again", key
@@ -227,7 +249,8 @@ class RedisStore:
                     raise LockTimeout(key)
                 await asyncio.sleep(LOCK_POLL)
         finally:
-            await self._leave(key, queue, ticket)
+            if reachable:
+                await self._leave(key, queue, ticket)
 
     @_reachable
     async def _look(
@@ -322,16 +345,22 @@ class MemoryStore:
     async def get(self, key: str) -> str | None:
         return self._live(key)
 
+    async def lookup(self, key: str) -> str | None:
+        return self._live(key)
+
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         self._evict()
         self._put(key, value, self._expiry(ttl))
 
-    async def claim(self, key: str, ttl: int) -> bool:
+    async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         self._evict()
         if self._live(key) is not None:
             return False
-        self._put(key, "1", self._expiry(ttl))
+        self._put(key, value, self._expiry(ttl))
         return True
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        return await self.set_if_absent(key, "1", ttl)
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
