@@ -14,7 +14,7 @@ with two additions a scheduler needs:
   final edit it will need (`expect`, `settle`), and a partial call is allowed only if as many
   tokens would remain after it, so partial edits never spend what the final texts need;
 - `pause`: Slack's 429 empties the bucket until its `Retry-After` has passed, and slows the
-  bucket down (its refill interval doubles, up to SLOWEST), recovering gradually; Slack's exact
+  bucket down (its refill interval grows by half, up to SLOWEST times), recovering gradually; Slack's exact
   limits are not published, and the one it enforces may be lower than the one configured.
 
 No maintained library fits: `limits` answers yes/no per window, `pyrate-limiter` and
@@ -37,11 +37,12 @@ from bot import keys
 from bot.store import REDIS_TIMEOUT, StoreUnavailable
 
 SLOWEST = 8.0  # a bucket slowed by repeated 429s refills at no less than 1/SLOWEST its rate
+SLOW_DOWN = 1.5  # each 429 stretches the refill interval by this much (a stray 429 costs little)
 RECOVERY = 120.0  # seconds for a slowed bucket to recover one step of its rate
 IDLE_TTL = 3600  # seconds a workspace's bucket state outlives its last use
 # Seconds added to a wait for the next token: between taking a token and Slack receiving the
 # call lie a few milliseconds that differ from call to call, and Slack counts receipt times.
-MARGIN = 0.25
+MARGIN = 0.5
 EPSILON = 1e-4  # seconds below which a wait is none (the script stores times to 1 µs)
 
 
@@ -128,7 +129,7 @@ def _take(state: _State, rate: Rate, now: float) -> None:
 
 def _pause(state: _State, rate: Rate, now: float, seconds: float) -> None:
     _, slow = _interval(state, rate, now)
-    state.slow, state.slow_at = min(SLOWEST, slow * 2), now
+    state.slow, state.slow_at = min(SLOWEST, slow * SLOW_DOWN), now
     interval, _ = _interval(state, rate, now)
     state.tat = max(state.tat, now + seconds + interval * (rate.burst - 1))
 
@@ -240,7 +241,7 @@ if op == 'take' then
   return string.format('%.6f', result)
 elseif op == 'pause' then
   local b = buckets[1]
-  local slow = math.min(slowest, factor(b) * 2)
+  local slow = math.min(slowest, factor(b) * tonumber('@SLOW_DOWN@'))
   b.slow, b.at = slow, now
   local tat = math.max(b.tat, now + arg + b.base * slow * (b.burst - 1))
   redis.call('HSET', KEYS[1], b.name .. ':tat', string.format('%.6f', tat),
@@ -255,6 +256,7 @@ return {string.format('%.6f', b.tat), string.format('%.6f', b.slow),
     .replace("@SLOWEST@", repr(SLOWEST))
     .replace("@MARGIN@", repr(MARGIN))
     .replace("@EPSILON@", repr(EPSILON))
+    .replace("@SLOW_DOWN@", repr(SLOW_DOWN))
 )
 
 
