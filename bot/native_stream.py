@@ -189,11 +189,6 @@ class NativeStream:
         self._fallback.existing_ts = ts
 
     @property
-    def native(self) -> bool:
-        """Whether the answer streams natively (as decided by `open`, so far)."""
-        return self._writer is not None and self._delegate is None
-
-    @property
     def text(self) -> str:
         native = "".join(p.markdown for p in self._pieces[: self._handed_over])
         if self._delegate is not None:

@@ -13,7 +13,7 @@ from bot import messages
 from bot.slack_format import safe_markdown
 from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeMessage, FakeSlack
+from tests.fakes.slack import FakeSlack
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -171,10 +171,6 @@ async def test_update_mode_never_streams_natively(
     await bot.idle()
     assert not slack.calls_to("chat.startStream")
     assert [final_text(m) for m in slack.thread("D1", thread)] == ["By edits."]
-
-
-def native_messages(slack: FakeSlack) -> list[FakeMessage]:
-    return slack.streams()
 
 
 @given(st.text(alphabet="<>!@[]()hereUchanel x", max_size=40), st.data())
