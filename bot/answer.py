@@ -29,6 +29,13 @@ from bot.customgpt import (
     failure_log_level,
 )
 from bot.journal import Entry, Journal
+from bot.native_stream import (
+    NativeStream,
+    Placement,
+    Transports,
+    loading_messages,
+    status_text,
+)
 from bot.slack_calls import (
     Content,
     PostedThenCancelled,
@@ -120,6 +127,7 @@ class Answerer:
         self._slack = slack
         self._clock = clock
         self._citations = CitationResolver(customgpt, store, settings.store_ttl_seconds)
+        self._transports = Transports(settings, clock)
         # Answers streaming at once in this process; the rest wait their turn, in order.
         self._admission = asyncio.Semaphore(settings.max_concurrent_answers)
 
@@ -267,7 +275,7 @@ class Answerer:
         release_thread: Callable[[], Awaitable[None]],
         progress: _Progress,
     ) -> None:
-        stream = AnswerStream(
+        update_stream = AnswerStream(
             calls,
             question.channel,
             question.reply_thread,
@@ -277,6 +285,10 @@ class Answerer:
             existing_ts=queued_ts,
             overload_wait=self._settings.slack_overload_wait,
         )
+        place = Placement(
+            question.team, question.channel, question.user, question.reply_thread, question.is_dm
+        )
+        stream = self._transports.stream(update_stream, calls, place)
         entry = progress.entry
         if entry is not None:
             stream.on_progress = lambda ts, markdown: self._journal.note(entry, ts, markdown)
@@ -290,8 +302,10 @@ class Answerer:
                 # As many answers stream as this process takes: show this one waits its turn.
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
             await admission
-            await stream.open(await self._placeholder(question.team, project_id))
-            ending = await self._fill(question, project_id, stream)
+            name = await self._project_name(question.team, project_id)
+            stream.show_status(status_text(name), loading_messages(name))
+            await stream.open(messages.searching(name) if name else messages.THINKING)
+            ending = await stream.unless_stopped(self._fill(question, project_id, stream))
         except PostedThenCancelled as landed:
             stream.existing_ts = stream.existing_ts or landed.ts
             cancelled, ending = landed, Ending(notice=messages.SHUTTING_DOWN)
@@ -333,7 +347,7 @@ class Answerer:
         delivery.cancel()
         return delivery.done() and not delivery.cancelled()
 
-    async def _fill(self, question: Question, project_id: str, stream: AnswerStream) -> Ending:
+    async def _fill(self, question: Question, project_id: str, stream: NativeStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
         notes: list[str] = []
         try:
@@ -375,7 +389,7 @@ class Answerer:
         )
 
     async def _ask(
-        self, question: Question, project_id: str, session_id: str, stream: AnswerStream
+        self, question: Question, project_id: str, session_id: str, stream: NativeStream
     ) -> Finish:
         lang = self._settings.customgpt_lang
         if not self._settings.customgpt_stream:
@@ -434,12 +448,14 @@ class Answerer:
         )
         return session_id
 
-    async def _placeholder(self, team: str, project_id: str) -> str:
-        """ "Searching <project name>…", from the store's cache or a quick look-up.
+    async def _project_name(self, team: str, project_id: str) -> str | None:
+        """The project's name for "Searching <project name>…", from the store's cache or a
+        quick look-up.
 
-        Said in the first post rather than a later edit, which would cost one of the
-        workspace's chat.update calls per answer. Any trouble here falls back to a generic
-        placeholder: the question itself will meet (and report) the same problem."""
+        Said in the first post (and the status line) rather than a later edit, which would
+        cost one of the workspace's chat.update calls per answer. Any trouble here gives
+        None (a generic placeholder): the question itself will meet (and report) the same
+        problem."""
         key = keys.project_name(team, project_id)
         try:
             name = await self._store.get(key)
@@ -448,5 +464,5 @@ class Answerer:
                     name = (await self._customgpt.get_project(project_id)).name
                 await self._store.set(key, name, ttl=PROJECT_NAME_TTL)
         except (CustomGPTError, TimeoutError, StoreUnavailable):
-            return messages.THINKING
-        return messages.searching(name)
+            return None
+        return name

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CUSTOMGPT_API_URL = "https://app.customgpt.ai/api/v1"
+STREAMING_MODES = ("update", "native", "auto")
 
 
 class ConfigError(Exception):
@@ -43,6 +44,12 @@ class Settings:
     slack_post_burst: int = 5
     slack_delivery_deadline: float = 900.0
     slack_overload_wait: float = 5.0
+    slack_streaming: str = "auto"
+    slack_native_in_channels: bool = False
+    slack_stream_budget: int = 20
+    slack_stream_burst: int = 5
+    slack_append_budget: int = 100
+    slack_append_burst: int = 20
     max_concurrent_answers: int = 500
     shutdown_grace: float = 10.0
     slack_thread_followups: bool = True
@@ -95,6 +102,12 @@ class Settings:
             slack_post_burst=int(reader.number("SLACK_POST_BURST", 5, minimum=1)),
             slack_delivery_deadline=reader.number("SLACK_DELIVERY_DEADLINE", 900.0, minimum=1),
             slack_overload_wait=reader.number("SLACK_OVERLOAD_WAIT", 5.0),
+            slack_streaming=reader.choice("SLACK_STREAMING", "auto", STREAMING_MODES),
+            slack_native_in_channels=reader.boolean("SLACK_NATIVE_IN_CHANNELS", False),
+            slack_stream_budget=int(reader.number("SLACK_STREAM_BUDGET", 20, minimum=1)),
+            slack_stream_burst=int(reader.number("SLACK_STREAM_BURST", 5, minimum=1)),
+            slack_append_budget=int(reader.number("SLACK_APPEND_BUDGET", 100, minimum=1)),
+            slack_append_burst=int(reader.number("SLACK_APPEND_BURST", 20, minimum=1)),
             max_concurrent_answers=int(reader.number("MAX_CONCURRENT_ANSWERS", 500, minimum=1)),
             shutdown_grace=reader.number("SHUTDOWN_GRACE", 10.0),
             slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
@@ -131,6 +144,12 @@ class _Reader:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        value = (self.optional_str(name) or default).lower()
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, not {value!r}")
+        return value
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         value = self.optional_str(name)

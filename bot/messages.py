@@ -54,6 +54,7 @@ SLACK_REFUSED_REST = (
     ":warning: _Slack refused the rest of this answer. Ask again, or ask for a shorter answer._"
 )
 UNEXPECTED = ":warning: Something went wrong on my side while answering. Please ask again."
+STOPPED_BY_USER = "_Stopped._"
 EMPTY_ANSWER = "_CustomGPT returned an empty answer. Try rephrasing the question._"
 
 

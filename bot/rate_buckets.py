@@ -14,8 +14,9 @@ with two additions a scheduler needs:
   final edit it will need (`expect`, `settle`), and a partial call is allowed only if as many
   tokens would remain after it, so partial edits never spend what the final texts need;
 - `pause`: Slack's 429 empties the bucket until its `Retry-After` has passed, and slows the
-  bucket down (its refill interval grows by half, up to SLOWEST times), recovering gradually; Slack's exact
-  limits are not published, and the one it enforces may be lower than the one configured.
+  bucket down (its refill interval grows by half, up to SLOWEST times), recovering
+  gradually; Slack's exact limits are not published, and the one it enforces may be lower
+  than the one configured.
 
 No maintained library fits: `limits` answers yes/no per window, `pyrate-limiter` and
 `throttled-py` cannot take several buckets atomically (a post draws from its channel's and

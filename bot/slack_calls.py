@@ -218,11 +218,76 @@ class SlackCalls:
             if error.code != "no_reaction":
                 log.warning("could not remove the %s reaction: %s", name, error)
 
+    # -- native streams (chat.startStream / appendStream / stopStream) ----------------------
+
+    async def start_stream(
+        self,
+        channel: str,
+        thread_ts: str,
+        markdown: str,
+        *,
+        recipient_team: str,
+        recipient_user: str,
+    ) -> str:
+        """Start a native stream replying in `thread_ts`; returns the message's ts. Never
+        repeated after a failure that may have landed (that would start a second message)."""
+        response = await self.scheduler.must_land(
+            "chat.startStream",
+            _without_none(
+                {
+                    "channel": channel,
+                    "thread_ts": thread_ts,
+                    "markdown_text": markdown or None,
+                    "recipient_team_id": recipient_team,
+                    "recipient_user_id": recipient_user,
+                }
+            ),
+            lane="stream-start",
+            repeatable=False,
+        )
+        return str(response["ts"])
+
+    async def append_stream(self, channel: str, ts: str, markdown: str) -> None:
+        """Add `markdown` (new text only) to a native stream; never repeated when it may have
+        landed, or the text would show twice."""
+        params = {"channel": channel, "ts": ts, "markdown_text": markdown}
+        await self.scheduler.must_land(
+            "chat.appendStream", params, lane="stream-append", repeatable=False
+        )
+
+    async def stop_stream(
+        self, channel: str, ts: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """End a native stream; `blocks` are shown under its text (sources, feedback)."""
+        params = _without_none({"channel": channel, "ts": ts, "blocks": blocks or None})
+        await self.scheduler.must_land(
+            "chat.stopStream", params, lane="stream-stop", repeatable=True
+        )
+
+    def offer_status(
+        self, channel: str, thread_ts: str, status: str, loading: list[str]
+    ) -> EditTicket:
+        """Slack's status line under a thread ("is searching…"): a courtesy from its own
+        budget, withdrawn when the answer's first message comes first (which clears it)."""
+        params = {
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+            "status": status,
+            "loading_messages": loading,
+        }
+        return self.scheduler.offer(
+            "assistant.threads.setStatus",
+            lambda: params,
+            lane="status",
+            stale_since=self._clock.now(),
+        )
+
 
 # Slack's limits that are not settings: posts across a workspace (several hundred a minute,
 # far above what one channel takes) and reactions (Tier 3, spent on courtesy only).
 POST_PER_WORKSPACE = Rate(per_minute=300, burst=25)
 REACTIONS = Rate(per_minute=50, burst=10)
+STATUS = Rate(per_minute=50, burst=10)
 
 
 def limits_for(settings: Settings) -> Limits:
@@ -233,6 +298,9 @@ def limits_for(settings: Settings) -> Limits:
         post_per_workspace=POST_PER_WORKSPACE,
         reactions=REACTIONS,
         delivery_deadline=settings.slack_delivery_deadline,
+        stream_start_stop=Rate(settings.slack_stream_budget, settings.slack_stream_burst),
+        stream_append=Rate(settings.slack_append_budget, settings.slack_append_burst),
+        status=STATUS,
     )
 
 

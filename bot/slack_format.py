@@ -854,3 +854,30 @@ def answer_blocks(
             blocks.append(feedback_block(feedback_value, selected))
     text = plain_text(markdown) or placeholder
     return text, blocks
+
+
+# --- Markdown sent as is (native streams) ---------------------------------------------
+
+# `<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^…>`, `<@U…>`, and a link whose target is
+# one of them (`[x](!here)`): a word joiner after the `<` or `(` keeps Slack from reading a
+# mention there. Bare `@here` gets one after the `@`, as in mrkdwn.
+_MENTION_OPENING = re.compile(r"(<|\]\()(?=[!@])")
+# The end of a text that more text could still turn into a mention: held back until it can't.
+_UNDECIDED_TAIL = re.compile(r"(?:<|\]\(?|(?<![\w@])@[A-Za-z]{0,8})\Z")
+
+
+def safe_markdown(markdown: str, *, final: bool) -> tuple[str, int]:
+    """Markdown as it may be sent to Slack as `markdown_text`, which no mrkdwn converter
+    sees: every mention form is neutralised. Returns the safe text and how many characters
+    of `markdown` it covers.
+
+    Built for text that grows: unless `final`, a tail that the next characters could turn
+    into a mention is held back, so the safe text of a prefix is always a prefix of the safe
+    text of the whole, and a stream can send the difference as it goes."""
+    covered = len(markdown)
+    if not final:
+        tail = _UNDECIDED_TAIL.search(markdown)
+        if tail is not None:
+            covered = tail.start()
+    text = _MENTION_OPENING.sub(lambda m: m.group(1) + _WORD_JOINER, markdown[:covered])
+    return _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", text), covered

@@ -37,6 +37,10 @@ MAX_BACKOFF = 30.0  # seconds between retries of a call that failed in passing
 IN_FLIGHT_PATIENCE = 2.0  # real seconds a lane waits for Slack's answer before sending on
 PARTIAL = 1
 MUST_LAND = 0
+# Slack's rate-limit tiers as budgets (a short burst, then the tier's rate).
+TIER_2 = Rate(per_minute=20, burst=5)
+TIER_3 = Rate(per_minute=50, burst=10)
+TIER_4 = Rate(per_minute=100, burst=20)
 
 
 class RateLimited(Exception):
@@ -78,6 +82,12 @@ class Limits:
     post_per_workspace: Rate
     reactions: Rate
     delivery_deadline: float
+    #: chat.startStream and chat.stopStream, each its own bucket (Slack's Tier 2).
+    stream_start_stop: Rate = TIER_2
+    #: chat.appendStream (Tier 4).
+    stream_append: Rate = TIER_4
+    #: assistant.threads.setStatus: a courtesy, spent from its own bucket.
+    status: Rate = TIER_3
 
 
 @dataclass(eq=False)
@@ -157,6 +167,9 @@ class WorkspaceScheduler:
         self._sending: set[asyncio.Task[None]] = set()
         self._arrivals = itertools.count()
         self._shared_down = False
+        #: Native streams decided on whose chat.startStream / chat.stopStream is still to go.
+        self.starts_expected = 0
+        self.stops_expected = 0
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -206,6 +219,21 @@ class WorkspaceScheduler:
     def update_bucket(self) -> Bucket:
         return Bucket("update", self._limits.update)
 
+    async def stream_room(self) -> bool:
+        """Whether one more native stream can start now and stop without waiting: a start
+        token is there for it (and for every stream decided on but not started yet), the
+        stop bucket holds one for every stream still to stop, and neither lane has a queue.
+        Otherwise the answer goes by chat.update, so a burst is never slower than that."""
+        if self._lane("stream-start").queue or self._lane("stream-stop").queue:
+            return False
+        start = await self._level(Bucket("stream-start", self._limits.stream_start_stop))
+        stop = await self._level(Bucket("stream-stop", self._limits.stream_start_stop))
+        return (
+            start.wait == 0
+            and self.starts_expected < start.tokens
+            and self.stops_expected < stop.tokens
+        )
+
     async def close(self) -> None:
         """Stop every lane; calls still queued are cancelled (shutdown's bound has passed)."""
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
@@ -236,6 +264,12 @@ class WorkspaceScheduler:
             )
         if name == "update":
             return (self.update_bucket,)
+        if name in ("stream-start", "stream-stop"):
+            return (Bucket(name, self._limits.stream_start_stop),)
+        if name == "stream-append":
+            return (Bucket(name, self._limits.stream_append),)
+        if name == "status":
+            return (Bucket(name, self._limits.status),)
         return (Bucket(name, self._limits.reactions),)
 
     def _enqueue(

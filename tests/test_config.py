@@ -74,3 +74,10 @@ async def test_start_without_a_token_prints_one_line_and_no_traceback(tmp_path: 
         "Configuration error: SLACK_BOT_TOKEN is not set (see .env.example)"
     ]
     assert out == ""
+
+
+def test_the_streaming_transport_is_one_of_three() -> None:
+    assert Settings.from_env(REQUIRED).slack_streaming == "auto"
+    assert Settings.from_env({**REQUIRED, "SLACK_STREAMING": "Native"}).slack_streaming == "native"
+    with pytest.raises(ConfigError, match="SLACK_STREAMING"):
+        Settings.from_env({**REQUIRED, "SLACK_STREAMING": "websocket"})

@@ -33,6 +33,8 @@ MAX_MARKDOWN_BLOCK_TEXT = 12000
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_VALUE = 2000
+MAX_MARKDOWN_TEXT = 12000  # `markdown_text` of one stream call
+MAX_LOADING_MESSAGES = 10
 
 #: What a Slack message ts looks like (`1700000000.000100`); anything else names no message.
 SLACK_TS = re.compile(r"^\d{10}\.\d{6}$")
@@ -191,6 +193,11 @@ class FakeMessage:
     deleted: bool = False
     #: True between chat.startStream and chat.stopStream (Slack's native streaming).
     streaming: bool = False
+    #: The user pressed Stop on the native stream.
+    stopped_by_user: bool = False
+    #: chat.startStream's recipient (team, user): in a channel, the one person who sees the
+    #: stream grow (others see the first words, then the end).
+    recipient: tuple[str, str] | None = None
 
 
 @dataclass
@@ -275,6 +282,12 @@ class FakeSlack(LoopbackServer):
         self._rate_limits: dict[str, deque[_RateLimit]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._refused_channels: dict[str, str] = {}
+        self._refused_methods: dict[str, str] = {}
+        #: The status line under each (channel, thread_ts) now ("" or absent: none).
+        self.statuses: dict[tuple[str, str], str] = {}
+        #: Every status change: (channel, thread_ts, status, loading_messages); a bot reply in
+        #: the thread clears the status as Slack does, recorded with status "".
+        self.status_log: list[tuple[str, str, str, list[str]]] = []
         self._disconnects: dict[str, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
         #: Socket Mode acknowledgements received ({"envelope_id": …}), in order.
@@ -292,6 +305,7 @@ class FakeSlack(LoopbackServer):
             "chat.startStream": self._chat_start_stream,
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
+            "assistant.threads.setStatus": self._set_status,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.info": self._conversations_info,
@@ -419,6 +433,22 @@ class FakeSlack(LoopbackServer):
         """End a native stream as Slack does after ~5 minutes; appends then fail."""
         self.message(channel, ts).streaming = False
 
+    def stop_by_user(self, channel: str, ts: str) -> None:
+        """The user presses Stop on a native stream: appends and stops then answer
+        `stopped_by_user`; the text shown so far stays."""
+        message = self.message(channel, ts)
+        message.streaming = False
+        message.stopped_by_user = True
+
+    def refuse_method(self, method: str, error: str) -> None:
+        """Every call to `method` from now on answers `ok: false` with `error` (an app or
+        token the method is not for: `unknown_method`, `missing_scope`, …)."""
+        self._refused_methods[method] = error
+
+    def streams(self) -> list[FakeMessage]:
+        """Messages that were started with chat.startStream, in order."""
+        return [m for m in self.messages if m.recipient is not None]
+
     async def wait_for(
         self,
         predicate: Callable[[], bool],
@@ -534,6 +564,8 @@ class FakeSlack(LoopbackServer):
             status = 200 if self._limits.as_http_200 else 429
             body = {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": str(retry_after)}
+        elif method in self._refused_methods:
+            body = {"ok": False, "error": self._refused_methods[method]}
         else:
             handler = self._methods.get(method, _plain_ok)
             try:
@@ -614,6 +646,7 @@ class FakeSlack(LoopbackServer):
         if not text and not blocks:
             raise SlackError("no_text")
         message = self._store(channel, _opt_str(params, "thread_ts"), text, blocks)
+        self._reply_clears_status(message)
         return {
             "ok": True,
             "channel": channel,
@@ -623,6 +656,8 @@ class FakeSlack(LoopbackServer):
 
     async def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._find(params)
+        if message.streaming:
+            raise SlackError("streaming_state_conflict")
         text, blocks = self._checked_content(params)
         if not text and not blocks:
             raise SlackError("no_text")
@@ -659,23 +694,32 @@ class FakeSlack(LoopbackServer):
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     async def _chat_start_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Stricter than Slack's documentation: the recipient is required everywhere (Slack
+        requires it in channels, and reportedly in DMs too)."""
         channel = _require_channel(params)
         thread_ts = _opt_str(params, "thread_ts")
-        if thread_ts is None:
+        team, user = _opt_str(params, "recipient_team_id"), _opt_str(params, "recipient_user_id")
+        if thread_ts is None or not team or not user:
             raise SlackError("invalid_arguments")
-        message = self._store(channel, thread_ts, _opt_str(params, "markdown_text") or "", None)
+        text = self._checked_markdown(params, required=False)
+        message = self._store(channel, thread_ts, text, None)
         message.streaming = True
+        message.recipient = (team, user)
+        self._reply_clears_status(message)
         return {"ok": True, "channel": channel, "ts": message.ts}
 
     async def _chat_append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        message.text += _opt_str(params, "markdown_text") or ""
+        text = self._checked_markdown(params, required=True)
+        if len(message.text) + len(text) > MAX_MARKDOWN_BLOCK_TEXT:
+            raise SlackError("msg_too_long")
+        message.text += text
         self._record_version(message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        message.text += _opt_str(params, "markdown_text") or ""
+        message.text += self._checked_markdown(params, required=False)
         if "blocks" in params:
             message.blocks = self._checked_blocks(params["blocks"])
         message.streaming = False
@@ -791,9 +835,40 @@ class FakeSlack(LoopbackServer):
 
     def _streaming_message(self, params: dict[str, Any]) -> FakeMessage:
         message = self._find(params)
+        if message.stopped_by_user:
+            raise SlackError("stopped_by_user")
         if not message.streaming:
             raise SlackError("message_not_in_streaming_state")
         return message
+
+    @staticmethod
+    def _checked_markdown(params: dict[str, Any], *, required: bool) -> str:
+        text = _opt_str(params, "markdown_text") or ""
+        if required and not text:
+            raise SlackError("invalid_arguments")
+        if len(text) > MAX_MARKDOWN_TEXT:
+            raise SlackError("msg_too_long")
+        return text
+
+    async def _set_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = _opt_str(params, "channel_id"), _opt_str(params, "thread_ts")
+        status = params.get("status")
+        loading = params.get("loading_messages") or []
+        if not channel or not thread_ts or not isinstance(status, str):
+            raise SlackError("invalid_arguments")
+        if not SLACK_TS.match(thread_ts):
+            raise SlackError("invalid_arguments")
+        if not isinstance(loading, list) or len(loading) > MAX_LOADING_MESSAGES:
+            raise SlackError("invalid_arguments")
+        self.statuses[(channel, thread_ts)] = status
+        self.status_log.append((channel, thread_ts, status, [str(x) for x in loading]))
+        return {"ok": True}
+
+    def _reply_clears_status(self, message: FakeMessage) -> None:
+        key = (message.channel, message.thread_ts or "")
+        if self.statuses.get(key):
+            self.statuses[key] = ""
+            self.status_log.append((*key, "", []))
 
     def _checked_content(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
         """The text and blocks of a post or update, refused the way Slack refuses them."""

@@ -1,0 +1,515 @@
+"""One answer streamed by Slack's native chat streams, or by the update transport it wraps.
+
+Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it with the first
+words, `chat.appendStream` adds only the new text, `chat.stopStream` ends it with the blocks
+shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a minute), append
+Tier 4, so which transport an answer uses is decided when it starts (see `Transports`):
+
+- natively where the asker is the one who watches (DM and assistant threads), by the update
+  transport (bot/streaming.py) in channel threads, where only the asker would see a native
+  stream grow, and in top-level DMs, since native streams are thread replies;
+- natively only when the workspace's start and stop buckets have room for it, so a burst
+  never waits on the scarce Tier 2 budget;
+- never where Slack refused the methods lately (remembered per workspace for an hour).
+
+Whatever happens mid-answer, no text is lost: a stream Slack refuses, expires (about five
+minutes after it starts) or fails is handed to the update transport, which finishes that
+message with `chat.update` from its full text and carries on. A user who presses Stop ends
+the answer at once (`user_stopped`): the text shown stays, with a short note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import messages, slack_format
+from bot.clock import Clock
+from bot.config import Settings
+from bot.slack_calls import MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
+from bot.slack_scheduler import EditTicket
+from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult
+
+log = logging.getLogger(__name__)
+
+#: Slack's answers meaning the native methods are not for this app, token or channel.
+REFUSALS = frozenset(
+    {
+        "unknown_method",
+        "not_allowed_token_type",
+        "missing_scope",
+        "channel_type_not_supported",
+        "invalid_arguments",
+    }
+)
+EXPIRED = "message_not_in_streaming_state"
+STOPPED = "stopped_by_user"
+REFUSAL_MEMORY = 3600.0  # seconds a workspace that refused native streams is not asked again
+APPEND_LIMIT = 12_000  # Slack's limit for `markdown_text` in one call
+
+
+def loading_messages(project_name: str | None) -> list[str]:
+    """The lines Slack cycles through under "is searching…" (at most 10)."""
+    where = project_name or "the knowledge base"
+    return [f"Searching {where}…", "Reading the most relevant pages…", "Writing the answer…"]
+
+
+def status_text(project_name: str | None) -> str:
+    return f"is searching {project_name}…" if project_name else "is searching…"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an answer goes and who asked: what the transport choice depends on."""
+
+    team: str
+    channel: str
+    user: str
+    reply_thread: str | None  # None: a top-level DM answer
+    is_dm: bool
+
+
+class Transports:
+    """Chooses each answer's transport (`SLACK_STREAMING`) and remembers which workspaces
+    refused native streams."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._refused_until: dict[str, float] = {}
+
+    def native_wanted(self, place: Placement) -> bool:
+        """Whether the answer may stream natively, before any budget is asked."""
+        mode = self._settings.slack_streaming
+        if mode == "update" or place.reply_thread is None or self.refused(place.team):
+            return False
+        return mode == "native" or place.is_dm or self._settings.slack_native_in_channels
+
+    def refused(self, team: str) -> bool:
+        return self._refused_until.get(team, float("-inf")) > self._clock.now()
+
+    def remember_refusal(self, team: str, code: str | None) -> None:
+        log.warning(
+            "Slack refused native streaming in workspace %s (%s): answers use chat.update "
+            "there for the next hour",
+            team,
+            code,
+        )
+        self._refused_until[team] = self._clock.now() + REFUSAL_MEMORY
+
+    def stream(self, fallback: AnswerStream, calls: SlackCalls, place: Placement) -> NativeStream:
+        """The answer's stream: native when chosen at `open`, else `fallback` (not opened
+        yet), which also takes over whatever a native stream cannot finish."""
+        return NativeStream(
+            fallback,
+            calls,
+            place,
+            transports=self,
+            native=self.native_wanted(place),
+            must_have_room=self._settings.slack_streaming == "auto",
+            interval=self._settings.slack_update_interval,
+            clock=self._clock,
+        )
+
+
+class _Failed(Exception):
+    """A native call failed; `code` is Slack's error, `gone` when the message was deleted."""
+
+    def __init__(self, code: str | None, *, gone: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.gone = gone
+
+
+@dataclass
+class _Piece:
+    """One natively streamed message of the answer."""
+
+    markdown: str = ""  # the answer's text in this message
+    ts: str | None = None
+    sent: str = ""  # the (neutralised) text Slack holds
+    covered: int = 0  # how much of `markdown` `sent` covers
+    stopped: bool = False  # its stream has ended (a later piece continues the answer)
+
+
+class NativeStream:
+    """The answer's stream, as bot/answer.py uses it (`open`, `append`, `placed`, `close`,
+    `text`, `existing_ts`, `on_progress`, like AnswerStream), plus `user_stopped`."""
+
+    def __init__(
+        self,
+        fallback: AnswerStream,
+        calls: SlackCalls,
+        place: Placement,
+        *,
+        transports: Transports,
+        native: bool,
+        must_have_room: bool,
+        interval: float,
+        clock: Clock,
+        limit: int = MESSAGE_LIMIT,
+    ) -> None:
+        self._fallback = fallback
+        self._calls = calls
+        self._place = place
+        self._transports = transports
+        self._native = native
+        self._must_have_room = must_have_room
+        self._interval = interval
+        self._clock = clock
+        self._limit = limit
+        self._delegate: AnswerStream | None = None  # carries the answer (from some piece on)
+        self._pieces = [_Piece()]
+        self._handed_over = 0  # pieces before this one stay native; the rest the delegate's
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._placed = asyncio.Event()
+        self._ending: Ending | None = None
+        self._writer: asyncio.Task[StreamResult] | None = None
+        self._result = StreamResult()
+        self._status: EditTicket | None = None
+        self._status_wanted: tuple[str, list[str]] | None = None
+        self._start_counted = False
+        self._stop_counted = False
+        #: Set when the user pressed Stop on the stream: stop reading the answer.
+        self.user_stopped = asyncio.Event()
+        self.on_progress: Callable[[str | None, str], None] | None = None
+
+    # -- what answer.py uses ---------------------------------------------------------------
+
+    @property
+    def existing_ts(self) -> str | None:
+        return self._fallback.existing_ts
+
+    @existing_ts.setter
+    def existing_ts(self, ts: str | None) -> None:
+        self._fallback.existing_ts = ts
+
+    @property
+    def text(self) -> str:
+        native = "".join(p.markdown for p in self._pieces[: self._handed_over])
+        if self._delegate is not None:
+            return native + self._delegate.text
+        return "".join(p.markdown for p in self._pieces)
+
+    def show_status(self, status: str, loading: list[str]) -> None:
+        """Slack's status line to show under the thread until the answer's first message
+        appears (the message clears it), where no placeholder is posted meanwhile: before a
+        native stream's first words, and while an answer is delivered whole. Where the
+        update transport posts a placeholder at once, the placeholder says it all."""
+        self._status_wanted = (status, loading)
+
+    def _offer_status(self) -> None:
+        if self._status_wanted is None or self._place.reply_thread is None:
+            return
+        status, loading = self._status_wanted
+        self._status = self._calls.offer_status(
+            self._place.channel, self._place.reply_thread, status, loading
+        )
+
+    async def open(self, placeholder: str) -> str | None:
+        """Decide the transport and start it. Native: nothing is posted until the first
+        words (the status line is what people see meanwhile); returns None."""
+        scheduler = self._calls.scheduler
+        native = self._native and self.existing_ts is None
+        if native and self._must_have_room:
+            native = await scheduler.stream_room()
+        if not native:
+            return await self._open_fallback(placeholder)
+        scheduler.starts_expected += 1
+        scheduler.stops_expected += 1
+        self._start_counted = self._stop_counted = True
+        self._offer_status()
+        self._writer = asyncio.create_task(
+            self._write(), name=f"native-{self._place.channel}-{self._place.reply_thread}"
+        )
+        return None
+
+    def append(self, chunk: str) -> None:
+        if self.user_stopped.is_set():
+            return  # text the user asked not to see
+        if self._delegate is not None:
+            self._delegate.append(chunk)
+            return
+        if self._ending is not None or not chunk:
+            return
+        self._pieces[-1].markdown += chunk
+        self._wake.set()
+        self._report()
+
+    def finish(self, ending: Ending) -> None:
+        if self._ending is None:
+            self._ending = ending
+        self._closed.set()
+        self._wake.set()
+        if self._delegate is not None and self._writer is None:
+            self._delegate.finish(ending)
+
+    async def placed(self) -> None:
+        """Wait until every message of the answer exists (only its end may be to come)."""
+        if self._writer is None:
+            if self._delegate is not None:
+                await self._delegate.placed()
+            return
+        placed = asyncio.ensure_future(self._placed.wait())
+        try:
+            await asyncio.wait({placed, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            placed.cancel()
+
+    async def close(self, ending: Ending) -> StreamResult:
+        """Finish: the complete text and `ending` land. Waits for Slack."""
+        self.finish(ending)
+        if self._writer is not None:
+            return await self._writer
+        if self._delegate is None:  # never opened (shutdown came first)
+            self._adopt_fallback()
+        assert self._delegate is not None
+        try:
+            return await self._delegate.close(ending)
+        finally:
+            await self._drop_status()
+
+    async def unless_stopped(self, answer: Awaitable[Ending]) -> Ending:
+        """Run `answer` (reading CustomGPT's answer into this stream) unless the user presses
+        Stop first; then it is cancelled at once and the answer ends with a note."""
+        reading = asyncio.ensure_future(answer)
+        stopped = asyncio.ensure_future(self.user_stopped.wait())
+        try:
+            await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            raise
+        finally:
+            stopped.cancel()
+        if reading.done():
+            return reading.result()
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        log.info("the user stopped an answer in %s", self._place.channel)
+        return Ending(notice=messages.STOPPED_BY_USER)
+
+    # -- the update transport --------------------------------------------------------------
+
+    async def _open_fallback(self, placeholder: str) -> str | None:
+        ts = await self._adopt_fallback().open(placeholder)
+        if ts is None:
+            self._offer_status()  # delivered whole: the status is all people see meanwhile
+        return ts
+
+    def _adopt_fallback(self) -> AnswerStream:
+        delegate = self._delegate = self._fallback
+        delegate.on_progress = self.on_progress
+        return delegate
+
+    async def _drop_status(self) -> bool:
+        """Withdraw the status offer; True when it was shown (a reply will clear it)."""
+        ticket, self._status = self._status, None
+        return ticket is not None and await ticket.withdraw()
+
+    # -- the native writer -----------------------------------------------------------------
+
+    async def _write(self) -> StreamResult:
+        try:
+            try:
+                await self._stream_all()
+            except _Failed as failure:
+                return await self._hand_over(failure)
+            return self._result
+        finally:
+            self._settle_counts()
+            self._placed.set()
+            await self._drop_status()
+
+    async def _stream_all(self) -> None:
+        next_at = float("-inf")
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closed.is_set():
+                break
+            remaining = next_at - self._clock.now()
+            if remaining > 0:
+                await self._throttle(remaining)
+                if self._closed.is_set():
+                    break
+            if await self._push(final=False):
+                next_at = self._clock.now() + self._interval
+        await self._push(final=True)
+        last = self._pieces[-1]
+        if last.ts is None:
+            raise _Failed(None)  # no text at all: the ending is a reply of its own
+        self._placed.set()
+        try:
+            await self._calls.stop_stream(
+                self._place.channel, last.ts, self._ending_blocks(self._ending or Ending())
+            )
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            raise _failure(error) from error
+        self._result.edits += 1
+
+    async def _push(self, *, final: bool) -> bool:
+        """Send what Slack does not have yet: finish each piece that is full (stopping its
+        stream, starting the next one), then the newest text. True when anything was sent."""
+        self._reflow()
+        sent = False
+        for index, piece in enumerate(self._pieces):
+            sealed = index < len(self._pieces) - 1
+            sent = await self._send(piece, final=final or sealed) or sent
+            if sealed and piece.ts is not None and not piece.stopped:
+                try:
+                    await self._calls.stop_stream(self._place.channel, piece.ts)
+                except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+                    raise _failure(error) from error
+                piece.stopped = True
+                self._result.edits += 1
+        return sent
+
+    async def _send(self, piece: _Piece, *, final: bool) -> bool:
+        safe, covered = slack_format.safe_markdown(piece.markdown, final=final)
+        delta = safe[len(piece.sent) :]
+        if not delta:
+            return False
+        chunks = [delta[i : i + APPEND_LIMIT] for i in range(0, len(delta), APPEND_LIMIT)]
+        try:
+            if piece.ts is None:
+                first = chunks.pop(0)
+                await self._drop_status()  # the reply clears a status already shown
+                piece.ts = await self._calls.start_stream(
+                    self._place.channel,
+                    str(self._place.reply_thread),
+                    first,
+                    recipient_team=self._place.team,
+                    recipient_user=self._place.user,
+                )
+                self._started()
+                piece.sent += first
+                self._result.message_ts.append(piece.ts)
+                self._result.edits += 1
+                self._report()
+            for chunk in chunks:
+                await self._calls.append_stream(self._place.channel, piece.ts, chunk)
+                piece.sent += chunk
+                self._result.edits += 1
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            raise _failure(error) from error
+        piece.covered = covered
+        return True
+
+    def _reflow(self) -> None:
+        """Continue the answer in a new message when this one is full, at the clean
+        boundary the update transport would choose, never before text already sent."""
+        while True:
+            last = self._pieces[-1]
+            head, tail = slack_format.split_for_slack(last.markdown, self._limit, last.covered)
+            if not tail or not head or len(head) < last.covered:
+                return
+            last.markdown = head
+            self._pieces.append(_Piece(markdown=tail))
+
+    async def _throttle(self, seconds: float) -> None:
+        pause = asyncio.ensure_future(self._clock.sleep(seconds))
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({pause, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (pause, closing):
+                waiter.cancel()
+            await asyncio.gather(pause, closing, return_exceptions=True)
+
+    def _ending_blocks(self, ending: Ending) -> list[dict[str, Any]]:
+        blocks = [slack_format.sources_block(ending.sources)]
+        if ending.feedback_value is not None:
+            blocks.append(slack_format.feedback_block(ending.feedback_value))
+        if ending.notice:
+            notice = {"type": "mrkdwn", "text": ending.notice}
+            blocks.append({"type": "context", "elements": [notice]})
+        return [block for block in blocks if block is not None]
+
+    # -- when native streaming fails -------------------------------------------------------
+
+    async def _hand_over(self, failure: _Failed) -> StreamResult:
+        """The update transport finishes the answer from the piece Slack would not take on:
+        that message is finished with chat.update from its full text (or, refused before it
+        existed, the answer starts over by chat.update), and nothing received is lost."""
+        index = next((i for i, p in enumerate(self._pieces) if not p.stopped), 0)
+        piece = self._pieces[index]
+        if failure.code == STOPPED:
+            # The user pressed Stop: the text they saw stays, the rest is not wanted.
+            self.user_stopped.set()
+            piece.markdown = piece.markdown[: piece.covered]
+            del self._pieces[index + 1 :]
+        elif piece.ts is None and index == 0 and failure.code in REFUSALS:
+            self._transports.remember_refusal(self._place.team, failure.code)
+        elif piece.ts is not None and failure.code != EXPIRED and not failure.gone:
+            await self._stop_quietly(piece)
+        if failure.code is not None:
+            log.info(
+                "native stream in %s handed to chat.update (%s)", self._place.channel, failure.code
+            )
+        self._settle_counts()
+        delegate = self._adopt_fallback()
+        delegate.existing_ts = None if failure.gone else piece.ts
+        self._handed_over = index
+        delegate.append("".join(p.markdown for p in self._pieces[index:]))
+        if failure.code == STOPPED:
+            await self._closed.wait()
+        if not self._closed.is_set():
+            # Carry on by chat.update; the first edit shows the message as it was.
+            shown = self._typing(piece.markdown) or self._typing(piece.markdown[: piece.covered])
+            await delegate.open(shown or messages.THINKING)
+        await self._closed.wait()
+        ending = self._ending or Ending()
+        if failure.code == STOPPED:
+            ending = Ending(notice=messages.STOPPED_BY_USER)
+        result = await delegate.close(ending)
+        kept = [ts for ts in self._result.message_ts if ts not in result.message_ts]
+        edits = self._result.edits + result.edits
+        return StreamResult(kept + result.message_ts, edits, result.complete)
+
+    async def _stop_quietly(self, piece: _Piece) -> None:
+        """End a stream that failed otherwise, so chat.update may finish its message."""
+        try:
+            await self._calls.stop_stream(self._place.channel, str(piece.ts))
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            log.info("could not stop a failed native stream: %s", error)
+
+    def _typing(self, markdown: str) -> str | None:
+        """The message as it showed while streaming, for the takeover's first edit (so the
+        message does not flash back to a placeholder); None when it would not fit."""
+        text = f"{slack_format.to_mrkdwn_partial(markdown)} {slack_format.TYPING_MARKER}"
+        return text if markdown.strip() and len(text) <= self._limit else None
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _started(self) -> None:
+        if self._start_counted:
+            self._start_counted = False
+            self._calls.scheduler.starts_expected -= 1
+
+    def _settle_counts(self) -> None:
+        self._started()
+        if self._stop_counted:
+            self._stop_counted = False
+            self._calls.scheduler.stops_expected -= 1
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        posted = [i for i, p in enumerate(self._pieces) if p.ts is not None]
+        first = posted[-1] if posted else 0
+        tail = "".join(p.markdown for p in self._pieces[first:])
+        self.on_progress(self._pieces[first].ts, tail)
+
+
+def _failure(error: Exception) -> _Failed:
+    if isinstance(error, MessageGone):
+        return _Failed("message_not_found", gone=True)
+    if isinstance(error, MessageTooLong):
+        return _Failed("msg_too_long")
+    code = getattr(error, "code", None)
+    return _Failed(code if isinstance(code, str) else None)

@@ -1,0 +1,187 @@
+"""Native streaming (chat.startStream / appendStream / stopStream) against the fake Slack:
+the answer arrives as deltas, in order, and whatever Slack refuses, expires or the user stops,
+no text the user should see is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot import messages
+from bot.slack_format import safe_markdown
+from tests.driver import RunningBot, next_ts
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+from tests.views import final_text
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+
+
+async def ask_in_dm_thread(bot: RunningBot, text: str) -> str:
+    """A question in a DM thread (where `auto` streams natively); returns the thread."""
+    thread = next_ts()
+    await bot.message(text, channel="D1", channel_type="im", thread_ts=thread)
+    return thread
+
+
+def streamed_text(slack: FakeSlack, ts: str) -> list[str]:
+    """The `markdown_text` of every accepted stream call for one message, in order."""
+    texts = []
+    for call in slack.calls:
+        if call.method not in STREAM_METHODS or not call.ok:
+            continue
+        if call.method != "chat.startStream" and call.params.get("ts") != ts:
+            continue
+        if call.method == "chat.startStream" and call.params.get("thread_ts") is None:
+            continue
+        texts.append(str(call.params.get("markdown_text") or ""))
+    return texts
+
+
+async def test_a_dm_thread_answer_streams_natively_in_deltas_that_add_up_to_the_answer(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    chunks = ["Refunds take ", "5 days. Ask <!here> ", "or <@U999>", " for help."]
+    held = customgpt.queue_answer(chunks, message_id=7, hold_after=1)
+    thread = await ask_in_dm_thread(bot, "How long do refunds take?")
+    await slack.wait_for(lambda: len(slack.streams()) == 1)
+    held.release.set()
+    await bot.idle()
+
+    (message,) = slack.streams()
+    assert message.thread_ts == thread and message.recipient == (bot.team, "U1")
+    assert not message.streaming
+    expected, _ = safe_markdown("".join(chunks), final=True)
+    assert message.text == expected
+    # Deltas only: the calls carry the answer exactly once, in order.
+    sent = streamed_text(slack, message.ts)
+    assert "".join(sent) == expected and len(sent) >= 2 and all(sent[:-1])
+    assert "<!here>" not in message.text and "<@U999>" not in message.text
+    stop = slack.calls_to("chat.stopStream")[-1]
+    assert [b["type"] for b in stop.params["blocks"]] == ["actions"]  # the feedback buttons
+    # Nothing else was posted or edited: the stream is the whole reply.
+    assert not slack.calls_to("chat.postMessage") and not slack.calls_to("chat.update")
+
+
+async def test_the_status_line_shows_while_searching_and_the_first_words_clear_it(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    held = customgpt.queue_answer(["Hello."], hold_after=0)
+    thread = await ask_in_dm_thread(bot, "Hi?")
+    await held.reached_hold.wait()
+    await slack.wait_for(lambda: bool(slack.statuses.get(("D1", thread))))
+    assert slack.statuses[("D1", thread)] == "is searching Acme Docs…"
+    (set_call,) = slack.calls_to("assistant.threads.setStatus")
+    assert "Searching Acme Docs…" in set_call.params["loading_messages"]
+    held.release.set()
+    await bot.idle()
+    assert slack.statuses[("D1", thread)] == ""  # cleared by the reply
+    assert [m.text for m in slack.streams()] == ["Hello."]
+
+
+async def test_refused_stream_methods_fall_back_to_chat_update_and_are_not_tried_again(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    slack.refuse_method("chat.startStream", "missing_scope")
+    customgpt.queue_answer(["First ", "answer."])
+    customgpt.queue_answer(["Second answer."])
+    first = await ask_in_dm_thread(bot, "One?")
+    await bot.idle()
+    second = await ask_in_dm_thread(bot, "Two?")
+    await bot.idle()
+
+    assert [final_text(m) for m in slack.thread("D1", first)] == ["First answer."]
+    assert [final_text(m) for m in slack.thread("D1", second)] == ["Second answer."]
+    assert len(slack.calls_to("chat.startStream")) == 1  # remembered for the workspace
+
+
+async def test_a_stream_that_expires_mid_answer_is_finished_by_chat_update_with_every_word(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    chunks = ["The first part. ", "The second part. ", "The end."]
+    held = customgpt.queue_answer(chunks, hold_after=1)
+    thread = await ask_in_dm_thread(bot, "Long one?")
+    await slack.wait_for(lambda: len(slack.streams()) == 1)
+    (message,) = slack.streams()
+    slack.expire_stream("D1", message.ts)
+    held.release.set()
+    await bot.idle()
+
+    replies = slack.thread("D1", thread)
+    assert "".join(final_text(m) for m in replies) == "".join(chunks)
+    assert replies[0] is message  # the expired message itself carries the text on
+    assert any(c.error == "message_not_in_streaming_state" for c in slack.calls)
+    assert slack.calls_to("chat.update")
+
+
+async def test_stop_pressed_by_the_user_ends_the_answer_at_once_with_a_note(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    held = customgpt.queue_answer(["Shown. ", "Not wanted. ", "Never read."], hold_after=1)
+    thread = await ask_in_dm_thread(bot, "Stop me?")
+    await slack.wait_for(lambda: len(slack.streams()) == 1)
+    (message,) = slack.streams()
+    await slack.wait_for(lambda: message.text == "Shown. ")
+    slack.stop_by_user("D1", message.ts)
+    held.release.set()
+    await bot.idle()
+
+    (reply,) = slack.thread("D1", thread)
+    assert reply is message
+    assert "Shown." in final_text(reply) and "Not wanted" not in final_text(reply)
+    assert messages.STOPPED_BY_USER in reply.text
+    assert any(c.error == "stopped_by_user" for c in slack.calls)
+
+
+async def test_channel_threads_and_top_level_dms_keep_the_update_transport(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    customgpt.queue_answer(["In a channel."])
+    customgpt.queue_answer(["At the top of a DM."])
+    await bot.mention("Where?", channel="C1")
+    await bot.idle()
+    await bot.message("And here?", channel="D2", channel_type="im")
+    await bot.idle()
+    assert not slack.calls_to("chat.startStream")
+    texts = sorted(final_text(m) for m in slack.messages)
+    assert texts == ["At the top of a DM.", "In a channel."]
+
+
+async def test_native_in_channels_streams_channel_threads_to_the_asker(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(slack_native_in_channels=True)
+    customgpt.queue_answer(["Only you see this grow."])
+    asked = await bot.mention("Where?", channel="C1", user="U7")
+    await bot.idle()
+    (message,) = slack.streams()
+    assert message.thread_ts == asked and message.recipient == (bot.team, "U7")
+    assert message.text == "Only you see this grow."
+
+
+async def test_update_mode_never_streams_natively(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(slack_streaming="update")
+    customgpt.queue_answer(["By edits."])
+    thread = await ask_in_dm_thread(bot, "How?")
+    await bot.idle()
+    assert not slack.calls_to("chat.startStream")
+    assert [final_text(m) for m in slack.thread("D1", thread)] == ["By edits."]
+
+
+@given(st.text(alphabet="<>!@[]()hereUchanel x", max_size=40), st.data())
+def test_safe_markdown_of_a_growing_text_only_ever_grows(text: str, data: st.DataObject) -> None:
+    """Whatever the cuts, the safe text sent so far is a prefix of the safe text of the whole
+    answer, and nothing in it can be read as a mention."""
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=5)))
+    whole, covered = safe_markdown(text, final=True)
+    assert covered == len(text)
+    for cut in cuts:
+        prefix, used = safe_markdown(text[:cut], final=False)
+        assert whole.startswith(prefix) and used <= cut
+    for mention in ("<!", "<@", "](!", "](@"):
+        assert mention not in whole
