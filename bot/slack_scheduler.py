@@ -274,7 +274,12 @@ class WorkspaceScheduler:
     def _expire(self, lane: _Lane, now: float) -> None:
         for call in [c for c in lane.queue if c.deadline <= now]:
             lane.queue.remove(call)
-            if not call.done.done():
+            if call.done.done():
+                continue
+            if call.priority == PARTIAL:
+                # Not shown, not refused: the deadline is for calls that must land.
+                call.done.set_result(None)
+            else:
                 call.done.set_exception(
                     DeliveryFailed(f"{call.method}: not delivered before the deadline")
                 )
