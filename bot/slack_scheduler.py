@@ -259,7 +259,7 @@ class WorkspaceScheduler:
             if wait > 0:
                 await self._pause(lane, wait)
                 continue
-            if call not in lane.queue:
+            if call not in lane.queue or call.done.cancelled():
                 continue  # withdrawn while the bucket was asked (its token is lost: rare)
             lane.queue.remove(call)
             call.in_flight = True
@@ -272,7 +272,9 @@ class WorkspaceScheduler:
         lane.task = None
 
     def _expire(self, lane: _Lane, now: float) -> None:
-        for call in [c for c in lane.queue if c.deadline <= now]:
+        """Drop the calls whose caller stopped waiting (cancelled: nobody would learn what
+        became of them) and those past the delivery deadline."""
+        for call in [c for c in lane.queue if c.deadline <= now or c.done.cancelled()]:
             lane.queue.remove(call)
             if call.done.done():
                 continue

@@ -3,12 +3,18 @@ network, a hostile user or an unlucky scheduling would."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from tests.clocks import FastClock
+from bot.rate_buckets import MemoryBuckets, Rate
+from bot.slack_calls import POST_PER_WORKSPACE, REACTIONS, Content, SlackCalls, sender
+from bot.slack_scheduler import Limits, WorkspaceScheduler
+from tests.clocks import FastClock, ManualClock
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import Bucket, FakeSlack, SlackLimits
@@ -56,3 +62,46 @@ async def clock_passes(clock: FastClock, seconds: float) -> None:
     start = clock.now()
     while clock.now() - start < seconds:
         await clock.sleep(1.0)
+
+
+async def test_a_post_whose_caller_stopped_waiting_is_never_sent(
+    slack: FakeSlack, team: str
+) -> None:
+    # One post a minute in the channel; the second post's caller is cancelled (shutdown's
+    # grace ran out) while the post waits for its turn.
+    clock = ManualClock()
+    limits = Limits(
+        update=Rate(50, 20),
+        post_per_channel=Rate(1, 1),
+        post_per_workspace=POST_PER_WORKSPACE,
+        reactions=REACTIONS,
+        delivery_deadline=900,
+    )
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token="xoxb-t", base_url=slack.api_url, session=session)
+        scheduler = WorkspaceScheduler(team, sender(client), MemoryBuckets(), limits, clock)
+        calls = SlackCalls(scheduler, clock)
+        try:
+            await calls.post("C1", None, Content("one"))
+            given_up = asyncio.ensure_future(calls.post("C1", None, Content("two")))
+            await clock.wait_for_sleepers(1)  # the lane waits for the channel's next token
+            given_up.cancel()
+            third = asyncio.ensure_future(calls.post("C1", None, Content("three")))
+            await advance_until(clock, third, step=60)
+        finally:
+            await scheduler.close()
+
+    # Before: "two" was posted anyway, a reply nobody would ever finish or account for.
+    assert [m.text for m in slack.messages] == ["one", "three"]
+
+
+async def advance_until(clock: ManualClock, work: asyncio.Future[object], step: float) -> None:
+    """Move time on by `step` whenever the bot waits on the clock, until `work` is done."""
+    while not work.done():
+        parked = asyncio.ensure_future(clock.wait_for_sleepers(1))
+        await asyncio.wait({work, parked}, return_when=asyncio.FIRST_COMPLETED)
+        if parked.done():
+            clock.advance(step)
+        else:
+            parked.cancel()
+    await work
