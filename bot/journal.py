@@ -111,22 +111,40 @@ class Journal:
     async def run(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
         """Flush and heartbeat every second; every RECOVER_EVERY seconds finish the replies
         of processes that died (in the token's team, and any team this process answered).
-        Real time: nothing waits on this housekeeping."""
+        Real time: nothing waits on this housekeeping. Recovery runs beside the heartbeat:
+        finishing a reply can wait long for Slack, and a heartbeat that waited with it would
+        let other replicas take this living process for dead."""
         since_recovery = RECOVER_EVERY
-        while True:
-            try:
-                await self.flush()
-                if since_recovery >= RECOVER_EVERY:
+        recovering: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    await self.flush()
+                except StoreUnavailable as error:
+                    log.warning("store unreachable (%s): answers in flight not journaled", error)
+                if since_recovery >= RECOVER_EVERY and (recovering is None or recovering.done()):
                     since_recovery = 0.0
-                    team = await token_team()
-                    if team is not None:
-                        self._teams.add(team)
-                    for team in list(self._teams):
-                        await self.recover(team)
-            except StoreUnavailable as error:
-                log.warning("store unreachable (%s): answers in flight not journaled", error)
-            await asyncio.sleep(FLUSH_EVERY)
-            since_recovery += FLUSH_EVERY
+                    recovering = asyncio.create_task(
+                        self._recover_all(token_team), name="recovery of replies left behind"
+                    )
+                await asyncio.sleep(FLUSH_EVERY)
+                since_recovery += FLUSH_EVERY
+        finally:
+            if recovering is not None:
+                recovering.cancel()
+                await asyncio.gather(recovering, return_exceptions=True)
+
+    async def _recover_all(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
+        try:
+            team = await token_team()
+            if team is not None:
+                self._teams.add(team)
+            for team in list(self._teams):
+                await self.recover(team)
+        except StoreUnavailable as error:
+            log.warning("store unreachable (%s): replies left behind wait", error)
+        except Exception:  # logged here, or lost with the task; the next round tries again
+            log.exception("finishing replies left behind failed")
 
     async def recover(self, team: str) -> int:
         """Finish the replies whose process died; how many were finished."""

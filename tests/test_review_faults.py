@@ -4,13 +4,16 @@ network, a hostile user or an unlucky scheduling would."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
+from bot import keys, messages
+from bot.journal import Entry
 from bot.rate_buckets import MemoryBuckets, Rate
 from bot.slack_calls import POST_PER_WORKSPACE, REACTIONS, Content, SlackCalls, sender
 from bot.slack_scheduler import Limits, WorkspaceScheduler
@@ -18,6 +21,7 @@ from tests.clocks import FastClock, ManualClock
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import Bucket, FakeSlack, SlackLimits
+from tests.polling import until
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -105,3 +109,35 @@ async def advance_until(clock: ManualClock, work: asyncio.Future[object], step: 
         else:
             parked.cancel()
     await work
+
+
+async def test_finishing_a_dead_process_reply_does_not_stop_this_process_journaling_its_own(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    customgpt: FakeCustomGPT,
+    redis_client: redis.Redis,
+    team: str,
+) -> None:
+    # A process that stopped left a question without a reply; finishing it meets Slack's
+    # rate limit in that channel and waits (on the bot's clock, which the test holds).
+    left = Entry(team, "C9", "1700000000.000100", "1700000000.000100", owner="stopped")
+    await redis_client.set(keys.inflight(team, "C9", left.question_ts), json.dumps(left.__dict__))
+    await redis_client.sadd(keys.inflight_index(team), left.member)
+    slack.rate_limit("chat.postMessage", times=1, retry_after=30)
+    bot = await start_bot(clock=ManualClock())
+    await slack.wait_for(lambda: slack.count_429("chat.postMessage") == 1)
+
+    held = customgpt.queue_answer(["Half an answer", " and the rest"], hold_after=1)
+    ts = await bot.mention("q", channel="C1")
+    await held.reached_hold.wait()
+
+    # Before: the journal's one loop waited for that reply, so this answer's text (and the
+    # process's heartbeat) stopped being written: another replica would soon take this
+    # living process for dead and finish its answers under it.
+    await until(lambda: _has_text(redis_client, keys.inflight(team, "C1", ts), "Half an answer"))
+    held.release.set()
+
+
+async def _has_text(client: redis.Redis, key: str, text: str) -> bool:
+    raw = await client.get(key)
+    return raw is not None and text in raw
