@@ -172,9 +172,11 @@ class Journal:
 
     async def _finish(self, entry: Entry) -> None:
         """The reply shows the text it had and says the bot restarted; a question that had
-        no reply yet gets the notice as its reply."""
+        no reply yet gets the notice as its reply. The hourglass the process may have put
+        on the question comes off (none there costs one refused call)."""
+        calls = self._slack.for_team(entry.team)
         stream = AnswerStream(
-            self._slack.for_team(entry.team),
+            calls,
             entry.channel,
             entry.thread_ts,
             interval=self._interval,
@@ -186,6 +188,7 @@ class Journal:
             await stream.close(Ending(notice=messages.SHUTTING_DOWN))
         except SlackUnavailable as error:
             log.warning("could not finish a reply left behind: %s", error)
+        await calls.remove_reaction(entry.channel, entry.question_ts)
 
     async def _write(self, entry: Entry) -> None:
         key = keys.inflight(entry.team, entry.channel, entry.question_ts)

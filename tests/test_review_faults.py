@@ -141,3 +141,28 @@ async def test_finishing_a_dead_process_reply_does_not_stop_this_process_journal
 async def _has_text(client: redis.Redis, key: str, text: str) -> bool:
     raw = await client.get(key)
     return raw is not None and text in raw
+
+
+async def test_a_reply_finished_for_a_dead_process_takes_its_hourglass_off_the_question(
+    start_bot: StartBot, slack: FakeSlack, redis_client: redis.Redis, team: str
+) -> None:
+    # A process answering whole (the edit budget was overloaded) had put the hourglass on
+    # the question and journaled the text so far, then died before posting anything.
+    question = "1700000000.000200"
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token="xoxb-t", base_url=slack.api_url, session=session)
+        await client.reactions_add(channel="C1", timestamp=question, name="hourglass_flowing_sand")
+    left = Entry(team, "C1", question, question, owner="killed", markdown="Half an answer")
+    entry_key = keys.inflight(team, "C1", question)
+    await redis_client.set(entry_key, json.dumps(left.__dict__))
+    await redis_client.sadd(keys.inflight_index(team), left.member)
+
+    await start_bot()
+
+    async def forgotten() -> bool:
+        return not await redis_client.exists(entry_key)
+
+    await until(forgotten)
+    (reply,) = slack.thread("C1", question)
+    assert final_text(reply).startswith("Half an answer") and "restarted" in reply.text
+    assert slack.reactions_on("C1", question) == []  # before: the hourglass stayed forever
