@@ -166,3 +166,16 @@ async def test_a_reply_finished_for_a_dead_process_takes_its_hourglass_off_the_q
     (reply,) = slack.thread("C1", question)
     assert final_text(reply).startswith("Half an answer") and "restarted" in reply.text
     assert slack.reactions_on("C1", question) == []  # before: the hourglass stayed forever
+
+
+async def test_the_scheduler_forgets_the_lanes_of_channels_once_they_are_idle(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT, team: str
+) -> None:
+    for n in range(30):
+        await bot.mention(f"question {n}", channel=f"C{n}")
+    await bot.idle()
+
+    assert len(slack.messages) == 30
+    # Before: one lane (a queue, an event, a task slot) kept per channel ever posted in.
+    lanes = bot.runtime.slack_writes.for_team(team).scheduler._lanes
+    assert not any(name.startswith("post:") for name in lanes), sorted(lanes)
