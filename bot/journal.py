@@ -111,22 +111,40 @@ class Journal:
     async def run(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
         """Flush and heartbeat every second; every RECOVER_EVERY seconds finish the replies
         of processes that died (in the token's team, and any team this process answered).
-        Real time: nothing waits on this housekeeping."""
+        Real time: nothing waits on this housekeeping. Recovery runs beside the heartbeat:
+        finishing a reply can wait long for Slack, and a heartbeat that waited with it would
+        let other replicas take this living process for dead."""
         since_recovery = RECOVER_EVERY
-        while True:
-            try:
-                await self.flush()
-                if since_recovery >= RECOVER_EVERY:
+        recovering: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    await self.flush()
+                except StoreUnavailable as error:
+                    log.warning("store unreachable (%s): answers in flight not journaled", error)
+                if since_recovery >= RECOVER_EVERY and (recovering is None or recovering.done()):
                     since_recovery = 0.0
-                    team = await token_team()
-                    if team is not None:
-                        self._teams.add(team)
-                    for team in list(self._teams):
-                        await self.recover(team)
-            except StoreUnavailable as error:
-                log.warning("store unreachable (%s): answers in flight not journaled", error)
-            await asyncio.sleep(FLUSH_EVERY)
-            since_recovery += FLUSH_EVERY
+                    recovering = asyncio.create_task(
+                        self._recover_all(token_team), name="recovery of replies left behind"
+                    )
+                await asyncio.sleep(FLUSH_EVERY)
+                since_recovery += FLUSH_EVERY
+        finally:
+            if recovering is not None:
+                recovering.cancel()
+                await asyncio.gather(recovering, return_exceptions=True)
+
+    async def _recover_all(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
+        try:
+            team = await token_team()
+            if team is not None:
+                self._teams.add(team)
+            for team in list(self._teams):
+                await self.recover(team)
+        except StoreUnavailable as error:
+            log.warning("store unreachable (%s): replies left behind wait", error)
+        except Exception:  # logged here, or lost with the task; the next round tries again
+            log.exception("finishing replies left behind failed")
 
     async def recover(self, team: str) -> int:
         """Finish the replies whose process died; how many were finished."""
@@ -154,9 +172,11 @@ class Journal:
 
     async def _finish(self, entry: Entry) -> None:
         """The reply shows the text it had and says the bot restarted; a question that had
-        no reply yet gets the notice as its reply."""
+        no reply yet gets the notice as its reply. The hourglass the process may have put
+        on the question comes off (none there costs one refused call)."""
+        calls = self._slack.for_team(entry.team)
         stream = AnswerStream(
-            self._slack.for_team(entry.team),
+            calls,
             entry.channel,
             entry.thread_ts,
             interval=self._interval,
@@ -168,6 +188,7 @@ class Journal:
             await stream.close(Ending(notice=messages.SHUTTING_DOWN))
         except SlackUnavailable as error:
             log.warning("could not finish a reply left behind: %s", error)
+        await calls.remove_reaction(entry.channel, entry.question_ts)
 
     async def _write(self, entry: Entry) -> None:
         key = keys.inflight(entry.team, entry.channel, entry.question_ts)

@@ -111,6 +111,7 @@ class _Lane:
     queue: list[_Call] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    sending: int = 0  # calls of this lane on their way to Slack
 
     def next_ready(self, now: float) -> _Call | None:
         ready = [c for c in self.queue if c.not_before <= now]
@@ -308,10 +309,11 @@ class WorkspaceScheduler:
             if wait > 0:
                 await self._pause(lane, wait)
                 continue
-            if call not in lane.queue:
+            if call not in lane.queue or call.done.cancelled():
                 continue  # withdrawn while the bucket was asked (its token is lost: rare)
             lane.queue.remove(call)
             call.in_flight = True
+            lane.sending += 1
             task = asyncio.create_task(self._deliver(lane, call), name=f"slack-{call.method}")
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -319,11 +321,21 @@ class WorkspaceScheduler:
             # the next call goes; a call that hangs frees the lane after a moment.
             await asyncio.wait({task}, timeout=IN_FLIGHT_PATIENCE)
         lane.task = None
+        if lane.sending == 0 and self._lanes.get(lane.name) is lane:
+            # Idle: forgotten, or a lane for every channel ever posted in would stay.
+            del self._lanes[lane.name]
 
     def _expire(self, lane: _Lane, now: float) -> None:
-        for call in [c for c in lane.queue if c.deadline <= now]:
+        """Drop the calls whose caller stopped waiting (cancelled: nobody would learn what
+        became of them) and those past the delivery deadline."""
+        for call in [c for c in lane.queue if c.deadline <= now or c.done.cancelled()]:
             lane.queue.remove(call)
-            if not call.done.done():
+            if call.done.done():
+                continue
+            if call.priority == PARTIAL:
+                # Not shown, not refused: the deadline is for calls that must land.
+                call.done.set_result(None)
+            else:
                 call.done.set_exception(
                     DeliveryFailed(f"{call.method}: not delivered before the deadline")
                 )
@@ -368,6 +380,7 @@ class WorkspaceScheduler:
                 call.done.set_result(result)
         finally:
             call.in_flight = False
+            lane.sending -= 1
             self._kick(lane)
 
     def _retry(self, lane: _Lane, call: _Call, delay: float) -> None:
