@@ -343,9 +343,13 @@ class Answerer:
     async def _within_grace(self, delivery: asyncio.Future[StreamResult]) -> bool:
         """Shutdown: the final text may take a moment to land, never longer than the grace.
         True when it landed; else the journal keeps the reply for the next process."""
-        await asyncio.wait({delivery}, timeout=self._settings.shutdown_grace)
-        delivery.cancel()
-        return delivery.done() and not delivery.cancelled()
+        try:
+            await asyncio.wait({delivery}, timeout=self._settings.shutdown_grace)
+        finally:
+            # Also when shutdown's own bound cancels this wait: no writer goes on unwatched.
+            landed = delivery.done() and not delivery.cancelled()
+            delivery.cancel()
+        return landed
 
     async def _fill(self, question: Question, project_id: str, stream: NativeStream) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""

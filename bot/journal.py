@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 ALIVE_TTL = 10  # seconds a process counts as alive after its last heartbeat
 FLUSH_EVERY = 1.0  # seconds between writes of changed entries (and heartbeats)
 RECOVER_EVERY = 5.0  # seconds between looks for entries whose owner died
-TAKEOVER_TTL = 120  # seconds one process has to finish an orphaned entry
+TAKEOVER_TTL = 1200  # seconds one process has to finish an orphaned entry (past the
+# delivery deadline, so a slow finish is never taken over a second time)
 ENTRY_TTL = 7 * 86400  # an entry nobody could finish is forgotten after a week
 
 

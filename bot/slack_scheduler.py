@@ -370,7 +370,7 @@ class WorkspaceScheduler:
                     "%s failed in passing (%s); retrying in %.0fs", call.method, failure, delay
                 )
                 self._retry(lane, call, delay)
-            else:
+            elif not call.done.done():
                 call.done.set_exception(DeliveryFailed(f"{call.method}: {failure}"))
         except Exception as error:  # a refusal for good, for the caller to handle
             if not call.done.done():

@@ -37,7 +37,10 @@ async def test_answers_beyond_the_admitted_number_wait_visibly_and_all_complete_
         messages.ADMISSION,
     ]
     assert sorted(customgpt.prompts()) == ["question 1", "question 2"]
+    # One place frees at a time: the question that waited longest takes it.
     first.release.set()
+    await customgpt.wait_for(lambda: len(customgpt.prompts()) == 3)
+    assert customgpt.prompts()[2] == "question 3"
     second.release.set()
     await bot.idle()
 
