@@ -159,6 +159,8 @@ class Answerer:
             progress.delivered = True
         except StoreUnavailable as error:
             log.error("store unreachable while answering: %s", error)
+            if progress.taken_at is None:
+                self._taken(progress)  # not deduplicated, yet a question the user was told about
             progress.outcome = progress.outcome or "store_unavailable"
             self._metrics.store_error("answer")
             progress.delivered = await self._tell(question, calls, messages.STORE_DOWN)

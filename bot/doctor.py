@@ -100,8 +100,13 @@ async def check_all(settings: Settings, manifest: Path = MANIFEST) -> list[Resul
         results = await _slack_token(slack, settings, manifest)
         results.append(_signing_secret(settings))
         results.append(await _timed("Socket Mode token", _app_token(slack, settings)))
-        results.append(await _timed("CustomGPT API key", _customgpt_key(customgpt)))
-        results.append(await _timed("default project", _default_project(customgpt, settings)))
+        key = await _timed("CustomGPT API key", _customgpt_key(customgpt))
+        results.append(key)
+        if key.status == "FAIL" and settings.customgpt_project_id:
+            results.append(skipped("default project", "not checked without a working key"))
+        else:
+            project = _default_project(customgpt, settings)
+            results.append(await _timed("default project", project))
     results.append(await _timed("Redis", _redis(settings)))
     return results
 
@@ -267,7 +272,7 @@ async def _redis(settings: Settings) -> Result:
         return fail(
             name,
             f"unreachable at {where} ({type(error).__name__})",
-            "check REDIS_URL and that Redis runs and accepts this host",
+            "check REDIS_URL (host, port, password) and that Redis is running",
         )
     finally:
         await client.aclose()
