@@ -1,5 +1,6 @@
 """Command line: `python -m bot` runs the app; `ask` checks keys and projects from a terminal;
-`projects create|list|status` manages knowledge bases without the CustomGPT dashboard.
+`projects create|list|status` manages knowledge bases without the CustomGPT dashboard;
+`doctor` checks every setting against the services it names.
 
 Argument parsing only; the work lives in the modules it calls.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from dotenv import find_dotenv, load_dotenv
 
-from bot import log_setup, terminal
+from bot import doctor, log_setup, terminal
 from bot.config import ConfigError, Settings
 
 
@@ -21,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the Slack app (the default)")
+    commands.add_parser(
+        "doctor", help="check tokens, keys, the default project and Redis; exit 0 if all pass"
+    )
     ask = commands.add_parser("ask", help="ask CustomGPT a question from the terminal")
     ask.add_argument("question")
     ask.add_argument("--project", help="project id (default: CUSTOMGPT_PROJECT_ID)")
@@ -53,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(need_slack=command == "run")
     except ConfigError as error:
+        if command == "doctor":
+            return doctor.report_config_error(error)
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
     log_setup.configure(
@@ -63,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_app_token or "",
             settings.customgpt_api_key,
         ],
+        settings.log_format,
     )
+    if command == "doctor":
+        return asyncio.run(doctor.run(settings))
     if command == "ask":
         return asyncio.run(
             terminal.ask(settings, args.question, args.project, stream=not args.no_stream)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 
-from bot import keys, messages
+from bot import keys, log_setup, messages
 from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
@@ -29,6 +29,7 @@ from bot.customgpt import (
     failure_log_level,
 )
 from bot.journal import Entry, Journal
+from bot.metrics import ANSWERED, Metrics, reason_for
 from bot.native_stream import (
     NativeStream,
     Placement,
@@ -108,6 +109,8 @@ class _Progress:
     replied: bool = False
     delivered: bool = False
     entry: Entry | None = None
+    taken_at: float | None = None  # when the question was taken on (claimed)
+    outcome: str | None = None  # ANSWERED, else why not (a metrics reason)
 
 
 class Answerer:
@@ -119,8 +122,10 @@ class Answerer:
         slack: SlackSchedulers,
         clock: Clock,
         journal: Journal,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._journal = journal
         self._store = store
         self._customgpt = customgpt
@@ -147,12 +152,14 @@ class Answerer:
 
         Cancelled (shutdown), the reply says the bot restarted before the task ends; so does
         a new reply when shutdown came before any reply existed."""
+        log_setup.bind(team=question.team, channel=question.channel, thread=question.reply_thread)
         calls = self._slack.for_team(question.team)
         progress = _Progress()
         try:
             if not await self.claim(question):
                 log.info("skipping a message already answered (%s)", question.event_id)
                 return
+            self._taken(progress)
             progress.entry = await self._journal.begin(
                 question.team, question.channel, question.reply_thread, question.message_ts
             )
@@ -160,8 +167,13 @@ class Answerer:
             progress.delivered = True
         except StoreUnavailable as error:
             log.error("store unreachable while answering: %s", error)
+            if progress.taken_at is None:
+                self._taken(progress)  # not deduplicated, yet a question the user was told about
+            progress.outcome = progress.outcome or "store_unavailable"
+            self._metrics.store_error("answer")
             progress.delivered = await self._tell(question, calls, messages.STORE_DOWN)
         except SlackUnavailable as error:
+            progress.outcome = progress.outcome or "slack_refused"
             progress.delivered = True  # Slack refused for good: nothing anyone can finish
             log.error(
                 "could not deliver an answer to Slack (question %s in %s): %s",
@@ -170,13 +182,26 @@ class Answerer:
                 error,
             )
         except asyncio.CancelledError:
+            progress.outcome = progress.outcome or "shutdown"
             if not progress.replied:
                 # Claimed, then stopped before any reply existed: say so, or it is lost.
                 progress.delivered = await self._tell(question, calls, messages.SHUTTING_DOWN)
             raise
         finally:
+            self._ended(progress)
             if progress.entry is not None and progress.delivered:
                 await self._journal.end(progress.entry)
+
+    def _taken(self, progress: _Progress) -> None:
+        progress.taken_at = self._clock.now()
+        self._metrics.questions_received.inc()
+        self._metrics.answers_in_flight.inc()
+
+    def _ended(self, progress: _Progress) -> None:
+        if progress.taken_at is None:
+            return
+        self._metrics.answers_in_flight.dec()
+        self._metrics.question_ended(progress.outcome or "unexpected")
 
     async def _tell(self, question: Question, calls: SlackCalls, text: str) -> bool:
         try:
@@ -188,12 +213,12 @@ class Answerer:
     async def _answer(self, question: Question, calls: SlackCalls, progress: _Progress) -> None:
         if not question.text:
             empty = messages.FILES_ONLY if question.has_files else messages.EMPTY_QUESTION
-            progress.replied = True
+            progress.replied, progress.outcome = True, "empty_question"
             await calls.post(question.channel, question.reply_thread, Content(empty))
             return
         project_id = await self.project_for(question.team, question.channel)
         if project_id is None:
-            progress.replied = True
+            progress.replied, progress.outcome = True, "no_project"
             await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
             return
         lock_key = keys.thread_lock(question.team, question.channel, question.conversation_thread)
@@ -219,6 +244,7 @@ class Answerer:
                             queued_ts = await self._post_waiting(question, calls, messages.QUEUED)
                 else:
                     assert queued_ts is not None
+                    progress.outcome = "thread_busy"
                     await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
                     return
                 progress.replied = True  # from here on the answer says itself how it ended
@@ -314,7 +340,7 @@ class Answerer:
         except Exception:
             # The last line of defence: whatever broke, the reply must not stay a placeholder.
             log.exception("answer failed unexpectedly")
-            ending = Ending(notice=messages.UNEXPECTED)
+            ending = Ending(notice=messages.UNEXPECTED, failure="unexpected")
         finally:
             if admission.done() and not admission.cancelled():
                 self._admission.release()  # CustomGPT is done with: the next answer may stream
@@ -331,6 +357,7 @@ class Answerer:
         except asyncio.CancelledError:
             progress.delivered = await self._within_grace(delivery)
             raise
+        self._delivered(progress, ending, result)
         log.info(
             "%s in %s: %d characters, %d messages, %d edits",
             "answered" if result.complete else "answer cut short by Slack",
@@ -339,6 +366,17 @@ class Answerer:
             len(result.message_ts),
             result.edits,
         )
+
+    def _delivered(self, progress: _Progress, ending: Ending, result: StreamResult) -> None:
+        """The answer's outcome and how long the asker waited for its text."""
+        complete = ending.failure is None and result.complete
+        progress.outcome = ANSWERED if complete else (ending.failure or "slack_refused")
+        if progress.taken_at is None:
+            return
+        if result.first_shown_at is not None:
+            self._metrics.first_text_seconds.observe(result.first_shown_at - progress.taken_at)
+        if complete:
+            self._metrics.final_text_seconds.observe(self._clock.now() - progress.taken_at)
 
     async def _within_grace(self, delivery: asyncio.Future[StreamResult]) -> bool:
         """Shutdown: the final text may take a moment to land, never longer than the grace.
@@ -375,12 +413,13 @@ class Answerer:
             level = failure_log_level(error)
             log.log(level, "answer failed: %s %s", type(error).__name__, error.status)
             partial = bool(stream.text.strip())
-            return Ending(notice=messages.for_error(error, project_id=project_id, partial=partial))
+            notice = messages.for_error(error, project_id=project_id, partial=partial)
+            return Ending(notice=notice, failure=f"customgpt_{reason_for(error)}")
         except StoreUnavailable as error:
             log.error("store unreachable mid-answer: %s", error)
-            return Ending(notice=messages.STORE_DOWN)
+            return Ending(notice=messages.STORE_DOWN, failure="store_unavailable")
         if not stream.text.strip():
-            return Ending(notice=messages.EMPTY_ANSWER)
+            return Ending(notice=messages.EMPTY_ANSWER, failure="empty_answer")
         sources = await self._citations.resolve(question.team, project_id, finish.citations)
         if finish.skipped_frames:
             notes.append(messages.skipped_frames(finish.skipped_frames))

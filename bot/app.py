@@ -20,7 +20,7 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import feedback, messages
+from bot import feedback, log_setup, messages
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.log_throttle import ThrottledLog
@@ -55,6 +55,16 @@ def build_app(runtime: Runtime) -> AsyncApp:
     )
 
     foreign = ThrottledLog(log, FOREIGN_WARNING_EVERY, runtime.clock)
+
+    @app.middleware
+    async def log_context(
+        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> None:
+        # Every line logged for this request, in its listeners' tasks too, says what it is.
+        log_setup.new_request(
+            team=context.team_id, channel=context.channel_id, event_id=body.get("event_id")
+        )
+        await next()
 
     @app.middleware
     async def only_this_workspace(

@@ -1,5 +1,6 @@
 """The start-up work every serving process runs (the server and the tests alike), as owned
-tasks, so start-up never waits for Slack or the store."""
+tasks, so start-up never waits for Slack or the store: project watches, the journal of answers
+in flight, the readiness checks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ async def start_background(runtime: Runtime) -> None:
     the replies a stopped process left behind."""
     await start_watches(runtime)
     runtime.tasks.spawn(_journal(runtime), name="journal of answers in flight", idle=False)
+    runtime.tasks.spawn(runtime.health.run(runtime), name="readiness checks", idle=False)
 
 
 async def _journal(runtime: Runtime) -> None:

@@ -37,6 +37,7 @@ class Settings:
     redis_url: str | None = None
     store_ttl_days: int = 30
     port: int = 3000
+    metrics_port: int | None = None  # /metrics on its own port, off the public one
     slack_update_interval: float = 1.0
     slack_update_budget: int = 50
     slack_update_burst: int = 20
@@ -54,6 +55,7 @@ class Settings:
     shutdown_grace: float = 10.0
     slack_thread_followups: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object a line
 
     @property
     def store_ttl_seconds(self) -> int:
@@ -95,6 +97,7 @@ class Settings:
             redis_url=reader.optional_str("REDIS_URL"),
             store_ttl_days=int(reader.number("STORE_TTL_DAYS", 30, minimum=1)),
             port=int(reader.number("PORT", 3000, minimum=1)),
+            metrics_port=reader.optional_port("METRICS_PORT"),
             slack_update_interval=reader.number("SLACK_UPDATE_INTERVAL", 1.0),
             slack_update_budget=int(reader.number("SLACK_UPDATE_BUDGET", 50, minimum=1)),
             slack_update_burst=int(reader.number("SLACK_UPDATE_BURST", 20, minimum=1)),
@@ -112,6 +115,7 @@ class Settings:
             shutdown_grace=reader.number("SHUTDOWN_GRACE", 10.0),
             slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
             log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
+            log_format=reader.choice("LOG_FORMAT", "text", ("text", "json")),
         )
 
 
@@ -150,6 +154,14 @@ class _Reader:
         if value not in options:
             raise ConfigError(f"{name} must be one of {', '.join(options)}, not {value!r}")
         return value
+
+    def optional_port(self, name: str) -> int | None:
+        if self.optional_str(name) is None:
+            return None
+        port = self.number(name, 0, minimum=1)
+        if port != int(port) or port > 65535:
+            raise ConfigError(f"{name} must be a port number (1-65535), not {port:g}")
+        return int(port)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         value = self.optional_str(name)

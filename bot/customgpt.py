@@ -29,6 +29,7 @@ from aiohttp_sse_client.client import EventSource, MessageEvent
 from bot.clock import Clock, SystemClock
 from bot.log_setup import Redactor
 from bot.log_throttle import ThrottledLog
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -412,8 +413,10 @@ class CustomGPTClient:
         idle_timeout: float = 60.0,
         request_timeout: float = REQUEST_TIMEOUT,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        self._metrics = metrics or Metrics()
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._redact = Redactor([api_key]).redact
@@ -517,6 +520,7 @@ class CustomGPTClient:
     ) -> Answer:
         """The `stream=0` path: one JSON answer once CustomGPT has finished."""
         check_prompt(prompt)
+        started = asyncio.get_running_loop().time()
         data = await self._call(
             "POST",
             self._message_path(project_id, session_id),
@@ -527,6 +531,7 @@ class CustomGPTClient:
             seconds=max(self.request_timeout, self.first_chunk_timeout + self.idle_timeout),
         )
         data = data or {}
+        self._answer_took(started, first_chunk=True, total=True)
         return Answer(
             text=str(data.get("openai_response") or ""),
             message_id=normalise_id(data.get("id")),
@@ -552,7 +557,8 @@ class CustomGPTClient:
             headers={**self._headers, **MESSAGE_HEADERS, "Accept": "text/event-stream"},
         )
         loop = asyncio.get_running_loop()
-        first_chunk_deadline = loop.time() + self.first_chunk_timeout
+        started = loop.time()
+        first_chunk_deadline = started + self.first_chunk_timeout
         got_chunk = False
         try:
             # Timeouts wrap each wait, never a `yield`: the consumer's own awaits must not be
@@ -575,10 +581,13 @@ class CustomGPTClient:
                 if isinstance(parsed, Finish):
                     if source.skipped_frames:
                         log.warning("skipped %d oversized stream frame(s)", source.skipped_frames)
+                    self._answer_took(started, first_chunk=not got_chunk, total=True)
                     yield replace(parsed, skipped_frames=source.skipped_frames)
                     return
                 if parsed is None:
                     continue
+                if not got_chunk:
+                    self._answer_took(started, first_chunk=True, total=False)
                 yield parsed
                 got_chunk = True
         except TimeoutError:
@@ -587,6 +596,15 @@ class CustomGPTClient:
             raise StreamTimeout("CustomGPT sent nothing", first_chunk=True) from None
         finally:
             await source.close()
+
+    def _answer_took(self, started: float, *, first_chunk: bool, total: bool) -> None:
+        """Time CustomGPT took, from the request to its first chunk and to its end (an answer
+        without chunks, or not streamed, counts its end as its first chunk)."""
+        seconds = asyncio.get_running_loop().time() - started
+        if first_chunk:
+            self._metrics.customgpt_first_chunk_seconds.observe(seconds)
+        if total:
+            self._metrics.customgpt_total_seconds.observe(seconds)
 
     @staticmethod
     async def _next_event(source: _EventReader) -> MessageEvent | None:

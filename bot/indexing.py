@@ -288,6 +288,10 @@ class Indexer:
 
     async def _run(self, watch: Watch) -> None:
         """Follow the watch; an unreachable store pauses it instead of losing it."""
+        with self._runtime.metrics.indexing_watches.track_inprogress():
+            await self._keep_running(watch)
+
+    async def _keep_running(self, watch: Watch) -> None:
         while True:
             try:
                 await self._run_once(watch)

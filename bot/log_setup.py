@@ -5,13 +5,23 @@ key in an error message. Every record passes through `Redactor` before it is wri
 `LOG_LEVEL=DEBUG` on a production box is safe to turn on. Text bound for Slack passes
 through the same redaction (`redact_text`), so a credential CustomGPT echoes in an error
 message is not shown to a channel either.
+
+Each line can say what it is about (team, channel, thread, Slack's event id and a request id
+of our own): the values live in context variables set where a request or an answer begins,
+so asyncio tasks started from there inherit them. `LOG_FORMAT=json` writes one JSON object a
+line with those fields, for log pipelines that index them.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any
+
+from pythonjsonlogger import json as jsonlogger
 
 # Slack tokens, bearer credentials, and CustomGPT API keys (Laravel Sanctum tokens:
 # `<key id>|<40 characters>`), whether or not they are ours.
@@ -75,9 +85,68 @@ def _not_noise(record: logging.LogRecord) -> bool:
     return record.getMessage() not in _KNOWN_NOISE
 
 
-def configure(level: str, secrets: Iterable[str]) -> None:
+# -- what a line is about: set where a request or an answer begins, read by every line ------
+
+CONTEXT_FIELDS = ("team", "channel", "thread", "event_id", "request_id")
+_context: dict[str, ContextVar[str | None]] = {
+    name: ContextVar(f"log_{name}", default=None) for name in CONTEXT_FIELDS
+}
+
+
+def new_request(*, team: str | None, channel: str | None, event_id: str | None) -> str:
+    """Start the log context of an incoming request (every field, so nothing of a previous
+    request in the same task lingers); returns the request id generated for it. Tasks started
+    from here on (Bolt's listeners) inherit the context."""
+    request_id = uuid.uuid4().hex[:16]
+    values = {"team": team, "channel": channel, "thread": None, "event_id": event_id}
+    for name, value in {**values, "request_id": request_id}.items():
+        _context[name].set(value)
+    return request_id
+
+
+def bind(**fields: str | None) -> None:
+    """Name what the current task works on (an answer: its channel and thread)."""
+    for name, value in fields.items():
+        _context[name].set(value)
+
+
+def _with_context(record: logging.LogRecord) -> bool:
+    for name, var in _context.items():
+        setattr(record, name, var.get())
+    return True
+
+
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """One JSON object a line: time, level, logger, message and the request's context.
+
+    The library formats a traceback from the exception itself, past the redaction of
+    `exc_text`: redact it here too."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s "
+            + " ".join(f"%({name})s" for name in CONTEXT_FIELDS),
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            rename_fields_keep_missing=True,
+        )
+
+    def formatException(self, ei: Any) -> str | list[str]:  # type: ignore[override]
+        formatted = super().formatException(ei)
+        if isinstance(formatted, str):
+            return _redactor.redact(formatted)
+        return [_redactor.redact(line) for line in formatted]
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def configure(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_not_noise)
     handler.addFilter(use_secrets(secrets))
+    handler.addFilter(_with_context)
     logging.basicConfig(level=level, handlers=[handler], force=True)

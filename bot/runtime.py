@@ -21,7 +21,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient
 from bot.degraded_store import FallbackStore
+from bot.health import Health
 from bot.journal import Journal
+from bot.metrics import Metrics
 from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
 from bot.slack_calls import SlackSchedulers, limits_for
 from bot.store import MemoryStore, RedisStore, Store
@@ -61,7 +63,9 @@ def slack_client(session: aiohttp.ClientSession, settings: Settings) -> AsyncWeb
     )
 
 
-def customgpt_client(session: aiohttp.ClientSession, settings: Settings) -> CustomGPTClient:
+def customgpt_client(
+    session: aiohttp.ClientSession, settings: Settings, metrics: Metrics | None = None
+) -> CustomGPTClient:
     """The CustomGPT client as every entry point (app, terminal) configures it."""
     return CustomGPTClient(
         session,
@@ -69,6 +73,7 @@ def customgpt_client(session: aiohttp.ClientSession, settings: Settings) -> Cust
         settings.customgpt_api_key,
         first_chunk_timeout=settings.customgpt_first_chunk_timeout,
         idle_timeout=settings.customgpt_idle_timeout,
+        metrics=metrics,
     )
 
 
@@ -95,6 +100,8 @@ class Runtime:
     journal: Journal
     clock: Clock
     tasks: TaskTracker
+    metrics: Metrics
+    health: Health
     _identity: Identity | None = None
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -129,11 +136,12 @@ class Runtime:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)
             buckets = MemoryBuckets()
+        metrics = Metrics()
         slack = slack_client(session, settings)
-        writes = SlackSchedulers(slack, buckets, limits_for(settings), clock)
-        customgpt = customgpt_client(cgpt_session, settings)
+        writes = SlackSchedulers(slack, buckets, limits_for(settings), clock, metrics)
+        customgpt = customgpt_client(cgpt_session, settings, metrics)
         journal = Journal(store, writes, clock, settings.slack_update_interval)
-        answerer = Answerer(settings, store, customgpt, writes, clock, journal)
+        answerer = Answerer(settings, store, customgpt, writes, clock, journal, metrics)
         return cls(
             settings,
             session,
@@ -146,6 +154,8 @@ class Runtime:
             journal,
             clock,
             TaskTracker(),
+            metrics,
+            Health(metrics),
         )
 
     async def close(self) -> None:

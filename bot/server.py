@@ -1,4 +1,6 @@
-"""Serving the app: HTTP (Events API on `/slack/events`, plus `/healthz`) or Socket Mode.
+"""Serving the app: HTTP (Events API on `/slack/events`) or Socket Mode, and in both modes
+`/healthz` (liveness), `/readyz` (readiness, bot/health.py) and `/metrics` on `PORT`
+(`/metrics` on `METRICS_PORT` instead when that is set, off the public port).
 
 Our own aiohttp application (rather than Bolt's built-in server) so the process owns its
 start-up and shutdown: the shared session, the store and answers in flight close cleanly.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -25,6 +29,7 @@ from bot.app import build_app
 from bot.background import start_background
 from bot.config import Settings
 from bot.log_throttle import ThrottledLog
+from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -52,17 +57,45 @@ def web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
             return web.Response(status=400, text="body does not parse")
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
+    application = probes_app(runtime)
+    application.router.add_post(EVENTS_PATH, events)
+    return application
+
+
+def probes_app(runtime: Runtime) -> web.Application:
+    """The endpoints an orchestrator and a scraper ask: liveness, readiness and, unless it
+    has a port of its own, `/metrics`."""
+
     async def healthz(_: web.Request) -> web.Response:
-        try:
-            await runtime.store.ping()
-        except Exception as error:  # any store failure means "not healthy", whatever its type
-            log.warning("health check: store unreachable (%s)", type(error).__name__)
-            return web.json_response({"ok": False, "store": "unreachable"}, status=503)
+        # Answering at all proves the process and its event loop work; nothing else is asked,
+        # so a dependency's outage never gets the process restarted.
         return web.json_response({"ok": True})
 
+    async def readyz(_: web.Request) -> web.Response:
+        status, body = await runtime.health.readiness()
+        return web.json_response(body, status=status)
+
     application = web.Application()
-    application.router.add_post(EVENTS_PATH, events)
     application.router.add_get("/healthz", healthz)
+    application.router.add_get("/readyz", readyz)
+    if runtime.settings.metrics_port is None:
+        application.router.add_get("/metrics", metrics_handler(runtime))
+    return application
+
+
+def metrics_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=runtime.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE}
+        )
+
+    return metrics
+
+
+def metrics_app(runtime: Runtime) -> web.Application:
+    """`/metrics` alone, for `METRICS_PORT`."""
+    application = web.Application()
+    application.router.add_get("/metrics", metrics_handler(runtime))
     return application
 
 
@@ -107,24 +140,31 @@ async def serve(settings: Settings) -> None:
 
 async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     """Serve Slack with an open runtime until `stop` is set: Socket Mode when an app token is
-    configured, else HTTP on `PORT`."""
+    configured (the probes and metrics still on `PORT`), else HTTP on `PORT`."""
     settings = runtime.settings
     bolt = build_app(runtime)
     await start_background(runtime)
-    if settings.slack_app_token:
-        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("connected to Slack in Socket Mode")
-        try:
-            await stop.wait()
-        finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
-    else:
-        runner = web.AppRunner(web_app(bolt, runtime))
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+    async with AsyncExitStack() as serving:
+        # Metrics first: once "listening" is logged, every port answers.
+        if settings.metrics_port is not None:
+            await _serve(serving, metrics_app(runtime), settings.metrics_port)
+            log.info("metrics on port %d (/metrics)", settings.metrics_port)
+        if settings.slack_app_token:
+            handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            serving.push_async_callback(handler.close_async)
+            log.info("connected to Slack in Socket Mode")
+            await _serve(serving, probes_app(runtime), settings.port)
+            log.info("listening on port %d (/healthz, /readyz)", settings.port)
+        else:
+            await _serve(serving, web_app(bolt, runtime), settings.port)
             log.info("listening on port %d (%s)", settings.port, EVENTS_PATH)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await stop.wait()
+
+
+async def _serve(serving: AsyncExitStack, application: web.Application, port: int) -> None:
+    """Listen on `port` until `serving` closes."""
+    runner = web.AppRunner(application)
+    await runner.setup()
+    serving.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, "0.0.0.0", port).start()

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.rate_buckets import Buckets, Rate
 from bot.slack_scheduler import (
     DeliveryFailed,
@@ -103,18 +104,24 @@ def read_refusal(method: str, error: SlackApiError) -> Exception:
     return DeliveryFailed(f"{method}: {code}", code)
 
 
-def sender(client: AsyncWebClient) -> Callable[[str, dict[str, Any]], Any]:
-    """The scheduler's way to send: one Web API call, its answer read by `read_refusal`."""
+def sender(client: AsyncWebClient, metrics: Metrics) -> Callable[[str, dict[str, Any]], Any]:
+    """The scheduler's way to send: one Web API call, its answer read by `read_refusal` and
+    counted by method and outcome."""
 
     async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await client.api_call(method, json=params)
         except aiohttp.ClientConnectorError as error:
+            metrics.slack_call(method, "error")
             raise PassingFailure(type(error).__name__, maybe_arrived=False) from error
         except NETWORK_ERRORS as error:
+            metrics.slack_call(method, "error")
             raise PassingFailure(type(error).__name__, maybe_arrived=True) from error
         except SlackApiError as error:
-            raise read_refusal(method, error) from error
+            refusal = read_refusal(method, error)
+            metrics.slack_call(method, "429" if isinstance(refusal, RateLimited) else "error")
+            raise refusal from error
+        metrics.slack_call(method, "ok")
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     return send
@@ -308,9 +315,15 @@ class SlackSchedulers:
     """One scheduler per workspace, for the life of the process."""
 
     def __init__(
-        self, client: AsyncWebClient, buckets: Buckets, limits: Limits, clock: Clock
+        self,
+        client: AsyncWebClient,
+        buckets: Buckets,
+        limits: Limits,
+        clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
-        self._send = sender(client)
+        self._metrics = metrics or Metrics()
+        self._send = sender(client, self._metrics)
         self._buckets = buckets
         self._limits = limits
         self._clock = clock
@@ -320,7 +333,7 @@ class SlackSchedulers:
         calls = self._by_team.get(team)
         if calls is None:
             scheduler = WorkspaceScheduler(
-                team, self._send, self._buckets, self._limits, self._clock
+                team, self._send, self._buckets, self._limits, self._clock, self._metrics
             )
             calls = self._by_team[team] = SlackCalls(scheduler, self._clock)
         return calls

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.clock import Clock, sleep_unless
+from bot.metrics import Metrics
 from bot.rate_buckets import Bucket, Buckets, Level, MemoryBuckets, Rate
 from bot.store import StoreUnavailable
 
@@ -99,6 +100,7 @@ class _Call:
     deadline: float
     repeatable: bool
     done: asyncio.Future[dict[str, Any] | None]
+    enqueued_at: float = 0.0
     not_before: float = float("-inf")
     attempts: int = 0
     in_flight: bool = False
@@ -157,8 +159,11 @@ class WorkspaceScheduler:
         buckets: Buckets,
         limits: Limits,
         clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self.team = team
+        self._metrics = metrics or Metrics()
+        self._metrics.watch_queues(self.queued)
         self._send = send
         self._shared = buckets
         self._local = MemoryBuckets()
@@ -198,7 +203,7 @@ class WorkspaceScheduler:
         try:
             await self._shared.expect(self.team, answer, now, until)
         except StoreUnavailable:
-            self._note_shared_down()
+            self._note_shared_down("expect")
             await self._local.expect(self.team, answer, now, until)
 
     async def settle_final(self, answer: str) -> None:
@@ -206,7 +211,7 @@ class WorkspaceScheduler:
         try:
             await self._shared.settle(self.team, answer)
         except StoreUnavailable:
-            self._note_shared_down()
+            self._note_shared_down("settle")
 
     async def edit_delay(self) -> float:
         """Seconds the last of the final texts expected now (the caller's own included)
@@ -215,6 +220,10 @@ class WorkspaceScheduler:
         queued = sum(1 for c in self._lane("update").queue if c.priority == MUST_LAND)
         ahead = level.expected + queued - level.tokens
         return level.wait + max(0, ahead) * level.interval
+
+    def queued(self) -> dict[str, int]:
+        """Calls waiting now, per lane (read by the queue depth metric)."""
+        return {name: len(lane.queue) for name, lane in self._lanes.items()}
 
     @property
     def update_bucket(self) -> Bucket:
@@ -285,7 +294,7 @@ class WorkspaceScheduler:
         lane = self._lane(lane_name)
         deadline = self._clock.now() + self._limits.delivery_deadline
         done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        call = _Call(method, render, priority, order, deadline, repeatable, done)
+        call = _Call(method, render, priority, order, deadline, repeatable, done, self._clock.now())
         lane.queue.append(call)
         self._kick(lane)
         return call
@@ -312,6 +321,7 @@ class WorkspaceScheduler:
             if call not in lane.queue or call.done.cancelled():
                 continue  # withdrawn while the bucket was asked (its token is lost: rare)
             lane.queue.remove(call)
+            self._metrics.queue_waited(lane.name, self._clock.now() - call.enqueued_at)
             call.in_flight = True
             lane.sending += 1
             task = asyncio.create_task(self._deliver(lane, call), name=f"slack-{call.method}")
@@ -360,6 +370,7 @@ class WorkspaceScheduler:
                 lane.name,
                 limited.retry_after,
             )
+            self._metrics.rate_limited(lane.name)
             await self._slow_down(lane.buckets[0], limited.retry_after)
             self._retry(lane, call, 0.0)
         except PassingFailure as failure:
@@ -399,7 +410,7 @@ class WorkspaceScheduler:
         try:
             wait = await self._shared.take(self.team, buckets, now, partial)
         except StoreUnavailable:
-            self._note_shared_down()
+            self._note_shared_down("take")
             return await self._local.take(self.team, buckets, now, partial)
         self._shared_down = False
         return wait
@@ -410,17 +421,18 @@ class WorkspaceScheduler:
         try:
             await self._shared.pause(self.team, bucket, now, seconds)
         except StoreUnavailable:
-            self._note_shared_down()
+            self._note_shared_down("pause")
 
     async def _level(self, bucket: Bucket) -> Level:
         now = self._clock.wall()
         try:
             return await self._shared.level(self.team, bucket, now)
         except StoreUnavailable:
-            self._note_shared_down()
+            self._note_shared_down("level")
             return await self._local.level(self.team, bucket, now)
 
-    def _note_shared_down(self) -> None:
+    def _note_shared_down(self, operation: str) -> None:
+        self._metrics.store_error(f"rate_{operation}")
         if not self._shared_down:
             log.warning("store unreachable: this process keeps its own Slack budgets for now")
         self._shared_down = True

@@ -60,6 +60,7 @@ class Ending:
     sources: Sequence[Source] = ()
     feedback_value: str | None = None
     notice: str | None = None  # mrkdwn, shown under whatever text arrived
+    failure: str | None = None  # why the answer is not complete (a metrics reason), if not
 
 
 @dataclass
@@ -67,6 +68,7 @@ class StreamResult:
     message_ts: list[str] = field(default_factory=list)
     edits: int = 0
     complete: bool = True  # False when Slack refused part of the answer for good
+    first_shown_at: float | None = None  # clock time Slack first showed answer text
 
 
 class AnswerStream:
@@ -324,6 +326,7 @@ class AnswerStream:
         if not sent:
             part.shown = before
             return False
+        self._shown()
         self._stale_since = None if part.markdown == part.shown else self._clock.now()
         return True
 
@@ -438,10 +441,16 @@ class AnswerStream:
                 await self._repost(part, content)
             part.done = True
             part.shown = part.markdown
+            if part.markdown.strip():
+                self._shown()
             if part is self._parts[-1]:
                 await self._final_settled()
             self._result.edits += 1
             return
+
+    def _shown(self) -> None:
+        if self._result.first_shown_at is None:
+            self._result.first_shown_at = self._clock.now()
 
     def _show_waiting(self, after: float) -> None:
         if self._hourglass is not None:

@@ -81,3 +81,24 @@ def test_the_streaming_transport_is_one_of_three() -> None:
     assert Settings.from_env({**REQUIRED, "SLACK_STREAMING": "Native"}).slack_streaming == "native"
     with pytest.raises(ConfigError, match="SLACK_STREAMING"):
         Settings.from_env({**REQUIRED, "SLACK_STREAMING": "websocket"})
+
+
+def test_operations_settings() -> None:
+    defaults = Settings.from_env(REQUIRED)
+    assert (defaults.metrics_port, defaults.log_format) == (None, "text")
+    settings = Settings.from_env({**REQUIRED, "METRICS_PORT": "9102", "LOG_FORMAT": "JSON"})
+    assert (settings.metrics_port, settings.log_format) == (9102, "json")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("METRICS_PORT", "0"),
+        ("METRICS_PORT", "70000"),
+        ("METRICS_PORT", "9.5"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_malformed_operations_settings_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({**REQUIRED, name: value})

@@ -25,15 +25,48 @@ async def test_with_redis_unreachable_the_bot_answers_and_the_health_check_says_
     (reply,) = slack.thread("C1", ts)
     assert final_text(reply) == "You asked: Are you there?"
     assert customgpt.prompts() == ["Are you there?"]
+    # Alive, and still in the load balancer: Redis is shared by every replica, so its outage
+    # degrades them all rather than taking them all out at once.
     async with bot.session.get(bot.url + "/healthz") as response:
-        assert response.status == 503
-        assert await response.json() == {"ok": False, "store": "unreachable"}
+        assert (response.status, await response.json()) == (200, {"ok": True})
+    async with bot.session.get(bot.url + "/readyz") as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["store"]["ok"] is False
+    assert "unreachable" in body["checks"]["store"]["detail"]
+    assert body["checks"]["slack"]["ok"] is True
+    assert body["checks"]["event_loop"]["ok"] is True
 
 
-async def test_the_health_check_is_green_when_the_store_answers(bot: RunningBot) -> None:
+async def test_the_health_checks_are_green_when_everything_answers(bot: RunningBot) -> None:
     async with bot.session.get(bot.url + "/healthz") as response:
         assert response.status == 200
         assert await response.json() == {"ok": True}
+    async with bot.session.get(bot.url + "/readyz") as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["status"] == "ready"
+    assert {name: check["ok"] for name, check in body["checks"].items()} == {
+        "slack": True,
+        "store": True,
+        "event_loop": True,
+    }
+
+
+async def test_a_token_slack_refuses_makes_the_process_unready(
+    start_bot: StartBot, slack: FakeSlack
+) -> None:
+    slack.token = "xoxb-another-token"  # the bot's token is refused: invalid_auth
+    bot = await start_bot()
+    async with bot.session.get(bot.url + "/healthz") as response:
+        assert response.status == 200  # alive: restarting would not fix a revoked token
+    async with bot.session.get(bot.url + "/readyz") as response:
+        assert response.status == 503
+        body = await response.json()
+    assert body["status"] == "unready"
+    assert body["checks"]["slack"] == {"ok": False, "detail": "auth.test failed: invalid_auth"}
+    assert body["checks"]["store"]["ok"] is True
 
 
 async def test_without_redis_the_in_process_store_answers_and_dedupes(

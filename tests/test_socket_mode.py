@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import aiohttp
 import pytest
 
 from bot.config import Settings
@@ -12,6 +13,8 @@ from bot.runtime import Runtime
 from bot.server import run
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
+from tests.polling import until
+from tests.test_process import free_port
 from tests.views import final_text
 
 
@@ -20,8 +23,14 @@ async def test_a_mention_over_socket_mode_is_acknowledged_and_answered(
     settings: Settings, slack: FakeSlack, customgpt: FakeCustomGPT, team: str, signing_secret: str
 ) -> None:
     # Slack signs nothing in Socket Mode, so the bot runs without a signing secret too.
+    port = free_port()
     runtime = await Runtime.open(
-        replace(settings, slack_app_token="xapp-1-test", slack_signing_secret=signing_secret)
+        replace(
+            settings,
+            slack_app_token="xapp-1-test",
+            slack_signing_secret=signing_secret,
+            port=port,
+        )
     )
     stop = asyncio.Event()
     serving = asyncio.create_task(run(runtime, stop))
@@ -55,6 +64,19 @@ async def test_a_mention_over_socket_mode_is_acknowledged_and_answered(
             )
         )
         await runtime.tasks.idle()
+        # The probes and metrics are served on PORT in Socket Mode too; Slack's events are not.
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            await until(lambda: _answers(session, base + "/healthz"))
+            async with session.get(base + "/healthz") as health:
+                assert (health.status, await health.json()) == (200, {"ok": True})
+            async with session.get(base + "/readyz") as ready:
+                assert (ready.status, (await ready.json())["status"]) == (200, "ready")
+            async with session.get(base + "/metrics") as metrics:
+                assert metrics.status == 200
+                assert "questions_answered_total 1.0" in await metrics.text()
+            async with session.post(base + "/slack/events", data="{}") as events:
+                assert events.status in (404, 405)
     finally:
         stop.set()
         await serving
@@ -62,3 +84,11 @@ async def test_a_mention_over_socket_mode_is_acknowledged_and_answered(
 
     assert customgpt.prompts() == ["hello socket"]
     assert slack.calls_to("apps.connections.open")[0].token == "xapp-1-test"
+
+
+async def _answers(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False

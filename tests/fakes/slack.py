@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +28,17 @@ from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
 
 #: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
 MAX_BLOCKS = 50
+#: What the app's manifest asks for: a token installed from it has these scopes.
+BOT_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "im:history",
+    "channels:history",
+    "groups:history",
+    "mpim:history",
+    "commands",
+    "reactions:write",
+)
 MAX_SECTION_TEXT = 3000
 MAX_MARKDOWN_BLOCK_TEXT = 12000
 MAX_CONTEXT_ELEMENTS = 10
@@ -256,10 +267,16 @@ class FakeSlack(LoopbackServer):
         bot_id: str = "BBOT",
         max_text_length: int = 4000,
         token: str | None = None,
+        app_token: str | None = None,
+        scopes: Sequence[str] = BOT_SCOPES,
         limits: SlackLimits | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.team_id = team_id
+        #: The app-level token `apps.connections.open` accepts (None: any `xapp-` token).
+        self.app_token = app_token
+        #: The bot token's scopes, as Slack names them in `x-oauth-scopes`.
+        self.scopes = list(scopes)
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.max_text_length = max_text_length
@@ -555,10 +572,8 @@ class FakeSlack(LoopbackServer):
             status = 200 if limit.as_http_200 else 429
             body = {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": str(limit.retry_after)}
-        elif token is None:
-            body = {"ok": False, "error": "not_authed"}
-        elif self.token is not None and token != self.token:
-            body = {"ok": False, "error": "invalid_auth"}
+        elif (refusal := self._token_refusal(method, token)) is not None:
+            body = {"ok": False, "error": refusal}
         elif (retry_after := self._take_tokens(method, params, at)) is not None:
             assert self._limits is not None
             status = 200 if self._limits.as_http_200 else 429
@@ -572,10 +587,24 @@ class FakeSlack(LoopbackServer):
                 body = await handler(params)
             except SlackError as e:
                 body = {"ok": False, "error": e.error}
+            if method == "auth.test":
+                headers["x-oauth-scopes"] = ",".join(self.scopes)
 
         record(status, None if body.get("ok") else str(body.get("error")))
         await self._notify()
         return web.json_response(body, status=status, headers=headers)
+
+    def _token_refusal(self, method: str, token: str | None) -> str | None:
+        """Slack's error for a call's token, or None when the token may make the call."""
+        if token is None:
+            return "not_authed"
+        is_app_token = token.startswith("xapp-")
+        if is_app_token != (method == "apps.connections.open"):
+            # App-level tokens open Socket Mode connections and do nothing else; bot tokens
+            # cannot open them.
+            return "not_allowed_token_type"
+        expected = self.app_token if is_app_token else self.token
+        return None if expected in (None, token) else "invalid_auth"
 
     def _take_tokens(self, method: str, params: dict[str, Any], now: float) -> int | None:
         """Spend one token from each bucket the call draws on; if any is empty, spend none
