@@ -62,7 +62,15 @@ class FallbackStore:
     down. Also the Slack buckets' view of Redis's health (`down`, `failed`), so they skip
     Redis while it is marked down instead of paying a timeout each."""
 
-    def __init__(self, shared: RedisStore, local: MemoryStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        shared: RedisStore,
+        local: MemoryStore,
+        clock: Clock,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_failure`: told of every Redis failure ("fallback": the metrics count them)."""
+        self._on_failure = on_failure
         self._shared = shared
         self._local = local
         self._clock = clock
@@ -81,6 +89,8 @@ class FallbackStore:
     def failed(self, error: BaseException) -> None:
         """A Redis call failed: mark Redis down and probe it in the background until it
         answers again."""
+        if self._on_failure is not None:
+            self._on_failure("fallback")
         if not self._down:
             log.warning(
                 "store unreachable (%s): answering from this process's memory until it returns",

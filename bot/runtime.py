@@ -127,16 +127,18 @@ class Runtime:
         session = slack_session()
         cgpt_session = customgpt_session(settings)
         buckets: Buckets
+        metrics = Metrics()
         if settings.redis_url:
             redis_store = RedisStore.from_url(settings.redis_url)
-            fallback = FallbackStore(redis_store, MemoryStore(clock), clock)
+            fallback = FallbackStore(
+                redis_store, MemoryStore(clock), clock, on_failure=metrics.store_error
+            )
             store: Store = fallback
             buckets = RedisBuckets(redis_store.client, health=fallback)
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)
             buckets = MemoryBuckets()
-        metrics = Metrics()
         slack = slack_client(session, settings)
         writes = SlackSchedulers(slack, buckets, limits_for(settings), clock, metrics)
         customgpt = customgpt_client(cgpt_session, settings, metrics)

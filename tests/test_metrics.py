@@ -109,5 +109,7 @@ async def test_store_errors_are_counted(start_bot: StartBot) -> None:
     await bot.idle()
 
     samples = await scrape(bot)
-    assert value(samples, "store_errors_total", operation="answer") == 1
-    assert value(samples, "questions_failed_total", reason="store_unavailable") == 1
+    # The store falls back to the process's memory (and says so in the metrics); the
+    # question is answered all the same.
+    assert value(samples, "store_errors_total", operation="fallback") >= 1
+    assert value(samples, "questions_answered_total") == 1

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys, messages
 from bot.journal import Entry
+from bot.metrics import Metrics
 from bot.rate_buckets import MemoryBuckets, Rate
 from bot.slack_calls import POST_PER_WORKSPACE, REACTIONS, Content, SlackCalls, sender
 from bot.slack_scheduler import Limits, WorkspaceScheduler
@@ -83,7 +84,9 @@ async def test_a_post_whose_caller_stopped_waiting_is_never_sent(
     )
     async with aiohttp.ClientSession() as session:
         client = AsyncWebClient(token="xoxb-t", base_url=slack.api_url, session=session)
-        scheduler = WorkspaceScheduler(team, sender(client), MemoryBuckets(), limits, clock)
+        scheduler = WorkspaceScheduler(
+            team, sender(client, Metrics()), MemoryBuckets(), limits, clock
+        )
         calls = SlackCalls(scheduler, clock)
         try:
             await calls.post("C1", None, Content("one"))
