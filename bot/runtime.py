@@ -120,8 +120,8 @@ class Runtime:
         session = slack_session()
         cgpt_session = customgpt_session(settings)
         buckets: Buckets
-        if settings.redis_url:
-            redis_store = RedisStore.from_url(settings.redis_url)
+        if settings.uses_redis:
+            redis_store = RedisStore.from_settings(settings)
             fallback = FallbackStore(redis_store, MemoryStore(clock), clock)
             store: Store = fallback
             buckets = RedisBuckets(redis_store.client, health=fallback)
