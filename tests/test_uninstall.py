@@ -11,10 +11,15 @@ import pytest
 import redis.asyncio as redis
 
 from bot import keys
+from bot.degraded_store import FallbackStore
 from bot.store import MemoryStore, RedisStore
+from bot.uninstall import forget_workspace
+from tests.clocks import FastClock
 from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
+from tests.polling import until
+from tests.redis_process import RedisProcess, own_redis_server
 
 UNINSTALLED = {"type": "app_uninstalled"}
 BOT_REVOKED = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}
@@ -30,6 +35,19 @@ async def other(team: str, redis_client: redis.Redis) -> AsyncIterator[str]:
     leftovers = await keys_of(redis_client, other)
     if leftovers:
         await redis_client.delete(*leftovers)
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisProcess]:
+    async for server in own_redis_server():
+        yield server
+
+
+@pytest.fixture
+async def own_client(own_redis: RedisProcess) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    yield client
+    await client.aclose()
 
 
 async def keys_of(redis_client: redis.Redis, team: str) -> set[str]:
@@ -211,3 +229,31 @@ async def test_the_in_process_store_deletes_a_prefix_and_stops_at_it() -> None:
     assert sorted(deleted) == sorted([keys.binding("T1", "C1"), keys.pending_projects("T1")])
     assert await store.members(keys.pending_projects("T1")) == frozenset()
     assert await store.get(keys.binding("T1X", "C1")) == "43"
+
+
+async def test_an_uninstall_while_redis_is_down_says_so_and_nothing_comes_back_after(
+    own_redis: RedisProcess,
+    own_client: redis.Redis,
+    team: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FallbackStore(RedisStore.from_url(own_redis.url), MemoryStore(), FastClock())
+    try:
+        await own_redis.stop()
+        await store.set(keys.binding(team, "C1"), "7")  # `/customgpt use 7` while Redis is away
+        assert await store.get(keys.binding(team, "C1")) == "7"
+
+        assert await forget_workspace(store, team, "app uninstalled") is None
+        (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert "store is unreachable" in line and f"still stored under cgpt:{team}:*" in line
+        assert await store.get(keys.binding(team, "C1")) is None  # forgotten here at once
+
+        await own_redis.start()  # no persistence: it comes back empty
+
+        async def back() -> bool:
+            return not store.down
+
+        await until(back)  # what was written while it was away has been written back
+        assert await own_client.get(keys.binding(team, "C1")) is None
+    finally:
+        await store.close()
