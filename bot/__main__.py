@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_bot_token,
             settings.slack_signing_secret,
             settings.slack_app_token or "",
+            settings.redis_password or "",
             settings.customgpt_api_key,
         ],
         settings.log_format,

@@ -6,6 +6,9 @@ background, which keeps within Slack's 3-second rule however long an answer stre
 
 The bot holds one workspace's token. Slack signs requests for every workspace the app is
 installed in alike, so a global middleware lets through only what belongs to this one.
+`app_uninstalled` and `tokens_revoked` are the exception: Bolt authorizes them for the team
+they name without asking Slack (the token may be dead already), so they reach the listeners
+for any workspace, and delete that workspace's data, never another's (bot/uninstall.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import feedback, log_setup, messages
+from bot import feedback, log_setup, messages, uninstall
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.log_throttle import ThrottledLog
@@ -111,6 +114,18 @@ def build_app(runtime: Runtime) -> AsyncApp:
         await ack()
         async with runtime.tasks.track():
             await _feedback(runtime, str(context[WORKSPACE]), body, action, respond)
+
+    @app.event("app_uninstalled")
+    async def on_uninstalled(context: AsyncBoltContext) -> None:
+        async with runtime.tasks.track():
+            await uninstall.forget_workspace(runtime.store, _team(context), "app uninstalled")
+
+    @app.event("tokens_revoked")
+    async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if not uninstall.revokes_bot_token(event):
+            return  # users' tokens only: the bot still works there, its data stays
+        async with runtime.tasks.track():
+            await uninstall.forget_workspace(runtime.store, _team(context), "bot token revoked")
 
     register_commands(app, runtime)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CUSTOMGPT_API_URL = "https://app.customgpt.ai/api/v1"
@@ -35,6 +36,10 @@ class Settings:
     customgpt_index_timeout: float = 1800.0
     customgpt_admin_users: frozenset[str] = frozenset()
     redis_url: str | None = None
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_password: str | None = None
+    redis_cluster: bool = False
     store_ttl_days: int = 30
     port: int = 3000
     metrics_port: int | None = None  # /metrics on its own port, off the public one
@@ -60,6 +65,12 @@ class Settings:
     @property
     def store_ttl_seconds(self) -> int:
         return self.store_ttl_days * 86400
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the store is shared (a Redis URL, a Cluster or a Sentinel-watched master);
+        otherwise this process keeps it in memory."""
+        return bool(self.redis_url or self.redis_sentinels)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, need_slack: bool = True) -> Settings:
@@ -94,7 +105,7 @@ class Settings:
                 for u in (reader.optional_str("CUSTOMGPT_ADMIN_USERS") or "").split(",")
                 if u.strip()
             ),
-            redis_url=reader.optional_str("REDIS_URL"),
+            **_redis_settings(reader),
             store_ttl_days=int(reader.number("STORE_TTL_DAYS", 30, minimum=1)),
             port=int(reader.number("PORT", 3000, minimum=1)),
             metrics_port=reader.optional_port("METRICS_PORT"),
@@ -117,6 +128,48 @@ class Settings:
             log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
             log_format=reader.choice("LOG_FORMAT", "text", ("text", "json")),
         )
+
+
+def _redis_settings(reader: _Reader) -> dict[str, Any]:
+    """Where Redis is: one URL (`redis://`, `rediss://` for TLS, `unix://`), a Cluster reached
+    through one of its nodes' URL, or a master found through Sentinel. Exactly one of them;
+    a mix is refused rather than one silently winning."""
+    url = reader.optional_str("REDIS_URL")
+    cluster = reader.boolean("REDIS_CLUSTER", False)
+    sentinels = _sentinels(reader.optional_str("REDIS_SENTINELS"))
+    master = reader.optional_str("REDIS_SENTINEL_MASTER")
+    password = reader.optional_str("REDIS_PASSWORD")
+    if cluster and not url:
+        raise ConfigError("REDIS_CLUSTER=true needs REDIS_URL (any one node of the cluster)")
+    if sentinels and (url or cluster):
+        raise ConfigError("REDIS_SENTINELS replaces REDIS_URL and REDIS_CLUSTER: set only one")
+    if sentinels and not master:
+        raise ConfigError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master's name)")
+    if (master or password) and not sentinels:
+        name = "REDIS_SENTINEL_MASTER" if master else "REDIS_PASSWORD"
+        raise ConfigError(f"{name} is only read with REDIS_SENTINELS (a URL carries its own)")
+    return {
+        "redis_url": url,
+        "redis_cluster": cluster,
+        "redis_sentinels": sentinels,
+        "redis_sentinel_master": master,
+        "redis_password": password,
+    }
+
+
+def _sentinels(value: str | None) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` → ((host, port), …); IPv6 hosts in brackets (`[::1]:26379`)."""
+    sentinels = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS must be host:port,host:port, not {item!r}")
+        sentinels.append((host, int(port)))
+    return tuple(sentinels)
 
 
 def _with_trailing_slash(url: str) -> str:

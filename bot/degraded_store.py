@@ -222,6 +222,20 @@ class FallbackStore:
         if self._down:
             self._remember(key, None, None)
 
+    async def delete_prefix(self, prefix: str) -> list[str]:
+        """Both stores, and nothing left to write back: data deleted on purpose must not
+        return with the next outage's write-back. Redis out of reach raises: the caller must
+        know the shared copy is still there."""
+        local = await self._local.delete_prefix(prefix)
+        for key in [k for k in self._unsaved if k.startswith(prefix)]:
+            del self._unsaved[key]
+        try:
+            shared = await self._shared.delete_prefix(prefix)
+        except StoreUnavailable as error:
+            self.failed(error)
+            raise
+        return list(dict.fromkeys(shared + local))
+
     async def incr(self, key: str, ttl: int) -> int:
         return await self._either(
             lambda: self._shared.incr(key, ttl), lambda: self._local.incr(key, ttl)

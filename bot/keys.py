@@ -22,20 +22,29 @@ def binding(team: str, channel: str) -> str:
     return f"{PREFIX}:{team}:bind:{channel}"
 
 
+def workspace(team: str) -> str:
+    """What every key of the workspace starts with (and no other workspace's: team ids never
+    contain ":"), to find or delete all of its data."""
+    return f"{PREFIX}:{team}:"
+
+
+def kind(key: str) -> str:
+    """What a key holds, by the name of its builder's part ("conv", "bind", "lock", …):
+    the hash tag some keys carry after the team is skipped."""
+    parts = key.split(":", 4)
+    if len(parts) < 3 or parts[0] != PREFIX:
+        return ""
+    return parts[3] if parts[2].startswith("{") and len(parts) > 3 else parts[2]
+
+
 def is_conversation(key: str) -> bool:
     """Whether `key` was built by `conversation`."""
-    return _kind(key) == "conv"
+    return kind(key) == "conv"
 
 
 def is_binding(key: str) -> bool:
     """Whether `key` was built by `binding`."""
-    return _kind(key) == "bind"
-
-
-def _kind(key: str) -> str:
-    # Team ids and channel ids never contain ":", so the kind is always the third part.
-    parts = key.split(":", 3)
-    return parts[2] if len(parts) > 2 and parts[0] == PREFIX else ""
+    return kind(key) == "bind"
 
 
 def event_claim(team: str, event_id: str) -> str:

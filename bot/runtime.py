@@ -128,8 +128,8 @@ class Runtime:
         cgpt_session = customgpt_session(settings)
         buckets: Buckets
         metrics = Metrics()
-        if settings.redis_url:
-            redis_store = RedisStore.from_url(settings.redis_url)
+        if settings.uses_redis:
+            redis_store = RedisStore.from_settings(settings)
             fallback = FallbackStore(
                 redis_store, MemoryStore(clock), clock, on_failure=metrics.store_error
             )

@@ -13,22 +13,34 @@ import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock as RedisLock
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from bot.clock import Clock, SystemClock
+from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT = 2.0  # seconds for any one Redis command or connection
 LOCK_POLL = 0.05  # seconds between a Redis lock waiter's looks at the line
+PURGE_BATCH = 500  # keys one SCAN step gathers and one UNLINK deletes
 WAITER_TTL = 5  # seconds a waiter's heartbeat lives; a dead waiter leaves the line after it
+# Connecting is bounded here; each command is bounded by `_reachable`, with asyncio's timeout:
+# redis-py's own socket_timeout swallows task cancellation.
+_CONNECTION: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": REDIS_TIMEOUT}
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by SCAN's MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class LockTimeout(Exception):
@@ -81,6 +93,12 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete every key whose name starts with `prefix` (a workspace's data, when it
+        uninstalls the app); the names deleted. Redis walks its keys with SCAN and deletes
+        them a batch at a time, so a large workspace never blocks Redis."""
+        ...
+
     async def incr(self, key: str, ttl: int) -> int:
         """Increment a counter that expires `ttl` seconds after its first increment."""
         ...
@@ -124,11 +142,34 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        # Connecting is bounded here; each command is bounded by `_reachable`, with
-        # asyncio's timeout: redis-py's own socket_timeout swallows task cancellation.
-        return cls(
-            redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=REDIS_TIMEOUT)
-        )
+        """One Redis server: `redis://`, `rediss://` (TLS) or `unix://`."""
+        return cls(redis.Redis.from_url(url, **_CONNECTION))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStore:
+        """The store over whichever Redis the settings name, through redis-py's own client
+        for it: a Sentinel-watched master (found again after a failover), a Cluster (reached
+        through any one node), or one server."""
+        if settings.redis_sentinels:
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                list(settings.redis_sentinels),
+                sentinel_kwargs={"socket_connect_timeout": REDIS_TIMEOUT},
+            )
+            return cls(
+                sentinel.master_for(
+                    settings.redis_sentinel_master or "",
+                    password=settings.redis_password,
+                    **_CONNECTION,
+                )
+            )
+        if not settings.redis_url:
+            raise ValueError("no Redis is configured")  # callers check `uses_redis` first
+        if settings.redis_cluster:
+            # RedisCluster routes each command by its key's slot. It offers every command the
+            # store and the Slack buckets use, under the same names and arguments (keys used
+            # by one script share a hash tag: see bot/keys.py), so one code path serves both.
+            return cls(cast(redis.Redis, RedisCluster.from_url(settings.redis_url, **_CONNECTION)))
+        return cls.from_url(settings.redis_url)
 
     @_reachable
     async def get(self, key: str) -> str | None:
@@ -153,6 +194,33 @@ class RedisStore:
     @_reachable
     async def delete(self, key: str) -> None:
         await self._redis.delete(key)
+
+    async def delete_prefix(self, prefix: str) -> list[str]:
+        pages = self._redis.scan_iter(match=_glob_escape(prefix) + "*", count=PURGE_BATCH)
+        deleted: dict[str, None] = {}  # SCAN may name a key twice
+        try:
+            while batch := await self._next_keys(pages):
+                await self._unlink(batch)
+                deleted.update(dict.fromkeys(batch))
+        finally:
+            await cast(AsyncGenerator[Any, None], pages).aclose()
+        return list(deleted)
+
+    @_reachable
+    async def _next_keys(self, pages: AsyncIterator[Any]) -> list[str]:
+        """Up to PURGE_BATCH more names from a SCAN (each SCAN call is bounded like any)."""
+        batch: list[str] = []
+        while len(batch) < PURGE_BATCH:
+            try:
+                batch.append(str(await anext(pages)))
+            except StopAsyncIteration:
+                break
+        return batch
+
+    @_reachable
+    async def _unlink(self, names: list[str]) -> None:
+        # UNLINK frees the memory in the background; on a Cluster redis-py splits it by slot.
+        await self._redis.unlink(*names)
 
     @_reachable
     async def incr(self, key: str, ttl: int) -> int:
@@ -365,6 +433,14 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
         self._sets.pop(key, None)
+
+    async def delete_prefix(self, prefix: str) -> list[str]:
+        self._evict()  # what is left is alive
+        names = [k for k in self._values if k.startswith(prefix)]
+        names += [k for k in self._sets if k.startswith(prefix)]
+        for name in names:
+            await self.delete(name)
+        return names
 
     async def incr(self, key: str, ttl: int) -> int:
         self._evict()
