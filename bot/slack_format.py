@@ -13,7 +13,11 @@ with the renderer corrected where it is unsafe or wrong for model output (see do
   ``& < >`` everywhere, code included;
 - it drops the first line of a code block when it starts with ``#!`` (a shell script's
   shebang), renders an empty heading as a raw ``**``, and quotes only the first line of a
-  block quote.
+  block quote;
+- it drops text: models open code blocks mid-line ("Run ```bash") and write prose after the
+  closing run ("``` to finish."), which CommonMark reads as an opening fence whose language
+  tag (dropped) is that prose. The fences a model meant are put on lines of their own
+  before parsing, and text after an opening run is kept unless it is a language tag.
 
 Bare ``@channel``, ``@here`` and ``@everyone`` do not notify anyone in text sent through the
 Web API: Slack only turns them into pings when the call sets ``link_names`` (or
@@ -111,6 +115,12 @@ _BACKTICKS = re.compile(r"`+")
 _CONTAINER_MARKS = re.compile(r"(?:[ \t]*>)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
 
 
+def _opens(match: re.Match[str]) -> bool:
+    """Whether a line matching `_FENCE_LINE` opens a block (CommonMark: a backtick run's
+    info string holds no backtick)."""
+    return not (match.group(2)[0] == "`" and "`" in match.group(3))
+
+
 def _closing_run(body: str, marker: str = "```") -> re.Match[str] | None:
     """The match of a line that ends a code block opened with `marker`, or None.
 
@@ -160,10 +170,10 @@ def _mid_line_opener(body: str) -> re.Match[str] | None:
 def _fences(text: str) -> list[_Fence]:
     """The fenced code blocks of `text`, as the renderer and the splitter both see them.
 
-    Besides CommonMark's fences, a block opened at the end of a line of prose counts, unless
-    the next backtick fence line cannot close it; and a closing run may have prose after it.
-    Like any code block, one without a closing line runs to the end of the text: while an
-    answer streams, its closing line has not arrived yet.
+    Besides CommonMark's fences, a block opened at the end of a line of prose counts when
+    the next backtick fence line closes it, or when there is none but text follows (like any
+    code block, one without a closing line runs to the end: while an answer streams, its
+    closing line has not arrived yet). A closing run may have prose after it.
     """
     lines: list[tuple[int, str, str]] = []  # offset, line with its newline, line without
     offset = 0
@@ -184,12 +194,16 @@ def _fences(text: str) -> list[_Fence]:
     for index, (offset, line, body) in enumerate(lines):
         if opened is None:
             match = _FENCE_LINE.fullmatch(body)
-            if match and not (match.group(2)[0] == "`" and "`" in match.group(3)):
+            if match and _opens(match):
                 opened = (offset, offset + len(line), match.group(1), match.group(2))
                 continue
             run = _mid_line_opener(body)
             closer = next_fence[index + 1]
-            if run and (closer == len(lines) or _closing_run(lines[closer][2], run.group())):
+            if closer == len(lines):
+                closes = any(later.strip() for _, _, later in lines[index + 1 :])
+            else:
+                closes = run is not None and _closing_run(lines[closer][2], run.group()) is not None
+            if run and closes:
                 opened = (offset + run.start(), offset + len(line), "", run.group())
         elif closing := _closing_run(body, opened[3]):
             start, content_start, indent, marker = opened
@@ -653,6 +667,11 @@ def _repair(markdown: str) -> str:
     repaired, in_code = _close_open_fence(markdown)
     if in_code:
         return repaired
+    last_line = repaired[repaired.rfind("\n") + 1 :]
+    opener = _mid_line_opener(last_line)
+    if opener is not None:
+        # A code block opened mid-line whose code has not arrived: show the text before it.
+        repaired = repaired[: len(repaired) - len(last_line) + opener.start()].rstrip()
     start = _last_block_start(repaired, _fences(repaired))
     return repaired[:start] + _repair_inline(repaired[start:])
 
@@ -722,16 +741,39 @@ def _unsplittable(text: str, fences: list[_Fence]) -> list[tuple[int, int]]:
     return spans
 
 
+def _makes_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
+    """Whether a cut at `position` would start the tail with a fence that was not one.
+
+    A run of backticks inside a line is text; at the start of a message it opens a code
+    block, and the rest of its line reads as a language tag, which is not shown.
+    """
+    if text[position - 1] == "\n" or any(fence.start == position for fence in fences):
+        return False
+    match = _FENCE_LINE.match(text, position)
+    return match is not None and _opens(match)
+
+
+def _opening_prose(text: str, fence: _Fence) -> bool:
+    """Whether the block's opening line has prose after its run (shown before the block)."""
+    info = text[fence.start : fence.content_start].strip().lstrip(fence.marker[0]).strip()
+    return bool(info) and not _LANGUAGE_TAG.fullmatch(info)
+
+
 def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:
-    """Split at `position`; inside a code block, close it in head and reopen it in tail."""
+    """Split at `position`; inside a code block, close it in head and reopen it in tail.
+
+    The tail reopens with the block's opening run and language tag; prose written after the
+    run (shown once, before the block) is not repeated.
+    """
     for fence in fences:
-        if fence.content_start < position < fence.close_start:
+        if fence.content_start <= position < fence.close_start:
             closing = fence.indent + fence.marker
             if text[position - 1] != "\n":
                 closing = "\n" + closing
-            return text[:position] + closing, text[fence.start : fence.content_start] + text[
-                position:
-            ]
+            opening = text[fence.start : fence.content_start]
+            if _opening_prose(text, fence):
+                opening = fence.indent + fence.marker + "\n"
+            return text[:position] + closing, opening + text[position:]
     return text[:position], text[position:]
 
 
@@ -744,10 +786,9 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     block. With none of those, the cut is next to a link or code span, else between a word
     and punctuation; inside a word only when that word alone is too long for a message, so
     no word shows broken over two messages. A code block that alone is too long for a
-    message is cut between its lines: the
-    head closes it and the tail reopens it with the same opening line (language tag
-    included). Apart from that repair, ``head + tail == markdown``. ``tail`` is empty when
-    everything fits.
+    message is cut between its lines: the head closes it and the tail reopens it with the
+    same opening run and language tag. Apart from that repair, ``head + tail == markdown``.
+    ``tail`` is empty when everything fits.
 
     `min_head` asks for a head of at least that many characters when one fits: a message
     being streamed has already shown that much, and its final text must not shrink. The
@@ -778,6 +819,8 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
 
     def allowed(position: int) -> bool:
         if not 0 < position < len(markdown) or not markdown[:position].strip():
+            return False
+        if _makes_a_fence(markdown, position, fences):
             return False
         if not markdown[position:].strip():
             return False
@@ -812,19 +855,27 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
             return head, tail
 
     # No boundary at all (a huge link or code line): cut where the text stops fitting. Outside
-    # code blocks and words if possible, inside a word only when it alone is too long; never
-    # in a fence's opening or closing line, which would no longer read as one.
+    # code blocks, links, code spans and words if possible, inside a word only when it alone
+    # is too long; never in a fence's opening or closing line, which would no longer read as
+    # one.
+    in_span = {p for start, end in spans for p in range(start + 1, min(end, limit + 1))}
+
     def fallback(position: int, level: int) -> bool:
+        if _makes_a_fence(markdown, position, fences) or (level < 2 and position in in_span):
+            return False
         for fence in fences:
-            in_fence_line = fence.start < position <= fence.content_start or (
+            # Right after an opening line with prose, the prose can go alone.
+            in_fence_line = fence.start < position < fence.content_start or (
                 fence.close_start <= position < fence.end
             )
+            if position == fence.content_start and not _opening_prose(markdown, fence):
+                return False
             if in_fence_line or (level == 0 and fence.start < position < fence.end):
                 return False
         in_word = markdown[position - 1].isalnum() and markdown[position : position + 1].isalnum()
-        return level == 2 or not in_word
+        return level == 3 or not in_word
 
-    for level in range(3):
+    for level in range(4):
         for position in range(limit, 1, -1):
             if fallback(position, level):
                 head, tail = _cut(markdown, position, fences)

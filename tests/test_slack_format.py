@@ -399,6 +399,14 @@ def test_prose_after_a_closing_fence_is_split_as_prose() -> None:
     assert to_mrkdwn(head) == "```\nx = 1\n```\n\nand"
 
 
+def test_a_cut_never_makes_a_code_fence_of_backticks_in_a_line() -> None:
+    # At the start of the tail, "``` end" would open a code block tagged "end" (not shown).
+    answer = "a" * 45 + " ``` end"
+    head, tail = split_for_slack(answer, 50)
+    assert head + tail == answer and not tail.startswith("```")
+    assert "end" in to_mrkdwn(head) + to_mrkdwn(tail)
+
+
 def test_escaping_counts_towards_the_limit() -> None:
     answer = "a & b " * 600
     head, _ = split_for_slack(answer, 1000)

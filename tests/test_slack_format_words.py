@@ -67,29 +67,34 @@ def missing_words(expected: list[list[str]], shown: str) -> list[str]:
     position = 0
     missing: list[str] = []
     for group in expected:
-        found = shown.find(group[0], position)
-        while found >= 0:
-            end = _rest_of_group(group, shown, found) if _starts_word(shown, found) else None
-            if end is not None:
-                position = end
-                break
-            found = shown.find(group[0], found + 1)
-        else:
+        end = _group_end(group, shown, position)
+        if end is None:
             missing += group
+        else:
+            position = end
     return missing
 
 
-def _rest_of_group(group: list[str], shown: str, found: int) -> int | None:
-    """Where `group` ends in `shown` when its first word is at `found`, or None."""
-    position = found + len(group[0])
-    for word in group[1:]:
-        found = shown.find(word, position)
-        while found > position and not _starts_word(shown, found):
-            found = shown.find(word, found + 1)
-        if found < 0:
+def _group_end(group: list[str], shown: str, position: int) -> int | None:
+    """Where the earliest placement of `group` at or after `position` ends, or None."""
+    failed: set[tuple[int, int]] = set()  # (word index, position) known to lead nowhere
+
+    def place(index: int, at: int) -> int | None:
+        if index == len(group):
+            return None if shown[at : at + 1].isalnum() else at
+        if (index, at) in failed:
             return None
-        position = found + len(word)
-    return None if shown[position : position + 1].isalnum() else position
+        found = shown.find(group[index], at)
+        while found >= 0:
+            if (index and found == at) or _starts_word(shown, found):
+                end = place(index + 1, found + len(group[index]))
+                if end is not None:
+                    return end
+            found = shown.find(group[index], found + 1)
+        failed.add((index, at))
+        return None
+
+    return place(0, position)
 
 
 def delivered(markdown: str, limit: int) -> str:
