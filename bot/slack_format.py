@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from slackify_markdown.slackify import SlackifyMarkdown
@@ -110,7 +111,7 @@ class _Fence:
 
 
 _FENCE_LINE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
-_LANGUAGE_TAG = re.compile(r"[A-Za-z0-9_+#.-]+")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z0-9_+#.-]+[ \t]*")  # right against the run: ```python
 _BACKTICKS = re.compile(r"`+")
 _CONTAINER_MARKS = re.compile(r"(?:[ \t]*>)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
 
@@ -119,6 +120,14 @@ def _opens(match: re.Match[str]) -> bool:
     """Whether a line matching `_FENCE_LINE` opens a block (CommonMark: a backtick run's
     info string holds no backtick)."""
     return not (match.group(2)[0] == "`" and "`" in match.group(3))
+
+
+def _is_prose(info: str) -> bool:
+    """Whether the text after a fence's run is prose rather than nothing or a language tag.
+
+    A tag is written against the run ("```python"); "``` after" is the model's prose.
+    """
+    return bool(info.strip()) and not _LANGUAGE_TAG.fullmatch(info)
 
 
 def _closing_run(body: str, marker: str = "```") -> re.Match[str] | None:
@@ -149,12 +158,14 @@ def _mid_line_opener(body: str) -> re.Match[str] | None:
     if not runs or len(runs[-1].group()) < 3:
         return None
     last = runs[-1]
-    info = body[last.end() :].strip()
-    if info and not _LANGUAGE_TAG.fullmatch(info):
+    if _is_prose(body[last.end() :]):
         return None
     before = body[: last.start()].rstrip()
-    if not _CONTAINER_MARKS.sub("", before, count=1).strip():
-        return None  # nothing but a list or quote marker before it: not prose
+    marks = _CONTAINER_MARKS.match(before)
+    if marks is None or ">" in marks.group() or not before[marks.end() :].strip():
+        # Nothing but a list marker before it, so not prose; or in a quote, whose lines
+        # this fence finder does not follow (CommonMark's reading is kept there).
+        return None
     index = 0
     while index < len(runs) - 1:
         length = len(runs[index].group())
@@ -259,8 +270,7 @@ def _fence_parts(token: Token) -> tuple[str, str]:
     code line). Anything else there is the model's prose on a line that only looks like a
     fence ("``` to finish." with no block open), and is kept as prose.
     """
-    info = token.info.strip()
-    prose = "" if not info or _LANGUAGE_TAG.fullmatch(info) else info
+    prose = unescapeAll(token.info.strip()) if _is_prose(token.info) else ""
     return prose, token.content
 
 
@@ -755,8 +765,8 @@ def _makes_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
 
 def _opening_prose(text: str, fence: _Fence) -> bool:
     """Whether the block's opening line has prose after its run (shown before the block)."""
-    info = text[fence.start : fence.content_start].strip().lstrip(fence.marker[0]).strip()
-    return bool(info) and not _LANGUAGE_TAG.fullmatch(info)
+    line = text[fence.start : fence.content_start].rstrip("\r\n")
+    return _is_prose(line.lstrip(" \t").lstrip(fence.marker[0]))
 
 
 def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:

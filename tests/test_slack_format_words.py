@@ -2,13 +2,16 @@
 
 The property runs generated Markdown through the path a real answer takes: split into
 message-sized parts (``split_all``), each part turned into its message (``answer_blocks``).
-Every word of the input must appear, in order, in the sections' text put back together.
-Rewrites the conversion is allowed to make are undone before comparing: ``& < >`` escapes,
-and the invisible characters that neutralise mentions or separate emphasis from a letter.
+Every word of the input (a run of letters or digits) must appear, in order, in the
+sections' text put back together. Rewrites the conversion may make are undone before
+comparing: ``& < >`` escapes, link targets, and the invisible characters that neutralise
+mentions or separate emphasis from a letter. Words joined by punctuation alone may show
+glued, as the markup between them may go (``foo**bar**`` shows as foobar).
 
-What is not a word of the answer: a link's destination (``(url)``, a reference ``[label]``
-and a reference definition line), and a code block's language tag (the one identifier
-after an opening fence: Slack cannot highlight, and would show it as a line of code).
+What is not a word of the answer: a link's destination (``(url)``, the ``[label]`` of a
+reference link, a reference definition line), and a code block's language tag (one
+identifier against the opening run, "```python": Slack cannot highlight, and would show
+it as a line of code).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from bot.slack_format import answer_blocks, split_all, to_mrkdwn
 
 _ALNUM = re.compile(r"[^\W_]+")
 _INLINE_DESTINATION = re.compile(r"\]\((?:[^()\n]|\([^()\n]*\))*\)")
-_REFERENCE_LABEL = re.compile(r"\]\[(?:r1|r2|nope)?\]")  # the labels generated below
+_REFERENCE_LABEL = re.compile(r"\]\[(?:r1|r2)?\]")  # the labels defined below
 _DEFINITION_LINE = re.compile(r"^[ \t>]*\[[^\[\]\n]+\]:.*$", re.MULTILINE)
-_LANGUAGE_TAG = re.compile(r"(`{3,}|~{3,})[ \t]*[A-Za-z0-9_+#.-]+[ \t]*$", re.MULTILINE)
+_LANGUAGE_TAG = re.compile(r"(`{3,}|~{3,})[A-Za-z0-9_+#.-]+[ \t]*$", re.MULTILINE)
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _INVISIBLE = re.compile("[\u200b\u2060]")
 _SLACK_LINK_TARGET = re.compile(r"<(?:https?|mailto):[^<>|\s]*\|")
@@ -33,11 +36,8 @@ _SLACK_LINK = re.compile(r"<(?:https?|mailto):[^<>|\s]*>")  # a link without tex
 
 
 def input_words(markdown: str) -> list[list[str]]:
-    """The words a reader of the Markdown reads (see the module docstring), grouped.
-
-    Words with only punctuation between them form one group ("AT&T", "a[b](url)c"): the
-    markup between them may go, and ``foo**bar**`` shows as foobar, in mrkdwn too.
-    """
+    """The words a reader of the Markdown reads (see the module docstring), grouped: words
+    with only punctuation between them form one group ("AT&T", "a[b](url)c")."""
     text = _DEFINITION_LINE.sub("", markdown)
     text = _REFERENCE_LABEL.sub("]", text)
     text = _INLINE_DESTINATION.sub("]", text)
@@ -136,7 +136,8 @@ def _inline(draw: st.DrawFn) -> str:
         return f"{marker}{_words(draw)}{marker}"
     if kind == 4:
         ticks = draw(_ticks)
-        return f"{ticks}{_words(draw)}{ticks}"
+        inner = draw(st.sampled_from(["", " ` ", " `` "])) if len(ticks) == 3 else ""
+        return f"{ticks}{_words(draw)}{inner}{_words(draw)}{ticks}"
     if kind == 5:
         return f"[{_words(draw)}]({draw(_url)})"
     if kind == 6:
@@ -164,7 +165,7 @@ def _line(draw: st.DrawFn) -> str:
 
 @st.composite
 def _block(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 10))
+    kind = draw(st.integers(0, 11))
     if kind <= 2:
         return "\n".join(draw(st.lists(_line(), min_size=1, max_size=3)))
     if kind == 3:
@@ -192,7 +193,20 @@ def _block(draw: st.DrawFn) -> str:
         return "[r1]: https://e.com/r1\n[r2]: https://e.com/r2"
     if kind == 9:
         return draw(st.sampled_from(["---", "***", "", "Setext\n===", "    indented code"]))
-    return draw(_line()) + " " + draw(_specials)
+    if kind == 10:
+        return draw(_line()) + " " + draw(_specials)
+    # Code blocks inside a list item or a quote.
+    code = _words(draw)
+    return draw(
+        st.sampled_from(
+            [
+                f"- {_words(draw)} ```bash\n  {code}\n  ```",
+                f"1. ```\n   {code}\n   ```",
+                f"> ```\n> {code}\n> ```",
+                f"> {_words(draw)} ```\n> {code}\n> ``` {_words(draw)}",
+            ]
+        )
+    )
 
 
 @st.composite
