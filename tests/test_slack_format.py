@@ -109,6 +109,7 @@ def test_code_blocks_opened_mid_line_or_closed_before_prose_keep_that_prose() ->
     assert to_mrkdwn("```\ncode\n```, then restart.") == "```\ncode\n```\n\n, then restart."
     # A line that only looks like an opening fence: its text is prose, not a language tag.
     assert to_mrkdwn("Done.\n\n``` to finish.") == "Done.\n\nto finish."
+    assert to_mrkdwn("> Quote ```\n> code\n> ``` after").endswith("after")
     # Inside a list item, the block stays in the item.
     assert to_mrkdwn("- Run: ```bash\n  pip install x\n  ```") == (
         "•   Run:\n```\npip install x\n```"
