@@ -13,7 +13,11 @@ with the renderer corrected where it is unsafe or wrong for model output (see do
   ``& < >`` everywhere, code included;
 - it drops the first line of a code block when it starts with ``#!`` (a shell script's
   shebang), renders an empty heading as a raw ``**``, and quotes only the first line of a
-  block quote.
+  block quote;
+- it drops text: models open code blocks mid-line ("Run ```bash") and write prose after the
+  closing run ("``` to finish."), which CommonMark reads as an opening fence whose language
+  tag (dropped) is that prose. The fences a model meant are put on lines of their own
+  before parsing, and text after an opening run is kept unless it is a language tag.
 
 Bare ``@channel``, ``@here`` and ``@everyone`` do not notify anyone in text sent through the
 Web API: Slack only turns them into pings when the call sets ``link_names`` (or
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from slackify_markdown.slackify import SlackifyMarkdown
@@ -86,6 +91,167 @@ def _link_target(url: str) -> str | None:
     return url.replace("&", "&amp;")
 
 
+# --- code fences ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """A fenced code block, by offsets into the text it was found in."""
+
+    start: int  # start of the opening line, or of the opening run when it ends a line of prose
+    content_start: int  # just after the opening line
+    close_start: int  # start of the closing line; len(text) when unclosed
+    end: int  # just after the closing line (its run, when prose follows); len(text) if unclosed
+    indent: str
+    marker: str  # the closing marker: the opening run's character and length
+
+    @property
+    def closed(self) -> bool:
+        return self.end > self.close_start
+
+
+_FENCE_LINE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z0-9_+#.-]+[ \t]*")  # right against the run: ```python
+_BACKTICKS = re.compile(r"`+")
+_CONTAINER_MARKS = re.compile(r"(?:[ \t]*>)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
+
+
+def _opens(match: re.Match[str]) -> bool:
+    """Whether a line matching `_FENCE_LINE` opens a block (CommonMark: a backtick run's
+    info string holds no backtick)."""
+    return not (match.group(2)[0] == "`" and "`" in match.group(3))
+
+
+def _is_prose(info: str) -> bool:
+    """Whether the text after a fence's run is prose rather than nothing or a language tag.
+
+    A tag is written against the run ("```python"); "``` after" is the model's prose.
+    """
+    return bool(info.strip()) and not _LANGUAGE_TAG.fullmatch(info)
+
+
+def _closing_run(body: str, marker: str = "```") -> re.Match[str] | None:
+    """The match of a line that ends a code block opened with `marker`, or None.
+
+    CommonMark only closes on a bare run, but models write prose after it ("``` to finish.")
+    and mean the block to end there. A word right against the run does not count: it reads
+    as the language tag of a nested opener (a code block showing Markdown). Whether a line
+    closes depends only on its start, so a cut in its prose cannot change that.
+    """
+    match = _FENCE_LINE.fullmatch(body)
+    if match is None:
+        return None
+    run, rest = match.group(2), match.group(3)
+    if run[0] != marker[0] or len(run) < len(marker) or _LANGUAGE_TAG.match(rest):
+        return None
+    return match
+
+
+def _mid_line_opener(body: str) -> re.Match[str] | None:
+    """The backtick run that opens a code block at the end of a line of prose, or None.
+
+    Models write "Run this: ```bash" with the code on the next lines. The run must be the
+    last on the line, followed by at most a language tag, and not close an inline code span
+    the line opened ("Run ```pip``` then ```").
+    """
+    runs = list(_BACKTICKS.finditer(body))
+    if not runs or len(runs[-1].group()) < 3:
+        return None
+    last = runs[-1]
+    if _is_prose(body[last.end() :]):
+        return None
+    before = body[: last.start()].rstrip()
+    marks = _CONTAINER_MARKS.match(before)
+    if marks is None or ">" in marks.group() or not before[marks.end() :].strip():
+        # Nothing but a list marker before it, so not prose; or in a quote, whose lines
+        # this fence finder does not follow (CommonMark's reading is kept there).
+        return None
+    index = 0
+    while index < len(runs) - 1:
+        length = len(runs[index].group())
+        pair = next(
+            (n for n in range(index + 1, len(runs)) if len(runs[n].group()) == length), None
+        )
+        if pair == len(runs) - 1:
+            return None
+        index = index + 1 if pair is None else pair + 1
+    return last
+
+
+def _fences(text: str) -> list[_Fence]:
+    """The fenced code blocks of `text`, as the renderer and the splitter both see them.
+
+    Besides CommonMark's fences, a block opened at the end of a line of prose counts when
+    the next backtick fence line closes it, or when there is none but text follows (like any
+    code block, one without a closing line runs to the end: while an answer streams, its
+    closing line has not arrived yet). A closing run may have prose after it.
+    """
+    lines: list[tuple[int, str, str]] = []  # offset, line with its newline, line without
+    offset = 0
+    # Split on "\n" alone, as markdown-it does (splitlines would also break at U+2028).
+    for body in text.split("\n"):
+        line = body + "\n" if offset + len(body) < len(text) else body
+        lines.append((offset, line, body.rstrip("\r")))
+        offset += len(line)
+    # For each line, the index of the first backtick fence line from there on.
+    next_fence = [len(lines)] * (len(lines) + 1)
+    for index in range(len(lines) - 1, -1, -1):
+        match = _FENCE_LINE.fullmatch(lines[index][2])
+        is_fence = match is not None and match.group(2)[0] == "`"
+        next_fence[index] = index if is_fence else next_fence[index + 1]
+
+    fences: list[_Fence] = []
+    opened: tuple[int, int, str, str] | None = None  # start, content start, indent, marker
+    for index, (offset, line, body) in enumerate(lines):
+        if opened is None:
+            match = _FENCE_LINE.fullmatch(body)
+            if match and _opens(match):
+                opened = (offset, offset + len(line), match.group(1), match.group(2))
+                continue
+            run = _mid_line_opener(body)
+            closer = next_fence[index + 1]
+            if closer == len(lines):
+                closes = any(later.strip() for _, _, later in lines[index + 1 :])
+            else:
+                closes = run is not None and _closing_run(lines[closer][2], run.group()) is not None
+            if run and closes:
+                opened = (offset + run.start(), offset + len(line), "", run.group())
+        elif closing := _closing_run(body, opened[3]):
+            start, content_start, indent, marker = opened
+            # Prose after the closing run is not part of the block.
+            end = offset + (closing.end(2) if closing.group(3).strip() else len(line))
+            fences.append(_Fence(start, content_start, offset, end, indent, marker))
+            opened = None
+    if opened is not None:
+        start, content_start, indent, marker = opened
+        fences.append(_Fence(start, content_start, len(text), len(text), indent, marker))
+    return fences
+
+
+def _normalise_fences(markdown: str) -> str:
+    """Put what `_fences` finds where the parser will see it too.
+
+    A block opened at the end of a line of prose gets its opening run on a line of its own,
+    and prose after a closing run a line of its own. Left as they are, the parser reads the
+    closing line as the opening of an empty block and its prose as a language tag: the
+    text after it was lost (``x ```\ncode\n``` after text`` rendered as ``x ```\ncode``).
+    """
+    pieces: list[str] = []
+    previous = 0
+    for fence in _fences(markdown):
+        closing = markdown[fence.close_start : fence.end]
+        indent = closing[: len(closing) - len(closing.lstrip(" \t"))]
+        line_start = markdown.rfind("\n", 0, fence.start) + 1
+        if markdown[line_start : fence.start].strip():
+            pieces += [markdown[previous : fence.start].rstrip(" \t"), "\n", indent]
+            previous = fence.start
+        if fence.closed and fence.end < len(markdown) and markdown[fence.end - 1] != "\n":
+            pieces += [markdown[previous : fence.end], "\n", indent]
+            previous = len(markdown) - len(markdown[fence.end :].lstrip(" \t"))
+    pieces.append(markdown[previous:])
+    return "".join(pieces)
+
+
 # --- the renderer ---------------------------------------------------------------------
 
 
@@ -95,6 +261,17 @@ def _word_char_at(tokens: Sequence[Token], idx: int, last: bool) -> bool:
         return False
     char = tokens[idx].content[-1 if last else 0]
     return char.isalnum()
+
+
+def _fence_parts(token: Token) -> tuple[str, str]:
+    """A code block's prose and code: the text after its opening run, unless a language tag.
+
+    Slack has no syntax highlighting, so a language tag is dropped (it would show as a first
+    code line). Anything else there is the model's prose on a line that only looks like a
+    fence ("``` to finish." with no block open), and is kept as prose.
+    """
+    prose = unescapeAll(token.info.strip()) if _is_prose(token.info) else ""
+    return prose, token.content
 
 
 # slackify-markdown ships no type information, so mypy sees its renderer as Any.
@@ -123,11 +300,11 @@ class _MrkdwnRenderer(SlackifyMarkdown):  # type: ignore[misc]
         return f"`{_escape(tokens[idx].content)}`"
 
     def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
-        content = tokens[idx].content
-        if not content.strip():
-            return ""
-        # Slack has no syntax highlighting: a language tag would show as a first code line.
-        return f"```\n{_escape(content)}```" + str(self.NEW_LINE) * 2
+        prose, content = _fence_parts(tokens[idx])
+        shown = _escape_prose(prose) + str(self.NEW_LINE) * 2 if prose else ""
+        if content.strip():
+            shown += f"```\n{_escape(content)}```" + str(self.NEW_LINE) * 2
+        return shown
 
     code_block = fence
 
@@ -271,7 +448,8 @@ class _PlainRenderer(_MrkdwnRenderer):
         return _escape(tokens[idx].content)
 
     def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
-        return _escape(tokens[idx].content) + str(self.NEW_LINE)
+        prose, content = _fence_parts(tokens[idx])
+        return "".join(_escape(part) + str(self.NEW_LINE) for part in (prose, content) if part)
 
     code_block = fence
 
@@ -317,7 +495,7 @@ class _PlainRenderer(_MrkdwnRenderer):
 
 
 def _render(markdown: str, renderer: type[_MrkdwnRenderer]) -> str:
-    return str(renderer(markdown).slackify()).strip("\n").rstrip()
+    return str(renderer(_normalise_fences(markdown)).slackify()).strip("\n").rstrip()
 
 
 def to_mrkdwn(markdown: str) -> str:
@@ -332,54 +510,6 @@ def to_mrkdwn(markdown: str) -> str:
 
 
 # --- streaming repair -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Fence:
-    """A fenced code block, by offsets into the text it was found in."""
-
-    start: int  # start of the opening line
-    content_start: int  # just after the opening line
-    close_start: int  # start of the closing line; len(text) when unclosed
-    end: int  # just after the closing line; len(text) when unclosed
-    indent: str
-    marker: str  # the closing marker: the opening run's character and length
-
-    @property
-    def closed(self) -> bool:
-        return self.end > self.close_start
-
-
-_FENCE_OPEN = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
-_FENCE_CLOSE = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*")
-
-
-def _fences(text: str) -> list[_Fence]:
-    fences: list[_Fence] = []
-    opened: tuple[int, int, str, str] | None = None  # start, content start, indent, marker
-    offset = 0
-    # Split on "\n" alone, as markdown-it does (splitlines would also break at U+2028).
-    for body in text.split("\n"):
-        line = body + "\n" if offset + len(body) < len(text) else body
-        body = body.rstrip("\r")
-        if opened is None:
-            match = _FENCE_OPEN.fullmatch(body)
-            if match and not (match.group(2)[0] == "`" and "`" in match.group(3)):
-                opened = (offset, offset + len(line), match.group(1), match.group(2))
-        else:
-            match = _FENCE_CLOSE.fullmatch(body)
-            marker = opened[3]
-            if match and match.group(1)[0] == marker[0] and len(match.group(1)) >= len(marker):
-                start, content_start, indent, marker = opened
-                fences.append(
-                    _Fence(start, content_start, offset, offset + len(line), indent, marker)
-                )
-                opened = None
-        offset += len(line)
-    if opened is not None:
-        start, content_start, indent, marker = opened
-        fences.append(_Fence(start, content_start, len(text), len(text), indent, marker))
-    return fences
 
 
 def _close_open_fence(markdown: str) -> tuple[str, bool]:
@@ -547,6 +677,11 @@ def _repair(markdown: str) -> str:
     repaired, in_code = _close_open_fence(markdown)
     if in_code:
         return repaired
+    last_line = repaired[repaired.rfind("\n") + 1 :]
+    opener = _mid_line_opener(last_line)
+    if opener is not None:
+        # A code block opened mid-line whose code has not arrived: show the text before it.
+        repaired = repaired[: len(repaired) - len(last_line) + opener.start()].rstrip()
     start = _last_block_start(repaired, _fences(repaired))
     return repaired[:start] + _repair_inline(repaired[start:])
 
@@ -616,16 +751,39 @@ def _unsplittable(text: str, fences: list[_Fence]) -> list[tuple[int, int]]:
     return spans
 
 
+def _makes_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
+    """Whether a cut at `position` would start the tail with a fence that was not one.
+
+    A run of backticks inside a line is text; at the start of a message it opens a code
+    block, and the rest of its line reads as a language tag, which is not shown.
+    """
+    if text[position - 1] == "\n" or any(fence.start == position for fence in fences):
+        return False
+    match = _FENCE_LINE.match(text, position)
+    return match is not None and _opens(match)
+
+
+def _opening_prose(text: str, fence: _Fence) -> bool:
+    """Whether the block's opening line has prose after its run (shown before the block)."""
+    line = text[fence.start : fence.content_start].rstrip("\r\n")
+    return _is_prose(line.lstrip(" \t").lstrip(fence.marker[0]))
+
+
 def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:
-    """Split at `position`; inside a code block, close it in head and reopen it in tail."""
+    """Split at `position`; inside a code block, close it in head and reopen it in tail.
+
+    The tail reopens with the block's opening run and language tag; prose written after the
+    run (shown once, before the block) is not repeated.
+    """
     for fence in fences:
-        if fence.content_start < position < fence.close_start:
+        if fence.content_start <= position < fence.close_start:
             closing = fence.indent + fence.marker
             if text[position - 1] != "\n":
                 closing = "\n" + closing
-            return text[:position] + closing, text[fence.start : fence.content_start] + text[
-                position:
-            ]
+            opening = text[fence.start : fence.content_start]
+            if _opening_prose(text, fence):
+                opening = fence.indent + fence.marker + "\n"
+            return text[:position] + closing, opening + text[position:]
     return text[:position], text[position:]
 
 
@@ -635,10 +793,12 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     ``to_mrkdwn(head)`` is at most `max_chars` long. The cut is at a paragraph break when
     one lies in the last half of what fits, else a line break, a sentence end or a space
     there, else the latest of those anywhere; never inside a code span, a link or a code
-    block. A code block that alone is too long for a message is cut between its lines: the
-    head closes it and the tail reopens it with the same opening line (language tag
-    included). Apart from that repair, ``head + tail == markdown``. ``tail`` is empty when
-    everything fits.
+    block. With none of those, the cut is next to a link or code span, else between a word
+    and punctuation; inside a word only when that word alone is too long for a message, so
+    no word shows broken over two messages. A code block that alone is too long for a
+    message is cut between its lines: the head closes it and the tail reopens it with the
+    same opening run and language tag. Apart from that repair, ``head + tail == markdown``.
+    ``tail`` is empty when everything fits.
 
     `min_head` asks for a head of at least that many characters when one fits: a message
     being streamed has already shown that much, and its final text must not shrink. The
@@ -670,6 +830,8 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     def allowed(position: int) -> bool:
         if not 0 < position < len(markdown) or not markdown[:position].strip():
             return False
+        if _makes_a_fence(markdown, position, fences):
+            return False
         if not markdown[position:].strip():
             return False
         if any(start < position < end for start, end in spans):
@@ -687,6 +849,8 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
         sorted({m.end() for m in pattern.finditer(markdown, 0, limit + 1)}, reverse=True)
         for pattern in _TIERS
     ]
+    # Right before or after a link or code span, when there is no space to cut at.
+    tiers.append(sorted({edge for span in spans for edge in span if edge <= limit}, reverse=True))
     window = limit // 2
     ordered = [p for tier in tiers for p in tier if p >= window]
     ordered += sorted({p for tier in tiers for p in tier if p < window}, reverse=True)
@@ -700,16 +864,34 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
         if fits(head):
             return head, tail
 
-    # No boundary at all (one huge word, link or code line): cut where the text stops fitting.
-    position = limit
-    for fence in fences:
-        if fence.start < position <= fence.content_start:
-            position = fence.start if fence.start > 0 else fence.content_start + 1
-    while True:
-        head, tail = _cut(markdown, position, fences)
-        if fits(head) or position <= 1:
-            return head, tail
-        position -= 1
+    # No boundary at all (a huge link or code line): cut where the text stops fitting. Outside
+    # code blocks, links, code spans and words if possible, inside a word only when it alone
+    # is too long; never in a fence's opening or closing line, which would no longer read as
+    # one.
+    in_span = {p for start, end in spans for p in range(start + 1, min(end, limit + 1))}
+
+    def fallback(position: int, level: int) -> bool:
+        if _makes_a_fence(markdown, position, fences) or (level < 2 and position in in_span):
+            return False
+        for fence in fences:
+            # Right after an opening line with prose, the prose can go alone.
+            in_fence_line = fence.start < position < fence.content_start or (
+                fence.close_start <= position < fence.end
+            )
+            if position == fence.content_start and not _opening_prose(markdown, fence):
+                return False
+            if in_fence_line or (level == 0 and fence.start < position < fence.end):
+                return False
+        in_word = markdown[position - 1].isalnum() and markdown[position : position + 1].isalnum()
+        return level == 3 or not in_word
+
+    for level in range(4):
+        for position in range(limit, 1, -1):
+            if fallback(position, level):
+                head, tail = _cut(markdown, position, fences)
+                if fits(head):
+                    return head, tail
+    return _cut(markdown, 1, fences)
 
 
 def split_all(markdown: str, max_chars: int = 3000) -> list[str]:

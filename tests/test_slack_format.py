@@ -102,6 +102,20 @@ def test_code_blocks_drop_the_language_and_keep_their_lines() -> None:
     assert out == "Run:\n\n```\n#!/bin/bash\necho hi\n```\n\nafter"
 
 
+def test_code_blocks_opened_mid_line_or_closed_before_prose_keep_that_prose() -> None:
+    assert to_mrkdwn("Run this: ```bash\npip install x\n```") == (
+        "Run this:\n\n```\npip install x\n```"
+    )
+    assert to_mrkdwn("```\ncode\n```, then restart.") == "```\ncode\n```\n\n, then restart."
+    # A line that only looks like an opening fence: its text is prose, not a language tag.
+    assert to_mrkdwn("Done.\n\n``` to finish.") == "Done.\n\nto finish."
+    assert to_mrkdwn("> Quote ```\n> code\n> ``` after").endswith("after")
+    # Inside a list item, the block stays in the item.
+    assert to_mrkdwn("- Run: ```bash\n  pip install x\n  ```") == (
+        "•   Run:\n```\npip install x\n```"
+    )
+
+
 def test_code_is_escaped_too() -> None:
     assert to_mrkdwn("`a<b && c>d`") == "`a&lt;b &amp;&amp; c&gt;d`"
     assert to_mrkdwn("```\nif a < b & c:\n```") == "```\nif a &lt; b &amp; c:\n```"
@@ -178,6 +192,11 @@ def test_partial_closes_an_unclosed_fence() -> None:
 def test_partial_drops_a_fence_that_has_only_its_opening_line() -> None:
     assert to_mrkdwn_partial("Code:\n\n```py") == "Code:"
     assert to_mrkdwn_partial("Code:\n\n```py\n") == "Code:"
+
+
+def test_partial_shows_a_code_block_opened_mid_line_as_code() -> None:
+    assert to_mrkdwn_partial("Run this: ```bash") == "Run this:"
+    assert to_mrkdwn_partial("Run this: ```bash\npip ins") == "Run this:\n\n```\npip ins\n```"
 
 
 def test_partial_drops_a_half_written_closing_fence() -> None:
@@ -361,6 +380,32 @@ def test_a_single_huge_word_is_cut_anyway() -> None:
     blob = "x" * 5000
     head, tail = split_for_slack(blob, 1000)
     assert len(to_mrkdwn(head)) <= 1000 and head + tail == blob
+
+
+def test_without_spaces_the_cut_is_next_to_a_link_or_at_punctuation() -> None:
+    links = "".join(f"[page{n}](https://e.com/{n})" for n in range(40))
+    head, tail = split_for_slack(links, 200)
+    assert head.endswith(")") and tail.startswith("[page") and head + tail == links
+    words = "alpha-beta-gamma-" * 100
+    head, tail = split_for_slack(words, 200)
+    assert head.endswith("-") and head + tail == words
+
+
+def test_prose_after_a_closing_fence_is_split_as_prose() -> None:
+    # The tail used to start with the closing line, which then read as an opening fence whose
+    # "language tag" (all the prose after it) was dropped.
+    answer = "```\nx = 1\n``` and " + "more_words_" * 30
+    head, tail = split_for_slack(answer, 100)
+    assert head == "```\nx = 1\n``` and " and head + tail == answer
+    assert to_mrkdwn(head) == "```\nx = 1\n```\n\nand"
+
+
+def test_a_cut_never_makes_a_code_fence_of_backticks_in_a_line() -> None:
+    # At the start of the tail, "``` end" would open a code block tagged "end" (not shown).
+    answer = "a" * 45 + " ``` end"
+    head, tail = split_for_slack(answer, 50)
+    assert head + tail == answer and not tail.startswith("```")
+    assert "end" in to_mrkdwn(head) + to_mrkdwn(tail)
 
 
 def test_escaping_counts_towards_the_limit() -> None:
