@@ -19,16 +19,16 @@ Two kinds of row:
 Columns:
   done        answers complete: every word in order across the thread's replies, no typing
               marker left, feedback buttons on the last reply
-  notice      questions with a failure notice in their thread (":warning:", "restarted",
-              "couldn't")
+  notice      questions with a failure notice in their thread (a reply with ":warning:",
+              ":hourglass:", "restarted", "couldn't", "try again" or "ask again")
   no reply    questions whose thread never got a bot message
-  unfin       replied to, not complete, when the row ended
+  unfin       replied to, no failure notice, yet not complete when the row ended
   ack p50/max milliseconds for the bot to answer each signed mention (Slack wants < 3 s)
   RSS idle    the bot's resident memory before the burst (after one warm-up answer), MiB
   peak        the most it held during the row (sampled every 0.5 s), MiB
   KiB/ans     (peak - idle) / N
   idle        CPU milliseconds a second the idle bot spends (these probes included), measured
-              over 3 s before the burst
+              over 5 s before the burst
   CPU s       the bot's user + system time over the row
   ms/ans      (CPU s - idle x wall) / N: what each answer cost the bot
   lag p50/p99/max
@@ -91,13 +91,14 @@ LONG_CHUNK_DELAY = 0.5
 CPU_CHARACTERS = 3000
 CPU_CHUNK = 4
 CPU_RATE = 50.0  # chunks a second
-FAILURE_MARKS = (":warning:", "restarted", "couldn't")
+#: What marks a reply as a failure notice (the bot's notices say one of these).
+FAILURE_MARKS = (":warning:", ":hourglass:", "restarted", "couldn't", "try again", "ask again")
 
 BACKLOG = 4096  # the fakes' listening sockets: a thousand connections at once never wait
 RSS_EVERY = 0.5
 LAG_EVERY = 0.1
 HEALTH_TIMEOUT = 10.0
-IDLE_BASELINE = 3.0  # seconds the idle bot is watched (CPU rate, lag) before a burst
+IDLE_BASELINE = 5.0  # seconds the idle bot is watched (CPU rate, lag) before a burst
 WARM_UP_TIMEOUT = 30.0
 POLL = 0.2
 QUIET = 1.0  # seconds without a Slack call before the answers are checked
@@ -359,10 +360,10 @@ def count_outcomes(
         row.settled += noticed or complete
         if complete:
             row.done += 1
-        elif replies:
-            row.unfinished += 1
-        else:
+        elif not replies:
             row.no_reply += 1
+        elif not noticed:
+            row.unfinished += 1
 
 
 def slack_idle_for(slack: FakeSlack, since: float) -> float:
