@@ -449,76 +449,90 @@ def row_timeout(shape: Shape, options: Options) -> float:
     return 3 * stream + 60
 
 
+@dataclass
+class Rig:
+    """One row's fakes, bot and HTTP clients."""
+
+    slack: FakeSlack
+    cgpt: FakeCustomGPT
+    bot: BotProcess
+    sender: TimedSender
+    probe: aiohttp.ClientSession
+
+
 async def run_row(shape: Shape, options: Options, logs: Path) -> Row:
     row = Row(shape)
     team = f"TCAP{uuid.uuid4().hex[:8].upper()}"
-    bot: BotProcess | None = None
-    unlimited = aiohttp.TCPConnector(limit=0)
+    # One connection per mention, closed after its response, as Slack delivers events: a
+    # thousand idle keep-alive connections would sit in the bot's memory and inflate RSS.
+    mentions = aiohttp.TCPConnector(limit=0, force_close=True)
     try:
         async with (
             FakeSlack(team_id=team, limits=None, backlog=BACKLOG) as slack,
             FakeCustomGPT(api_key=CGPT_KEY, backlog=BACKLOG) as cgpt,
-            aiohttp.ClientSession(connector=unlimited) as http,
+            aiohttp.ClientSession(connector=mentions) as http,
             aiohttp.ClientSession() as probe,
         ):
             cgpt.add_project(PROJECT_ID, "Capacity Docs")
             env = clean_env(slack, cgpt, BOT_SETTINGS | options.bot_env)
             env["PORT"] = str(free_port())
             bot = BotProcess(env, logs / f"{team}.log", many_files=True)
-            await bot.start(probe)
-            sender = TimedSender(bot.url, team, http)
-            await warm_up(sender, slack, cgpt, bot)
-            row.idle_rate = await idle_cpu_rate(bot, probe)
-
-            questions = [
-                Question(i, f"CC{i % shape.channels}", next_ts(), f"capacity question q{i}")
-                for i in range(shape.n)
-            ]
-            answers = [
-                cgpt.queue_answer(
-                    chunks_for(shape, q.index, options.seconds), chunk_delay=shape.chunk_delay
-                )
-                for q in questions
-            ]
-            row.rss_idle_kib = rss_kib(bot.pid)
-            sender.round_trips.clear()
-            with Watcher(bot, probe) as watcher:
-                cpu_before, bench_before = cpu_seconds(bot.pid), own_cpu_seconds()
-                started = time.monotonic()
-                sent = await asyncio.gather(
-                    *(sender.mention(q.prompt, channel=q.channel, ts=q.ts) for q in questions),
-                    return_exceptions=True,
-                )
-                failures = [s for s in sent if isinstance(s, BaseException)]
-                if failures:
-                    row.notes.append(f"{len(failures)} mentions not acknowledged: {failures[0]!r}")
-                await wait_for_answers(
-                    row,
-                    slack,
-                    bot,
-                    questions,
-                    answers,
-                    started + row_timeout(shape, options),
-                    options.idle_stop,
-                )
-                row.wall = time.monotonic() - started
-                row.cpu = cpu_seconds(bot.pid) - cpu_before
-                row.bench_cpu = own_cpu_seconds() - bench_before
-                row.rss_peak_kib = max(watcher.peak_kib, rss_kib(bot.pid))
-            row.cpu_net = max(0.0, row.cpu - row.idle_rate * row.wall)
-            row.acks = list(sender.round_trips)
-            row.lags, row.bench_lags = watcher.lags, watcher.bench_lags
-            count_outcomes(row, slack, questions, answers)  # measured before the bot stops
-            if row.bench_cpu > 0.8 * row.wall:
-                row.notes.append("the bench process was busy: the fakes may have set the pace")
-            bench_lag = percentile(row.bench_lags, 0.99)
-            if bench_lag is not None and bench_lag > 0.05:
-                row.notes.append(f"bench timer lag p99 {bench_lag * 1000:.0f} ms")
-            return row
+            try:
+                await bot.start(probe)
+                sender = TimedSender(bot.url, team, http)
+                await burst(row, options, Rig(slack, cgpt, bot, sender, probe))
+            finally:
+                # Before the fakes close: a bot cut off from them would fail answers and
+                # fill its log with errors of the benchmark's making.
+                await bot.stop()
+        return row
     finally:
-        if bot is not None:
-            await bot.stop()
         await delete_team_keys(team)
+
+
+async def burst(row: Row, options: Options, rig: Rig) -> None:
+    """Warm up and watch the idle bot, then send the row's mentions all at once and measure
+    until the answers are done (or the row ends otherwise)."""
+    shape, bot = row.shape, rig.bot
+    await warm_up(rig.sender, rig.slack, rig.cgpt, bot)
+    row.idle_rate = await idle_cpu_rate(bot, rig.probe)
+    questions = [
+        Question(i, f"CC{i % shape.channels}", next_ts(), f"capacity question q{i}")
+        for i in range(shape.n)
+    ]
+    answers = [
+        rig.cgpt.queue_answer(
+            chunks_for(shape, q.index, options.seconds), chunk_delay=shape.chunk_delay
+        )
+        for q in questions
+    ]
+    row.rss_idle_kib = rss_kib(bot.pid)
+    rig.sender.round_trips.clear()
+    with Watcher(bot, rig.probe) as watcher:
+        cpu_before, bench_before = cpu_seconds(bot.pid), own_cpu_seconds()
+        started = time.monotonic()
+        sent = await asyncio.gather(
+            *(rig.sender.mention(q.prompt, channel=q.channel, ts=q.ts) for q in questions),
+            return_exceptions=True,
+        )
+        failures = [s for s in sent if isinstance(s, BaseException)]
+        if failures:
+            row.notes.append(f"{len(failures)} mentions not acknowledged: {failures[0]!r}")
+        deadline = started + row_timeout(shape, options)
+        await wait_for_answers(row, rig.slack, bot, questions, answers, deadline, options.idle_stop)
+        row.wall = time.monotonic() - started
+        row.cpu = cpu_seconds(bot.pid) - cpu_before
+        row.bench_cpu = own_cpu_seconds() - bench_before
+        row.rss_peak_kib = max(watcher.peak_kib, rss_kib(bot.pid))
+    row.cpu_net = max(0.0, row.cpu - row.idle_rate * row.wall)
+    row.acks = list(rig.sender.round_trips)
+    row.lags, row.bench_lags = watcher.lags, watcher.bench_lags
+    count_outcomes(row, rig.slack, questions, answers)  # measured before the bot stops
+    if row.bench_cpu > 0.8 * row.wall:
+        row.notes.append("the bench process was busy: the fakes may have set the pace")
+    bench_lag = percentile(row.bench_lags, 0.99)
+    if bench_lag is not None and bench_lag > 0.05:
+        row.notes.append(f"bench timer lag p99 {bench_lag * 1000:.0f} ms")
 
 
 # -- the run ----------------------------------------------------------------------------------
