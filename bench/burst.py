@@ -34,15 +34,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import json
 import math
-import os
-import re
 import shlex
-import signal
-import socket
 import sys
 import tempfile
 import time
@@ -54,21 +49,30 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as redis
 
+from bench.harness import (
+    BOT_TOKEN,
+    CGPT_KEY,
+    PROJECT_ID,
+    REDIS_URL,
+    SECRET,
+    TOKEN,
+    BotProcess,
+    clean_env,
+    delete_team_keys,
+    free_port,
+    is_complete,
+    parse_env,
+    redis_reachable,
+    shown_settings,
+    stop_on_signals,
+    visible,
+)
 from bot import slack_format
 from tests.driver import SlackSender, next_ts
 from tests.fakes.customgpt import FakeCustomGPT, ScriptedAnswer
 from tests.fakes.slack import Bucket, FakeMessage, FakeSlack, SlackLimits
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECRET = "bench-signing-secret"
-BOT_TOKEN = "xoxb-bench"
-CGPT_KEY = "bench-key"
-PROJECT_ID = 1
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 POLL = 0.2
 QUIET = 1.0  # seconds without a Slack call before a finished row is measured
 QUIET_MAX = 10.0
@@ -78,8 +82,6 @@ MAX_CHUNKS = 1000
 
 NAIVE_EDIT_EVERY = 20
 NAIVE_TRIES = 8
-
-_TOKEN = re.compile(r"\ba(\d+)w(\d+)\b")
 
 
 # -- scenario and settings ------------------------------------------------------------------
@@ -165,33 +167,6 @@ def answer_words(answer_index: int, chunks: int) -> list[str]:
     return [f"a{answer_index}w{k:02d} " for k in range(chunks)]
 
 
-def visible(text: str, blocks: list[dict[str, Any]] | None) -> str:
-    """What a reader sees of one version of a message: its text blocks, else its text."""
-    shown = []
-    for block in blocks or []:
-        if block.get("type") == "section":
-            body = block.get("text")
-            if isinstance(body, dict):
-                shown.append(str(body.get("text", "")))
-            shown.extend(str(f.get("text", "")) for f in block.get("fields") or [])
-        elif block.get("type") == "markdown":
-            shown.append(str(block.get("text", "")))
-    return "\n".join(shown) if shown else text
-
-
-def has_feedback(blocks: list[dict[str, Any]] | None) -> bool:
-    """Feedback buttons: our own 👍/👎 actions, or Slack's native feedback_buttons."""
-    for block in blocks or []:
-        for element in block.get("elements") or []:
-            if not isinstance(element, dict):
-                continue
-            if element.get("type") == "feedback_buttons":
-                return True
-            if element.get("type") == "button" and "feedback" in str(element.get("action_id")):
-                return True
-    return False
-
-
 class Answers:
     """Which scripted answer each question got (matched by its prompt) and its state."""
 
@@ -236,30 +211,12 @@ class Answers:
         return len(self.complete_at) == len(self.questions)
 
 
-def is_complete(replies: list[FakeMessage], answer: ScriptedAnswer) -> bool:
-    if not replies or answer.outcome != "finished":
-        return False
-    if any(slack_format.TYPING_MARKER in m.text + json.dumps(m.blocks) for m in replies):
-        return False
-    if not has_feedback(replies[-1].blocks):
-        return False
-    expected = [word.strip() for word in answer.chunks]
-    prefix = expected[0].split("w")[0] + "w" if expected else ""
-    words = [
-        match.group(0)
-        for m in replies
-        for match in _TOKEN.finditer(visible(m.text, m.blocks))
-        if match.group(0).startswith(prefix)
-    ]
-    return words == expected
-
-
 def first_shown(replies: list[FakeMessage]) -> dict[str, float]:
     """When each word first appeared in any version of any reply."""
     seen: dict[str, float] = {}
     for message in replies:
         for (text, blocks), at in zip(message.edits, message.edited_at, strict=True):
-            for match in _TOKEN.finditer(visible(text, blocks)):
+            for match in TOKEN.finditer(visible(text, blocks)):
                 word = match.group(0)
                 seen[word] = min(seen.get(word, at), at)
     return seen
@@ -352,110 +309,11 @@ def render(row: Row) -> str:
 
 # -- the bot as processes --------------------------------------------------------------------
 
-_started_pids: set[int] = set()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    """Last resort (an exception or Ctrl-C past every `finally`): no bot outlives the run."""
-    for pid in list(_started_pids):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class BotProcess:
-    """One `python -m bot`, its output in a log file, stopped with SIGTERM (then SIGKILL)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.port = int(env["PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                env=self.env,
-                cwd=tempfile.gettempdir(),  # no .env of the developer's is picked up
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # Ctrl-C reaches us; we stop the bot ourselves
-            )
-        _started_pids.add(self.process.pid)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{self.url}/healthz") as health:
-                    if health.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"the bot on port {self.port} did not become healthy:\n{tail}")
-
-    @property
-    def exited(self) -> bool:
-        return self.process is not None and self.process.returncode is not None
-
-    async def stop(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        finally:
-            _started_pids.discard(process.pid)
-
 
 def bot_env(slack: FakeSlack, cgpt: FakeCustomGPT, options: Options) -> dict[str, str]:
     """The bot's whole configuration, from a clean slate: nothing of ours leaks in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "CUSTOMGPT_")) and k not in ("REDIS_URL", "PORT")
-    }
-    env |= {
-        "PYTHONPATH": str(REPO_ROOT),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "CUSTOMGPT_API_KEY": CGPT_KEY,
-        "CUSTOMGPT_API_URL": cgpt.api_url,
-        "CUSTOMGPT_PROJECT_ID": str(PROJECT_ID),
-        "REDIS_URL": REDIS_URL,
-        "SLACK_UPDATE_BUDGET": "50",
-        "SLACK_UPDATE_INTERVAL": "1.0",
-        "LOG_LEVEL": "INFO",
-    }
-    return env | options.bot_env
-
-
-async def delete_team_keys(team: str) -> None:
-    """Every key of the row's workspace, with or without a `{team}` hash tag."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for pattern in (f"cgpt:{team}:*", f"cgpt:{{{team}}}:*"):
-            keys = [k async for k in client.scan_iter(match=pattern, count=500)]
-            for start in range(0, len(keys), 500):
-                await client.delete(*keys[start : start + 500])
-    finally:
-        await client.aclose()
+    defaults = {"SLACK_UPDATE_BUDGET": "50", "SLACK_UPDATE_INTERVAL": "1.0", "LOG_LEVEL": "INFO"}
+    return clean_env(slack, cgpt, defaults | options.bot_env)
 
 
 # -- running a row ----------------------------------------------------------------------------
@@ -658,19 +516,9 @@ def scenarios(args: argparse.Namespace) -> Iterator[tuple[Scenario, bool]]:
                     yield Scenario(n, spread, replicas, half), last
 
 
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--bot-env wants KEY=VALUE, not {pair!r}")
-        env[key] = value
-    return env
-
-
 def print_settings(args: argparse.Namespace, options: Options, logs: Path) -> None:
     limits = SlackLimits.slack()
-    shown_env = {k: v for k, v in options.bot_env.items() if "TOKEN" not in k and "KEY" not in k}
+    shown_env = shown_settings(options.bot_env)
     print("$ python -m bench.burst " + shlex.join(sys.argv[1:]))
     print(
         f"answers: {options.chunks} chunks, {options.chunk_delay}s apart "
@@ -687,16 +535,6 @@ def print_settings(args: argparse.Namespace, options: Options, logs: Path) -> No
     timeout = "3 x bound + 60s" if options.row_timeout is None else f"{options.row_timeout}s"
     print(f"row timeout: {timeout}; Redis {REDIS_URL}; bot logs in {logs}")
     print(HEADER, flush=True)
-
-
-def stop_on_signals(task: asyncio.Task[Any] | None) -> None:
-    """Ctrl-C or SIGTERM cancels the run, so every `finally` stops its bots and deletes its
-    keys (even where a shell started us with SIGINT ignored)."""
-    if task is None:
-        return
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -739,14 +577,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         naive=not args.no_naive,
         idle_stop=args.idle_stop,
     )
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()  # type: ignore[misc]  # redis-py types ping as sync or async
-    except redis.ConnectionError as error:
-        print(f"Redis is not reachable at {REDIS_URL}: {error}", file=sys.stderr)
+    if not await redis_reachable():
         return 2
-    finally:
-        await client.aclose()
 
     logs = Path(tempfile.mkdtemp(prefix="bench-burst-"))
     print_settings(args, options, logs)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
+from tests.fakes.server import DEFAULT_BACKLOG, Clock, LoopbackServer, MonotonicClock
 
 API_PREFIX = "/api/v1"
 PER_PAGE = 20
@@ -186,8 +186,15 @@ class FakeCustomGPT(LoopbackServer):
     body. Nothing exists until the test adds it (`add_project`) or the bot creates it.
     """
 
-    def __init__(self, *, api_key: str = "test-key", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        clock: Clock | None = None,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
         self.api_key = api_key
+        self.backlog = backlog
         self.clock: Clock = clock or MonotonicClock()
         self.requests: list[CGRequest] = []
         self.projects: dict[int, FakeProject] = {}
@@ -241,7 +248,7 @@ class FakeCustomGPT(LoopbackServer):
             app.router.add_route(method, API_PREFIX + path, handler)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=self.backlog)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
 

@@ -7,6 +7,11 @@ import time
 from types import TracebackType
 from typing import Protocol, Self
 
+#: Connections a fake's listening socket queues before accepting them (aiohttp's default).
+#: A benchmark that opens a thousand at once passes a larger `backlog`, so the fake is never
+#: the reason a connection waits.
+DEFAULT_BACKLOG = 128
+
 
 class Clock(Protocol):
     """Where a fake reads the time: `time.monotonic` by default, or a test's clock (see

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import Clock, LoopbackServer, MonotonicClock
+from tests.fakes.server import DEFAULT_BACKLOG, Clock, LoopbackServer, MonotonicClock
 
 #: Real Slack limits (see DESIGN.md): what the fake rejects, so the bot proves it splits.
 MAX_BLOCKS = 50
@@ -271,12 +271,14 @@ class FakeSlack(LoopbackServer):
         scopes: Sequence[str] = BOT_SCOPES,
         limits: SlackLimits | None = None,
         clock: Clock | None = None,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.team_id = team_id
         #: The app-level token `apps.connections.open` accepts (None: any `xapp-` token).
         self.app_token = app_token
         #: The bot token's scopes, as Slack names them in `x-oauth-scopes`.
         self.scopes = list(scopes)
+        self.backlog = backlog
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.max_text_length = max_text_length
@@ -339,7 +341,7 @@ class FakeSlack(LoopbackServer):
         app.router.add_get("/socket", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=self.backlog)
         await site.start()
         self._port = _bound_port(self._runner)
 
