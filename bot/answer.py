@@ -318,6 +318,7 @@ class Answerer:
         entry = progress.entry
         if entry is not None:
             stream.on_progress = lambda ts, markdown: self._journal.note(entry, ts, markdown)
+            self._journal.follow(entry, stream.progress)
         cancelled: asyncio.CancelledError | None = None
         must_wait = self._admission.locked()
         # Take a place in line first, so questions stream in the order they arrived however

@@ -61,6 +61,7 @@ class Journal:
         self._interval = interval
         self._entries: dict[tuple[str, str], Entry] = {}
         self._dirty: set[tuple[str, str]] = set()
+        self._sources: dict[tuple[str, str], Callable[[], tuple[str | None, str]]] = {}
         self._teams: set[str] = set()
 
     async def begin(
@@ -80,9 +81,14 @@ class Journal:
             entry.ts, entry.markdown = ts, markdown
             self._dirty.add((entry.team, entry.member))
 
+    def follow(self, entry: Entry, progress: Callable[[], tuple[str | None, str]]) -> None:
+        """Read the answer's progress at every flush (once a second), not at every chunk."""
+        self._sources[(entry.team, entry.member)] = progress
+
     async def end(self, entry: Entry) -> None:
         """The answer is complete in Slack: nothing is left to finish."""
         self._entries.pop((entry.team, entry.member), None)
+        self._sources.pop((entry.team, entry.member), None)
         self._dirty.discard((entry.team, entry.member))
         try:
             await self._store.remove_member(keys.inflight_index(entry.team), entry.member)
@@ -91,6 +97,10 @@ class Journal:
             log.warning("could not forget a finished answer (%s); it is finished again", error)
 
     async def flush(self) -> None:
+        for key, progress in list(self._sources.items()):
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.note(entry, *progress())
         for key in list(self._dirty):
             entry = self._entries.get(key)
             self._dirty.discard(key)

@@ -238,7 +238,6 @@ class NativeStream:
             return
         self._pieces[-1].markdown += chunk
         self._wake.set()
-        self._report()
 
     def finish(self, ending: Ending) -> None:
         if self._ending is None:
@@ -497,13 +496,17 @@ class NativeStream:
             self._stop_counted = False
             self._calls.scheduler.stops_expected -= 1
 
-    def _report(self) -> None:
-        if self.on_progress is None:
-            return
+    def progress(self) -> tuple[str | None, str]:
+        """As AnswerStream.progress: the last posted message and the text from it on."""
+        if self._delegate is not None:
+            return self._delegate.progress()
         posted = [i for i, p in enumerate(self._pieces) if p.ts is not None]
         first = posted[-1] if posted else 0
-        tail = "".join(p.markdown for p in self._pieces[first:])
-        self.on_progress(self._pieces[first].ts, tail)
+        return self._pieces[first].ts, "".join(p.markdown for p in self._pieces[first:])
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(*self.progress())
 
 
 def _failure(error: Exception) -> _Failed:

@@ -787,6 +787,18 @@ def _cut(text: str, position: int, fences: list[_Fence]) -> tuple[str, str]:
     return text[:position], text[position:]
 
 
+def mrkdwn_bound(markdown: str) -> int | None:
+    """An upper bound on ``len(to_mrkdwn(markdown))``, computed in one pass, so a message that
+    surely fits needs no conversion to say so (a streaming answer asks after every chunk).
+    None when no cheap bound exists: a reference link repeats its URL at every use."""
+    if "][" in markdown or "]:" in markdown:
+        return None
+    escaped = sum(markdown.count(c) for c in "&<>")
+    marks = sum(markdown.count(c) for c in "*_~`@|")
+    links = markdown.count("http") + markdown.count("mailto:") + markdown.count("](")
+    return len(markdown) + 4 * escaped + 2 * marks + 4 * links + markdown.count("\n") + 16
+
+
 def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> tuple[str, str]:
     """Split an answer into what fits one message now and what continues in the next.
 

@@ -180,15 +180,18 @@ class AnswerStream:
             self._stale_since = self._clock.now()
         last.markdown += chunk
         self._wake.set()
-        self._report()
 
-    def _report(self) -> None:
-        if self.on_progress is None:
-            return
+    def progress(self) -> tuple[str | None, str]:
+        """The answer's last posted message and the text from it on (what another process
+        needs to finish the reply); read by the journal when it writes, not per chunk."""
         posted = [i for i, part in enumerate(self._parts) if part.ts is not None]
         first = posted[-1] if posted else 0
-        tail = "".join(part.markdown for part in self._parts[first:])
-        self.on_progress(self._parts[first].ts, tail)
+        return self._parts[first].ts, "".join(part.markdown for part in self._parts[first:])
+
+    def _report(self) -> None:
+        """A message was posted: tell `on_progress` at once."""
+        if self.on_progress is not None:
+            self.on_progress(*self.progress())
 
     def finish(self, ending: Ending) -> None:
         """The reader is done: the writer lands the rest (see `placed` and `close`)."""
@@ -226,6 +229,9 @@ class AnswerStream:
         the message already shows (its edits only ever grow)."""
         while True:
             last = self._parts[-1]
+            bound = slack_format.mrkdwn_bound(last.markdown)
+            if bound is not None and bound <= self._limit:
+                return  # surely fits: no conversion needed to know it
             shown = last.shown or ""
             min_head = len(shown) if last.markdown.startswith(shown) else 0
             head, tail = slack_format.split_for_slack(last.markdown, self._limit, min_head)

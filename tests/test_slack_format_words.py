@@ -22,6 +22,7 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot import slack_format
 from bot.slack_format import answer_blocks, split_all, to_mrkdwn
 
 _ALNUM = re.compile(r"[^\W_]+")
@@ -242,3 +243,12 @@ def test_text_after_the_closing_fence_is_kept() -> None:
     out = to_mrkdwn("x ```\ncode\n``` after text")
     assert "code" in out
     assert out.endswith("after text")
+
+
+@settings(max_examples=300, deadline=None)
+@given(markdown=markdown_answers())
+def test_the_cheap_bound_never_underestimates_the_converted_length(markdown: str) -> None:
+    bound = slack_format.mrkdwn_bound(markdown)
+    if bound is not None:
+        assert len(slack_format.to_mrkdwn(markdown)) <= bound
+        assert len(slack_format.to_mrkdwn_partial(markdown)) <= bound
