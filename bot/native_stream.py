@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages, slack_format
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.config import Settings
 from bot.slack_calls import MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 from bot.slack_scheduler import EditTicket
 from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult
+from bot.tasks import set_or_done
 
 log = logging.getLogger(__name__)
 
@@ -253,11 +254,7 @@ class NativeStream:
             if self._delegate is not None:
                 await self._delegate.placed()
             return
-        placed = asyncio.ensure_future(self._placed.wait())
-        try:
-            await asyncio.wait({placed, self._writer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            placed.cancel()
+        await set_or_done(self._placed, self._writer)
 
     async def close(self, ending: Ending) -> StreamResult:
         """Finish: the complete text and `ending` land. Waits for Slack."""
@@ -411,14 +408,7 @@ class NativeStream:
             self._pieces.append(_Piece(markdown=tail))
 
     async def _throttle(self, seconds: float) -> None:
-        pause = asyncio.ensure_future(self._clock.sleep(seconds))
-        closing = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait({pause, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (pause, closing):
-                waiter.cancel()
-            await asyncio.gather(pause, closing, return_exceptions=True)
+        await sleep_unless(self._clock, seconds, self._closed)
 
     def _ending_blocks(self, ending: Ending) -> list[dict[str, Any]]:
         blocks = [slack_format.sources_block(ending.sources)]

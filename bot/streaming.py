@@ -35,6 +35,7 @@ from bot.slack_calls import (
 )
 from bot.slack_format import Source
 from bot.slack_scheduler import EditTicket
+from bot.tasks import set_or_done
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +206,7 @@ class AnswerStream:
         outstanding): the next answer in the thread may then be posted after it."""
         if self._writer is None:
             return
-        placed = asyncio.ensure_future(self._placed.wait())
-        try:
-            await asyncio.wait({placed, self._writer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            placed.cancel()
+        await set_or_done(self._placed, self._writer)
 
     async def close(self, ending: Ending) -> StreamResult:
         """Finish: the last message gets the complete text and `ending`. Waits for Slack.
