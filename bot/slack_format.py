@@ -794,9 +794,14 @@ def mrkdwn_bound(markdown: str) -> int | None:
     if "][" in markdown or "]:" in markdown:
         return None
     escaped = sum(markdown.count(c) for c in "&<>")
-    marks = sum(markdown.count(c) for c in "*_~`@|")
+    marks = sum(markdown.count(c) for c in '*_~`@|"{}\\^')
     links = markdown.count("http") + markdown.count("mailto:") + markdown.count("](")
-    return len(markdown) + 4 * escaped + 2 * marks + 4 * links + markdown.count("\n") + 16
+    bound = len(markdown) + 4 * escaped + 2 * marks + 4 * links + markdown.count("\n") + 16
+    if links:
+        # A link's address is percent-encoded: a character of b UTF-8 bytes becomes 3b
+        # characters, at most 5 more per byte beyond the first.
+        bound += 5 * (len(markdown.encode()) - len(markdown))
+    return bound
 
 
 def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> tuple[str, str]:
