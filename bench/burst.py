@@ -63,6 +63,7 @@ from bench.harness import (
     free_port,
     is_complete,
     parse_env,
+    percentile,
     redis_reachable,
     shown_settings,
     stop_on_signals,
@@ -273,13 +274,6 @@ def measure(
     if row.done == len(answers.questions) and answers.complete_at:
         row.last = max(answers.complete_at.values()) - started
     return row
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
 HEADER = (

@@ -67,6 +67,7 @@ from bench.harness import (
     free_port,
     is_complete,
     parse_env,
+    percentile,
     raise_open_files_limit,
     redis_reachable,
     shown_settings,
@@ -169,13 +170,6 @@ class Row:
     bench_lags: list[float] = field(default_factory=list)
     wall: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
 HEADER = (

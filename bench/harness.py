@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -262,3 +263,11 @@ def stop_on_signals(task: asyncio.Task[Any] | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The nearest-rank `p` quantile (0..1) of `values`; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
