@@ -23,6 +23,7 @@ from bot.server import web_app
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits
+from tests.redis_process import RedisProcess, own_redis_server
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PROJECT_ID = 42
@@ -104,3 +105,18 @@ async def start_bot(
 @pytest.fixture
 async def bot(start_bot: Callable[..., Awaitable[RunningBot]]) -> RunningBot:
     return await start_bot()
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisProcess]:
+    """A `redis-server` of the test's own on a spare port, to stop, freeze and restart."""
+    async for server in own_redis_server():
+        yield server
+
+
+@pytest.fixture
+async def own_client(own_redis: RedisProcess) -> AsyncIterator[redis.Redis]:
+    """A client of the test's own Redis, to look at what the bot left there."""
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    yield client
+    await client.aclose()

@@ -7,7 +7,7 @@ freeze it and start it again; a hung Redis is also played by a server that never
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as redis
@@ -23,24 +23,10 @@ from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.hung_redis import HungRedis
 from tests.fakes.slack import FakeSlack
 from tests.polling import until
-from tests.redis_process import RedisProcess, own_redis_server
+from tests.redis_process import RedisProcess
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[RedisProcess]:
-    async for server in own_redis_server():
-        yield server
-
-
-@pytest.fixture
-async def own_client(own_redis: RedisProcess) -> AsyncIterator[redis.Redis]:
-    """A client of the test's own Redis, to look at what the bot left there."""
-    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def mapping(session_id: str) -> str:

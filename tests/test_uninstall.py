@@ -19,7 +19,7 @@ from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.polling import until
-from tests.redis_process import RedisProcess, own_redis_server
+from tests.redis_process import RedisProcess
 
 UNINSTALLED = {"type": "app_uninstalled"}
 BOT_REVOKED = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}
@@ -35,19 +35,6 @@ async def other(team: str, redis_client: redis.Redis) -> AsyncIterator[str]:
     leftovers = await keys_of(redis_client, other)
     if leftovers:
         await redis_client.delete(*leftovers)
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[RedisProcess]:
-    async for server in own_redis_server():
-        yield server
-
-
-@pytest.fixture
-async def own_client(own_redis: RedisProcess) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def keys_of(redis_client: redis.Redis, team: str) -> set[str]:
