@@ -51,12 +51,21 @@ def blocks_of(message: FakeMessage, kind: str) -> list[dict[str, Any]]:
     return [b for b in message.blocks or [] if b.get("type") == kind]
 
 
-def click(reply: FakeMessage, action_id: str, response_url: str) -> dict[str, Any]:
+def click(
+    reply: FakeMessage,
+    action_id: str,
+    response_url: str,
+    *,
+    user: str = "U1",
+    value: str | None = None,
+) -> dict[str, Any]:
+    """A click by `user` on the message as it stands (`value`: what the button carries,
+    by default what the message's button holds)."""
     (actions,) = blocks_of(reply, "actions")
     button = next(e for e in actions["elements"] if e["action_id"] == action_id)
     return {
         "type": "block_actions",
-        "user": {"id": "U1"},
+        "user": {"id": user},
         "channel": {"id": reply.channel},
         "container": {"type": "message", "message_ts": reply.ts, "channel_id": reply.channel},
         "message": {"ts": reply.ts, "text": reply.text, "blocks": reply.blocks},
@@ -65,7 +74,7 @@ def click(reply: FakeMessage, action_id: str, response_url: str) -> dict[str, An
                 "type": "button",
                 "action_id": action_id,
                 "block_id": "feedback",
-                "value": button["value"],
+                "value": value or button["value"],
             }
         ],
         "response_url": response_url,

@@ -5,40 +5,16 @@ still accept anyone's click."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeMessage, FakeSlack
-from tests.test_answer_presentation import blocks_of, selected_button
+from tests.test_answer_presentation import blocks_of, click, selected_button
 
 
 def button_value(reply: FakeMessage, action_id: str) -> str:
     (actions,) = blocks_of(reply, "actions")
     return str(next(e for e in actions["elements"] if e["action_id"] == action_id)["value"])
-
-
-def click(
-    reply: FakeMessage, action_id: str, user: str, response_url: str, value: str | None = None
-) -> dict[str, Any]:
-    """A click by `user` on the message as it stands (`value`: what the button carries)."""
-    return {
-        "type": "block_actions",
-        "user": {"id": user},
-        "channel": {"id": reply.channel},
-        "container": {"type": "message", "message_ts": reply.ts, "channel_id": reply.channel},
-        "message": {"ts": reply.ts, "text": reply.text, "blocks": reply.blocks},
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action_id,
-                "block_id": "feedback",
-                "value": value or button_value(reply, action_id),
-            }
-        ],
-        "response_url": response_url,
-        "trigger_id": "trigger",
-    }
 
 
 async def answered(bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT) -> FakeMessage:
@@ -55,7 +31,7 @@ async def test_someone_elses_click_records_nothing_and_gets_a_note(
     reply = await answered(bot, slack, customgpt)
     edits_before = len(slack.calls_to("chat.update"))
 
-    await bot.action(click(reply, "feedback_disliked", "UOTHER", slack.response_url("other")))
+    await bot.action(click(reply, "feedback_disliked", slack.response_url("other"), user="UOTHER"))
     await bot.idle()
 
     assert customgpt.feedback == []
@@ -70,10 +46,10 @@ async def test_another_persons_click_does_not_take_back_the_askers_verdict(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
     reply = await answered(bot, slack, customgpt)
-    await bot.action(click(reply, "feedback_disliked", "UASKER", slack.response_url("asker")))
+    await bot.action(click(reply, "feedback_disliked", slack.response_url("asker"), user="UASKER"))
     await bot.idle()
     shown = slack.message("C1", reply.ts)
-    await bot.action(click(shown, "feedback_disliked", "UOTHER", slack.response_url("other")))
+    await bot.action(click(shown, "feedback_disliked", slack.response_url("other"), user="UOTHER"))
     await bot.idle()
 
     assert [f[3] for f in customgpt.feedback] == ["disliked"]  # never "neutral"
@@ -93,7 +69,9 @@ async def test_buttons_posted_before_they_named_the_asker_accept_anyone(
     del old["u"]
 
     await bot.action(
-        click(reply, "feedback_liked", "UOTHER", slack.response_url("x"), value=json.dumps(old))
+        click(
+            reply, "feedback_liked", slack.response_url("x"), user="UOTHER", value=json.dumps(old)
+        )
     )
     await bot.idle()
 
