@@ -65,16 +65,6 @@ def thread_lock(team: str, channel: str, thread_ts: str) -> str:
     return f"{PREFIX}:{team}:lock:{channel}:{thread_ts}"
 
 
-def update_budget(team: str, window: int) -> str:
-    """Counter of chat.update calls the workspace spent in one budget window."""
-    return f"{PREFIX}:{team}:budget:update:{window}"
-
-
-def update_cooldown(team: str) -> str:
-    """Wall-clock time until which Slack asked the workspace to stop editing (a 429)."""
-    return f"{PREFIX}:{team}:cooldown:update"
-
-
 def citation(team: str, project_id: str, citation_id: str) -> str:
     """Cached JSON {title, url} of a citation."""
     return f"{PREFIX}:{team}:citation:{project_id}:{citation_id}"

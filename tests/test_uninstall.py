@@ -61,7 +61,6 @@ async def seed(redis_client: redis.Redis, team: str, *, background_work: bool) -
     await redis_client.set(keys.citation(team, "77", "3"), '{"title":"t","url":"u"}')
     await redis_client.set(keys.project_name(team, "77"), "Secret Docs")
     await redis_client.set(keys.recent_create(team, "U1", "n", "https://x"), "1")
-    await redis_client.set(keys.update_budget(team, 5), "3")
     await redis_client.hset(keys.slack_buckets(team), "update", "1.0")
     await redis_client.zadd(keys.finals_expected(team), {"answer": 1.0})
     if background_work:
