@@ -31,7 +31,7 @@ from bot.clock import Clock, sleep_unless
 from bot.config import Settings
 from bot.slack_calls import MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 from bot.slack_scheduler import EditTicket
-from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult
+from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult, progress_of
 from bot.tasks import set_or_done
 
 log = logging.getLogger(__name__)
@@ -490,9 +490,7 @@ class NativeStream:
         """As AnswerStream.progress: the last posted message and the text from it on."""
         if self._delegate is not None:
             return self._delegate.progress()
-        posted = [i for i, p in enumerate(self._pieces) if p.ts is not None]
-        first = posted[-1] if posted else 0
-        return self._pieces[first].ts, "".join(p.markdown for p in self._pieces[first:])
+        return progress_of(self._pieces)
 
     def _report(self) -> None:
         if self.on_progress is not None:

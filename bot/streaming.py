@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot import messages, slack_format
 from bot.clock import Clock, sleep_unless
@@ -52,6 +52,19 @@ class _Part:
     ts: str | None = None
     shown: str | None = None  # the markdown the message displays now
     done: bool = False  # its final text has landed
+
+
+class _Message(Protocol):
+    ts: str | None
+    markdown: str
+
+
+def progress_of(messages: Sequence[_Message]) -> tuple[str | None, str]:
+    """The last message already posted (None: none yet) and the answer's text from it on:
+    what another process needs to finish the reply."""
+    posted = [i for i, message in enumerate(messages) if message.ts is not None]
+    first = posted[-1] if posted else 0
+    return messages[first].ts, "".join(message.markdown for message in messages[first:])
 
 
 @dataclass(frozen=True)
@@ -185,9 +198,7 @@ class AnswerStream:
     def progress(self) -> tuple[str | None, str]:
         """The answer's last posted message and the text from it on (what another process
         needs to finish the reply); read by the journal when it writes, not per chunk."""
-        posted = [i for i, part in enumerate(self._parts) if part.ts is not None]
-        first = posted[-1] if posted else 0
-        return self._parts[first].ts, "".join(part.markdown for part in self._parts[first:])
+        return progress_of(self._parts)
 
     def _report(self) -> None:
         """A message was posted: tell `on_progress` at once."""
