@@ -14,6 +14,7 @@ from tests.clocks import FastClock
 from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits
+from tests.polling import until
 from tests.test_answer_presentation import click
 from tests.views import final_text
 
@@ -39,6 +40,15 @@ async def other_slack(other: str) -> AsyncIterator[FakeSlack]:
 async def keys_of(redis_client: redis.Redis, team: str) -> set[str]:
     names = {k async for k in redis_client.scan_iter(match=f"cgpt:{team}:*")}
     return {k for k in names if keys.kind(k) != "alive"}  # each process's heartbeat
+
+
+async def watch_taken(redis_client: redis.Redis, team: str, project_id: str) -> bool:
+    """B's watch owns its project and is done taking the lock (no queue or waiter left):
+    B's keys stay as they are while it is held at its first sleep."""
+    owner = keys.watch_owner(team, project_id)
+    if not await redis_client.exists(owner):
+        return False
+    return not [k async for k in redis_client.scan_iter(match=f"{owner}:*")]
 
 
 async def command(sender: SlackSender, slack: FakeSlack, text: str, channel: str) -> None:
@@ -75,7 +85,10 @@ async def test_bindings_watches_and_feedback_stay_in_their_workspace(
     assert await redis_client.get(keys.binding(team, "C1")) == "42"
     assert await redis_client.get(keys.binding(other, "C1")) == "43"
     new_id = str(FIRST_CREATED_PROJECT_ID)
+    # The status message is posted before the watch is stored: wait for the store too.
+    await until(lambda: redis_client.sismember(keys.pending_projects(other), new_id))
     assert await redis_client.smembers(keys.pending_projects(other)) == {new_id}
+    await until(lambda: watch_taken(redis_client, other, new_id))
     theirs = await keys_of(redis_client, other)
 
     # Workspace A asks, rates the answer, unbinds its C1 and looks at its pending watches.
