@@ -59,7 +59,23 @@ def web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
 
     application = probes_app(runtime)
     application.router.add_post(EVENTS_PATH, events)
+    flow = bolt.oauth_flow
+    if flow is not None:
+        # A person's browser, not Slack, asks these: nothing is signed. Bolt checks the
+        # install link's state (its cookie and the state store) at the redirect.
+        async def install(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_installation(_browser(request)))
+
+        async def redirect(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_callback(_browser(request)))
+
+        application.router.add_get(flow.install_path, install)
+        application.router.add_get(flow.redirect_uri_path, redirect)
     return application
+
+
+def _browser(request: web.Request) -> AsyncBoltRequest:
+    return AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
 
 
 def probes_app(runtime: Runtime) -> web.Application:
