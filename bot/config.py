@@ -71,6 +71,19 @@ class Settings:
     slack_redirect_uri_path: str = DEFAULT_REDIRECT_URI_PATH
 
     @property
+    def secrets(self) -> list[str]:
+        """Every secret the settings hold, for the log redaction (workspaces' tokens from
+        OAuth installations are redacted by their shape)."""
+        return [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token or "",
+            self.redis_password or "",
+            self.customgpt_api_key,
+            self.slack_client_secret or "",
+        ]
+
+    @property
     def uses_oauth(self) -> bool:
         """Whether workspaces install the app through OAuth (each with its own bot token from
         its installation) rather than the app serving the one workspace SLACK_BOT_TOKEN is for."""

@@ -5,8 +5,9 @@
 token (`auth.test`), or its event loop is stalled. With OAuth there is no one token: each
 workspace's may be revoked without the others' being affected, so Slack is checked for being
 reachable (`api.test`, which needs no token), and the installations are counted.
-A dependency every replica shares (Redis) does not make a replica unready: taking them all out of the load balancer at once would turn
-a degraded service into no service. It is reported as `degraded`, with 200.
+A dependency every replica shares (Redis) does not make a replica unready: taking them all
+out of the load balancer at once would turn a degraded service into no service. It is
+reported as `degraded`, with 200.
 
 The checks run in the background (Slack's `auth.test` every `SLACK_EVERY` seconds, the store
 every `STORE_EVERY`), so a probe costs nothing and a flood of probes never reaches Slack.
