@@ -12,11 +12,13 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis.asyncio as redis
+import yaml
 
 from bot import keys, log_setup
 from bot.config import ConfigError, Settings
@@ -25,14 +27,16 @@ from bot.store import RedisStore
 from tests.clocks import ManualClock
 from tests.driver import RunningBot, SlackSender, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeSlack, OAuthApp
+from tests.fakes.slack import BOT_SCOPES, FakeSlack, OAuthApp
 from tests.redis_process import RedisProcess
+from tests.test_doctor import GOOD_SECRET, diagnose, status
+from tests.test_manifest import MANIFEST
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 
 CLIENT_ID = "1111111111.2222222222"
-CLIENT_SECRET = "0123456789abcdef0123456789abcdef"
+CLIENT_SECRET = "89abcdef0123456789abcdef01234567"
 REDIRECT_URI = "https://bot.example.com/slack/oauth_redirect"
 STATE_COOKIE = "slack-app-oauth-state"
 
@@ -414,3 +418,48 @@ async def test_no_client_secret_or_token_reaches_a_log_line(
     assert "oauth.v2.access" in logged  # DEBUG lines of the exchange were written
     for secret in (CLIENT_SECRET, *slack.installed):
         assert secret not in logged
+
+
+# -- doctor and the manifest ------------------------------------------------------------------
+
+
+async def test_doctor_checks_the_client_id_and_secret_with_slack(
+    settings: Settings, slack: FakeSlack, oauth_app: OAuthApp
+) -> None:
+    oauth = replace(
+        settings,
+        slack_bot_token="",
+        slack_signing_secret=GOOD_SECRET,
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,
+        slack_scopes=BOT_SCOPES,
+        slack_redirect_uri=REDIRECT_URI,
+    )
+    code, lines = await diagnose(oauth)
+    assert code == 0, lines
+    assert status(lines["Slack bot token"]) == "skipped"
+    assert status(lines["Slack token scopes"]) == "ok"
+    assert "accepts" in lines["Slack OAuth credentials"]
+    assert status(lines["OAuth install flow"]) == "ok"
+
+    code, lines = await diagnose(
+        replace(oauth, slack_client_secret="9" * 32, slack_scopes=BOT_SCOPES[:-1])
+    )
+    assert code == 1
+    assert "bad_client_secret" in lines["Slack OAuth credentials"]
+    assert "SLACK_SCOPES misses reactions:write" in lines["Slack token scopes"]
+    assert not slack.installed
+    assert not [line for line in lines.values() if CLIENT_SECRET in line or "9" * 32 in line]
+
+
+def test_the_manifest_and_env_example_ask_for_what_oauth_needs() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    (redirect,) = manifest["oauth_config"]["redirect_urls"]
+    assert urlsplit(redirect).path == "/slack/oauth_redirect"
+    assert manifest["settings"]["org_deploy_enabled"] is True
+    example = dict(
+        line.split("=", 1)
+        for line in (MANIFEST.parent / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert set(example["SLACK_SCOPES"].split(",")) == set(manifest["oauth_config"]["scopes"]["bot"])
