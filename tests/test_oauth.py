@@ -303,15 +303,27 @@ async def test_an_org_wide_install_answers_its_workspaces_and_its_uninstall_remo
     assert await own_client.smembers(keys.installations()) == set()
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "app_uninstalled"},
+        {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}},
+    ],
+    ids=["uninstalled", "bot token revoked"],
+)
 async def test_a_workspace_uninstall_deletes_its_installation(
-    start_oauth_bot: StartBot, slack: FakeSlack, own_client: redis.Redis, team: str
+    start_oauth_bot: StartBot,
+    slack: FakeSlack,
+    own_client: redis.Redis,
+    team: str,
+    event: dict[str, Any],
 ) -> None:
     other = f"{team}B"
     bot = await start_oauth_bot()
     await install(bot, slack, team)
     await install(bot, slack, other)
 
-    status, _ = await bot.event({"type": "app_uninstalled"})
+    status, _ = await bot.event(event)
     assert status == 200
     await bot.idle()
 
@@ -360,6 +372,7 @@ OAUTH_ENV = {
 def test_oauth_settings_need_no_bot_token() -> None:
     settings = Settings.from_env({**OAUTH_ENV, "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert settings.uses_oauth and settings.slack_bot_token == ""
+    assert CLIENT_SECRET in settings.secrets  # what the log redaction replaces
     assert settings.slack_scopes == ("app_mentions:read", "chat:write")
     assert settings.slack_install_path == "/slack/install"
     assert not Settings.from_env(
