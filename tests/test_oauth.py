@@ -476,3 +476,24 @@ def test_the_manifest_and_env_example_ask_for_what_oauth_needs() -> None:
         if "=" in line and not line.startswith("#")
     )
     assert set(example["SLACK_SCOPES"].split(",")) == set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+async def test_a_workspace_unknown_here_while_redis_is_stopped_is_left_for_slack_to_retry(
+    start_oauth_bot: StartBot,
+    slack: FakeSlack,
+    customgpt: FakeCustomGPT,
+    own_redis: RedisProcess,
+    team: str,
+) -> None:
+    installer = await start_oauth_bot()
+    await install(installer, slack, team)
+    fresh = await start_oauth_bot()  # a replica that has not served the workspace yet
+
+    await own_redis.stop()
+    status, _ = await fresh.event(
+        {"type": "app_mention", "user": "U1", "text": "<@UBOT> q", "ts": next_ts(), "channel": "C1"}
+    )
+
+    assert status == 500  # not acknowledged: Slack delivers the question again
+    assert not slack.calls_to("chat.postMessage")
+    assert not [r for r in customgpt.requests if r.path.endswith("/messages")]
