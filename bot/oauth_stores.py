@@ -186,16 +186,22 @@ class RedisInstallationStore(AsyncInstallationStore):
         return installation
 
     async def _enterprise_of(self, team: str) -> str | None:
+        """The enterprise of the org-wide installation serving `team`: Redis's word while it
+        answers, this process's memory while not."""
         known = self._org_of.get(team)
-        if known is not None and (self._health is None or not self._health.down):
-            try:
-                return await self._shared.get(keys.org_install(team))
-            except StoreUnavailable:
-                return known
-        if known is not None:
+        if known is not None and self._health is not None and self._health.down:
             return known
-        enterprise = await self._shared.get(keys.org_install(team))
-        if enterprise is not None:
+        try:
+            enterprise = await self._shared.get(keys.org_install(team))
+        except StoreUnavailable as error:
+            if self._health is not None:
+                self._health.failed(error)
+            if known is not None:
+                return known
+            raise
+        if enterprise is None:
+            self._org_of.pop(team, None)
+        else:
             self._org_of[team] = enterprise
         return enterprise
 

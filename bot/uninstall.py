@@ -98,13 +98,15 @@ async def forget_org(
             error,
         )
         return None
+    why = f"{reason} (enterprise {enterprise})"
     total: Counter[str] = Counter()
-    for team in [*teams, enterprise]:
-        counts = await forget_workspace(store, team, f"{reason} (enterprise {enterprise})")
+    for team in teams:
+        counts = await forget_install(store, installations, team, why)
         if counts is None:
             return None
         total += counts
-    return total
+    own = await forget_workspace(store, enterprise, why)  # what is left: the teams index
+    return None if own is None else total + own
 
 
 def _is_team_id(team: str) -> bool:

@@ -22,12 +22,16 @@ import yaml
 
 from bot import keys, log_setup
 from bot.config import ConfigError, Settings
+from bot.indexing import Watch
+from bot.journal import Entry
 from bot.oauth_stores import RedisOAuthStateStore
 from bot.store import RedisStore
 from tests.clocks import ManualClock
+from tests.conftest import PROJECT_ID
 from tests.driver import RunningBot, SlackSender, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import BOT_SCOPES, FakeSlack, OAuthApp
+from tests.polling import until
 from tests.redis_process import RedisProcess
 from tests.test_doctor import GOOD_SECRET, diagnose, status
 from tests.test_manifest import MANIFEST
@@ -497,3 +501,48 @@ async def test_a_workspace_unknown_here_while_redis_is_stopped_is_left_for_slack
     assert status == 500  # not acknowledged: Slack delivers the question again
     assert not slack.calls_to("chat.postMessage")
     assert not [r for r in customgpt.requests if r.path.endswith("/messages")]
+
+
+async def test_work_left_behind_is_finished_in_each_workspace_with_its_own_token(
+    start_oauth_bot: StartBot, slack: FakeSlack, own_client: redis.Redis, team: str
+) -> None:
+    other = f"{team}B"
+    slack.add_channel("CB1", other)
+    installer = await start_oauth_bot()
+    await install(installer, slack, team)
+    await install(installer, slack, other)
+    await installer.close()
+    # A process that died left, in the second workspace, an answer in flight and a watch of
+    # a project still indexing.
+    question = "1700000000.000300"
+    left = Entry(other, "CB1", question, question, owner="killed", markdown="Half an answer")
+    await own_client.set(keys.inflight(other, "CB1", question), json.dumps(left.__dict__))
+    await own_client.sadd(keys.inflight_index(other), left.member)
+    watch = Watch(
+        team=other,
+        project_id=str(PROJECT_ID),
+        name="Acme Docs",
+        sitemap_url="https://acme.example/sitemap.xml",
+        channel="CB1",
+        user="U1",
+        bind=True,
+        deadline=time.time() + 600,
+        status_ts=None,
+        response_url=None,
+    )
+    await own_client.set(keys.pending_project(other, watch.project_id), watch.to_json())
+    await own_client.sadd(keys.pending_projects(other), watch.project_id)
+
+    await start_oauth_bot()
+
+    async def finished() -> bool:
+        return not await own_client.exists(
+            keys.inflight(other, "CB1", question), keys.pending_project(other, watch.project_id)
+        )
+
+    await until(finished)
+    (reply,) = slack.thread("CB1", question)
+    assert final_text(reply).startswith("Half an answer") and "restarted" in reply.text
+    assert await own_client.get(keys.binding(other, "CB1")) == watch.project_id
+    assert any("is ready" in final_text(m) for m in slack.messages if m.channel == "CB1")
+    assert tokens_used(slack, "CB1") == {token_of(slack, other)}
