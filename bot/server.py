@@ -1,6 +1,8 @@
 """Serving the app: HTTP (Events API on `/slack/events`) or Socket Mode, and in both modes
 `/healthz` (liveness), `/readyz` (readiness, bot/health.py) and `/metrics` on `PORT`
-(`/metrics` on `METRICS_PORT` instead when that is set, off the public port).
+(`/metrics` on `METRICS_PORT` instead when that is set, off the public port). With OAuth
+(bot/oauth.py), also the install page and Slack's redirect (`SLACK_INSTALL_PATH`,
+`SLACK_REDIRECT_URI_PATH`), handed to Bolt's OAuth flow.
 
 Our own aiohttp application (rather than Bolt's built-in server) so the process owns its
 start-up and shutdown: the shared session, the store and answers in flight close cleanly.

@@ -546,3 +546,19 @@ async def test_work_left_behind_is_finished_in_each_workspace_with_its_own_token
     assert await own_client.get(keys.binding(other, "CB1")) == watch.project_id
     assert any("is ready" in final_text(m) for m in slack.messages if m.channel == "CB1")
     assert tokens_used(slack, "CB1") == {token_of(slack, other)}
+
+
+async def test_readiness_checks_slack_without_a_token_of_its_own(
+    start_oauth_bot: StartBot, slack: FakeSlack
+) -> None:
+    bot = await start_oauth_bot()
+    async with bot.session.get(bot.url + "/readyz") as response:
+        body = await response.json()
+
+    assert response.status == 200, body
+    assert body["checks"]["slack"] == {
+        "ok": True,
+        "detail": "Slack reachable (OAuth: 0 workspace(s) installed)",
+    }
+    assert not slack.calls_to("auth.test")  # there is no one token to test
+    assert [c.token for c in slack.calls_to("api.test")] == [None]
