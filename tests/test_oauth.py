@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +34,7 @@ from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import BOT_SCOPES, FakeSlack, OAuthApp
 from tests.polling import until
 from tests.redis_process import RedisProcess
+from tests.test_cli import run_cli
 from tests.test_doctor import GOOD_SECRET, diagnose, status
 from tests.test_manifest import MANIFEST
 from tests.views import final_text
@@ -562,3 +564,16 @@ async def test_readiness_checks_slack_without_a_token_of_its_own(
     }
     assert not slack.calls_to("auth.test")  # there is no one token to test
     assert [c.token for c in slack.calls_to("api.test")] == [None]
+
+
+async def test_starting_oauth_in_socket_mode_prints_one_line(tmp_path: Path) -> None:
+    env = {**OAUTH_ENV, "REDIS_URL": "redis://127.0.0.1:6379/0", "SLACK_APP_TOKEN": "xapp-1"}
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    code, out, err = await run_cli(None, tmp_path)
+
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "Configuration error: SLACK_CLIENT_ID is set (OAuth) but so is SLACK_APP_TOKEN: "
+        "OAuth serves over HTTP, unset SLACK_APP_TOKEN"
+    ]
+    assert CLIENT_SECRET not in err
