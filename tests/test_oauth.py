@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 import redis.asyncio as redis
 import yaml
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import keys, log_setup
 from bot.config import ConfigError, Settings
@@ -89,7 +92,9 @@ async def install(
         assert page.status == 200
         body = await page.text()
         state_cookie = page.cookies[STATE_COOKIE].value
-    link = html.unescape(re.search(r'href="(https://slack\.com/oauth/v2/authorize[^"]+)"', body)[1])  # type: ignore[index]
+    found = re.search(r'href="(https://slack\.com/oauth/v2/authorize[^"]+)"', body)
+    assert found is not None, body
+    link = html.unescape(found[1])
     query = parse_qs(urlsplit(link).query)
     assert query["client_id"] == [CLIENT_ID] and query["redirect_uri"] == [REDIRECT_URI]
     state = query["state"][0]
@@ -577,3 +582,40 @@ async def test_starting_oauth_in_socket_mode_prints_one_line(tmp_path: Path) -> 
         "OAuth serves over HTTP, unset SLACK_APP_TOKEN"
     ]
     assert CLIENT_SECRET not in err
+
+
+async def test_the_fake_exchanges_a_code_once_with_the_exact_credentials_and_redirect(
+    slack: FakeSlack, oauth_app: OAuthApp
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(base_url=slack.api_url, session=session, retry_handlers=[])
+
+        async def exchange(**changes: str | None) -> dict[str, Any]:
+            params: dict[str, Any] = {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "code": code,
+                "redirect_uri": REDIRECT_URI,
+            } | changes
+            try:
+                return dict((await client.oauth_v2_access(**params)).data)
+            except SlackApiError as error:
+                return dict(error.response.data)
+
+        code = slack.approve_install(None, enterprise="E1", redirect_uri=REDIRECT_URI)
+        assert (await exchange(client_id="9.9"))["error"] == "invalid_client_id"
+        assert (await exchange(client_secret="x" * 32))["error"] == "bad_client_secret"
+        assert (await exchange(redirect_uri="https://elsewhere/"))["error"] == "bad_redirect_uri"
+        assert (await exchange(code="made-up"))["error"] == "invalid_code"
+        org = await exchange()
+        assert org["ok"] and org["is_enterprise_install"] is True and org["team"] is None
+        assert org["enterprise"]["id"] == "E1" and org["token_type"] == "bot"
+        assert org["access_token"].startswith("xoxb-") and org["authed_user"]["id"]
+        assert (await exchange())["error"] == "invalid_code"  # a code is good once
+
+        code = slack.approve_install("T9", enterprise="E1")
+        workspace = await exchange(redirect_uri=None)
+        assert workspace["team"]["id"] == "T9" and workspace["enterprise"]["id"] == "E1"
+        assert workspace["is_enterprise_install"] is False
+        who = await client.auth_test(token=workspace["access_token"])
+        assert (who["team_id"], who["user_id"]) == ("T9", workspace["bot_user_id"])
