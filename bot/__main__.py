@@ -61,17 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return doctor.report_config_error(error)
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
-    log_setup.configure(
-        settings.log_level,
-        [
-            settings.slack_bot_token,
-            settings.slack_signing_secret,
-            settings.slack_app_token or "",
-            settings.redis_password or "",
-            settings.customgpt_api_key,
-        ],
-        settings.log_format,
-    )
+    log_setup.configure(settings.log_level, settings.secrets, settings.log_format)
     if command == "doctor":
         return asyncio.run(doctor.run(settings))
     if command == "ask":

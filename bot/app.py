@@ -4,8 +4,10 @@ and hands off to a use case; none talks to CustomGPT itself.
 Bolt acks events at once (`process_before_response=False`) and runs these listeners in the
 background, which keeps within Slack's 3-second rule however long an answer streams.
 
-The bot holds one workspace's token. Slack signs requests for every workspace the app is
-installed in alike, so a global middleware lets through only what belongs to this one.
+In single-token mode the bot holds one workspace's token. Slack signs requests for every
+workspace the app is installed in alike, so a global middleware lets through only what
+belongs to this one. With OAuth (bot/oauth.py) every installed workspace is served, each with
+its own installation's token; Bolt refuses requests from workspaces without one.
 `app_uninstalled` and `tokens_revoked` are the exception: Bolt authorizes them for the team
 they name without asking Slack (the token may be dead already), so they reach the listeners
 for any workspace, and delete that workspace's data, never another's (bot/uninstall.py).
@@ -23,12 +25,14 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import feedback, log_setup, messages, uninstall
+from bot import feedback, log_setup, messages, oauth, uninstall
 from bot.answer import Question, question_text
 from bot.commands import register_commands
 from bot.log_throttle import ThrottledLog
+from bot.oauth_stores import RedisInstallationStore
 from bot.runtime import Runtime, slack_client
 from bot.slack_calls import Content, MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +53,25 @@ def build_app(runtime: Runtime) -> AsyncApp:
             bot_token=settings.slack_bot_token,
         )
 
-    app = AsyncApp(
-        # Token-less: Bolt gives each request a client carrying `authorize`'s token.
-        client=slack_client(runtime.session, replace(settings, slack_bot_token="")),
-        signing_secret=settings.slack_signing_secret,
-        process_before_response=False,
-        authorize=authorize,
-    )
+    # Token-less: Bolt gives each request a client carrying `authorize`'s token.
+    client = slack_client(runtime.session, replace(settings, slack_bot_token=""))
+    installations, state = runtime.installations, runtime.oauth_state
+    if installations is not None and state is not None:
+        app = AsyncApp(
+            client=client,
+            signing_secret=settings.slack_signing_secret,
+            process_before_response=False,
+            oauth_settings=oauth.oauth_settings(settings, installations, state),
+            # Bolt takes its own AsyncAuthorize here too, though the hint names a function.
+            authorize=oauth.authorize(settings, installations, client),  # type: ignore[arg-type]
+        )
+    else:
+        app = AsyncApp(
+            client=client,
+            signing_secret=settings.slack_signing_secret,
+            process_before_response=False,
+            authorize=authorize,
+        )
 
     foreign = ThrottledLog(log, FOREIGN_WARNING_EVERY, runtime.clock)
 
@@ -73,6 +89,11 @@ def build_app(runtime: Runtime) -> AsyncApp:
     async def only_this_workspace(
         context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
+        if installations is not None:  # OAuth: Bolt found this workspace's installation
+            context[WORKSPACE] = oauth.workspace_of(context, body)
+            await _note_org_team(installations, context, body)
+            await next()
+            return None
         workspace = _served_workspace(body, context.team_id, context.authorize_result)
         if workspace is None:
             foreign.warning(
@@ -118,14 +139,14 @@ def build_app(runtime: Runtime) -> AsyncApp:
     @app.event("app_uninstalled")
     async def on_uninstalled(context: AsyncBoltContext) -> None:
         async with runtime.tasks.track():
-            await uninstall.forget_workspace(runtime.store, _team(context), "app uninstalled")
+            await _forget(runtime, context, "app uninstalled")
 
     @app.event("tokens_revoked")
     async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
         if not uninstall.revokes_bot_token(event):
             return  # users' tokens only: the bot still works there, its data stays
         async with runtime.tasks.track():
-            await uninstall.forget_workspace(runtime.store, _team(context), "bot token revoked")
+            await _forget(runtime, context, "bot token revoked")
 
     register_commands(app, runtime)
 
@@ -213,6 +234,40 @@ def _named_workspaces(body: dict[str, Any]) -> tuple[set[str], set[str]]:
             if isinstance(named, str) and named:
                 ids.add(named)
     return teams, enterprises
+
+
+async def _forget(runtime: Runtime, context: AsyncBoltContext, reason: str) -> None:
+    """The workspace's data, and with OAuth its installation; an org-wide installation's
+    uninstall (it names the enterprise) takes every workspace of the org with it."""
+    if runtime.installations is None:
+        await uninstall.forget_workspace(runtime.store, _team(context), reason)
+    elif context.is_enterprise_install and context.enterprise_id:
+        await uninstall.forget_org(
+            runtime.store, runtime.installations, context.enterprise_id, reason
+        )
+    else:
+        await uninstall.forget_install(runtime.store, runtime.installations, _team(context), reason)
+
+
+_NO_INSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
+
+
+async def _note_org_team(
+    installations: RedisInstallationStore, context: AsyncBoltContext, body: dict[str, Any]
+) -> None:
+    """Index a workspace an org-wide installation serves (not on the events that remove
+    it: they must not write it back)."""
+    event = body.get("event")
+    kind = event.get("type") if isinstance(event, dict) else None
+    workspace = context.get(WORKSPACE)
+    if not (context.is_enterprise_install and context.enterprise_id) or kind in _NO_INSTALL_EVENTS:
+        return
+    if not isinstance(workspace, str) or workspace == "unknown":
+        return
+    try:
+        await installations.note_org_team(context.enterprise_id, workspace)
+    except StoreUnavailable as error:
+        log.warning("org-wide install's workspace %s not indexed now (%s)", workspace, error)
 
 
 def _team(context: AsyncBoltContext) -> str:

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.indexing import start_watches
 from bot.runtime import Runtime
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,11 @@ async def start_background(runtime: Runtime) -> None:
 
 
 async def _journal(runtime: Runtime) -> None:
-    async def token_team() -> str | None:
+    async def served() -> set[str]:
         try:
-            return (await runtime.identity()).team_id
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
-            log.warning("team unknown for now (%s): replies left behind wait", error)
-            return None
+            return await runtime.served_teams()
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, StoreUnavailable) as error:
+            log.warning("workspaces unknown for now (%s): replies left behind wait", error)
+            return set()
 
-    await runtime.journal.run(token_team)
+    await runtime.journal.run(served)

@@ -13,6 +13,8 @@ from typing import Any
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CUSTOMGPT_API_URL = "https://app.customgpt.ai/api/v1"
+DEFAULT_INSTALL_PATH = "/slack/install"  # Bolt's defaults, kept when the settings are unset
+DEFAULT_REDIRECT_URI_PATH = "/slack/oauth_redirect"
 STREAMING_MODES = ("update", "native", "auto")
 
 
@@ -61,6 +63,31 @@ class Settings:
     slack_thread_followups: bool = True
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object a line
+    slack_client_id: str | None = None  # with the secret: OAuth, one installation per workspace
+    slack_client_secret: str | None = None
+    slack_scopes: tuple[str, ...] = ()
+    slack_redirect_uri: str | None = None
+    slack_install_path: str = DEFAULT_INSTALL_PATH
+    slack_redirect_uri_path: str = DEFAULT_REDIRECT_URI_PATH
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret the settings hold, for the log redaction (workspaces' tokens from
+        OAuth installations are redacted by their shape)."""
+        return [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token or "",
+            self.redis_password or "",
+            self.customgpt_api_key,
+            self.slack_client_secret or "",
+        ]
+
+    @property
+    def uses_oauth(self) -> bool:
+        """Whether workspaces install the app through OAuth (each with its own bot token from
+        its installation) rather than the app serving the one workspace SLACK_BOT_TOKEN is for."""
+        return self.slack_client_id is not None
 
     @property
     def store_ttl_seconds(self) -> int:
@@ -83,8 +110,14 @@ class Settings:
         # Socket Mode requests come over our own WebSocket and carry no signature, so the
         # signing secret is needed only over HTTP ("" when not set).
         signing_required = slack_required if app_token is None else reader.optional_str
+        oauth = _oauth_settings(reader)
+        redis = _redis_settings(reader)
+        if oauth and need_slack:
+            _check_oauth_can_serve(app_token, redis)
+        # An OAuth app's tokens come from its installations; SLACK_BOT_TOKEN is then optional.
+        token_required = reader.optional_str if oauth else slack_required
         return cls(
-            slack_bot_token=slack_required("SLACK_BOT_TOKEN") or "",
+            slack_bot_token=token_required("SLACK_BOT_TOKEN") or "",
             slack_signing_secret=signing_required("SLACK_SIGNING_SECRET") or "",
             customgpt_api_key=reader.required("CUSTOMGPT_API_KEY"),
             slack_app_token=app_token,
@@ -105,7 +138,7 @@ class Settings:
                 for u in (reader.optional_str("CUSTOMGPT_ADMIN_USERS") or "").split(",")
                 if u.strip()
             ),
-            **_redis_settings(reader),
+            **redis,
             store_ttl_days=int(reader.number("STORE_TTL_DAYS", 30, minimum=1)),
             port=int(reader.number("PORT", 3000, minimum=1)),
             metrics_port=reader.optional_port("METRICS_PORT"),
@@ -127,6 +160,55 @@ class Settings:
             slack_thread_followups=reader.boolean("SLACK_THREAD_FOLLOWUPS", True),
             log_level=(reader.optional_str("LOG_LEVEL") or "INFO").upper(),
             log_format=reader.choice("LOG_FORMAT", "text", ("text", "json")),
+            **oauth,
+        )
+
+
+def _oauth_settings(reader: _Reader) -> dict[str, Any]:
+    """Bolt's own OAuth setting names; empty (single-token mode) unless the client id and
+    secret are both set. One without the other is refused: half an OAuth setup would
+    otherwise fall back to single-token mode without a word."""
+    client_id = reader.optional_str("SLACK_CLIENT_ID")
+    client_secret = reader.optional_str("SLACK_CLIENT_SECRET")
+    if client_id is None and client_secret is None:
+        return {}
+    if client_id is None or client_secret is None:
+        missing = "SLACK_CLIENT_ID" if client_id is None else "SLACK_CLIENT_SECRET"
+        raise ConfigError(f"{missing} is not set: OAuth needs both SLACK_CLIENT_ID and the secret")
+    scopes = tuple(
+        s.strip() for s in (reader.optional_str("SLACK_SCOPES") or "").split(",") if s.strip()
+    )
+    if not scopes:
+        raise ConfigError("SLACK_SCOPES is not set: OAuth asks for manifest.yml's bot scopes")
+    paths = {}
+    for name, default in (
+        ("SLACK_INSTALL_PATH", DEFAULT_INSTALL_PATH),
+        ("SLACK_REDIRECT_URI_PATH", DEFAULT_REDIRECT_URI_PATH),
+    ):
+        path = reader.optional_str(name) or default
+        if not path.startswith("/"):
+            raise ConfigError(f"{name} must be a path starting with /, not {path!r}")
+        paths[name.lower()] = path
+    return {
+        "slack_client_id": client_id,
+        "slack_client_secret": client_secret,
+        "slack_scopes": scopes,
+        "slack_redirect_uri": reader.optional_str("SLACK_REDIRECT_URI"),
+        **paths,
+    }
+
+
+def _check_oauth_can_serve(app_token: str | None, redis: dict[str, Any]) -> None:
+    """Installations must outlive the process and be shared by every replica (Redis), and
+    Slack's redirect must reach the process over HTTP (not Socket Mode)."""
+    if not (redis["redis_url"] or redis["redis_sentinels"]):
+        raise ConfigError(
+            "SLACK_CLIENT_ID is set (OAuth) but REDIS_URL is not: installations are kept in Redis"
+        )
+    if app_token is not None:
+        raise ConfigError(
+            "SLACK_CLIENT_ID is set (OAuth) but so is SLACK_APP_TOKEN: OAuth serves over HTTP, "
+            "unset SLACK_APP_TOKEN"
         )
 
 

@@ -72,6 +72,12 @@ APP_TOKEN_FIX = (
 )
 CUSTOMGPT_FIX = "create an API key in CustomGPT.ai (Settings → API) and put it in CUSTOMGPT_API_KEY"
 PROJECT_FIX = "set CUSTOMGPT_PROJECT_ID to an id from `python -m bot projects list`, or unset it"
+OAUTH_FIX = (
+    "copy the Client ID and Client Secret from the app's Basic Information → App Credentials "
+    "into SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"
+)
+#: What `oauth.v2.access` answers a made-up code when the app's credentials are right.
+CREDENTIALS_ACCEPTED = "invalid_code"
 
 
 async def run(settings: Settings, manifest: Path = MANIFEST, out: TextIO | None = None) -> int:
@@ -98,6 +104,8 @@ async def check_all(settings: Settings, manifest: Path = MANIFEST) -> list[Resul
         slack = slack_client(session, settings)
         customgpt = customgpt_client(session, settings)
         results = await _slack_token(slack, settings, manifest)
+        results.append(await _timed("Slack OAuth credentials", _oauth_credentials(slack, settings)))
+        results.append(_oauth_serving(settings))
         results.append(_signing_secret(settings))
         results.append(await _timed("Socket Mode token", _app_token(slack, settings)))
         key = await _timed("CustomGPT API key", _customgpt_key(customgpt))
@@ -125,6 +133,11 @@ async def _timed(name: str, check: Awaitable[Result]) -> Result:
 async def _slack_token(slack: AsyncWebClient, settings: Settings, manifest: Path) -> list[Result]:
     name, scopes = "Slack bot token", "Slack token scopes"
     token = settings.slack_bot_token
+    if not token and settings.uses_oauth:
+        return [
+            skipped(name, "not set: with OAuth each workspace's token comes from its install"),
+            _scopes(scopes, set(settings.slack_scopes), manifest, asked="SLACK_SCOPES"),
+        ]
     if not token:
         return [
             fail(name, "SLACK_BOT_TOKEN is not set", BOT_TOKEN_FIX),
@@ -161,7 +174,11 @@ def _granted_scopes(headers: Any) -> set[str] | None:
     return {s.strip() for s in str(header).split(",") if s.strip()}
 
 
-def _scopes(name: str, granted: set[str] | None, manifest: Path) -> Result:
+def _scopes(
+    name: str, granted: set[str] | None, manifest: Path, asked: str | None = None
+) -> Result:
+    """Whether the token's scopes (or, with `asked`, the setting asking for them at install)
+    cover every bot scope the manifest lists."""
     try:
         required = manifest_bot_scopes(manifest)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
@@ -171,6 +188,8 @@ def _scopes(name: str, granted: set[str] | None, manifest: Path) -> Result:
             name, "Slack did not say the token's scopes", "check SLACK_API_URL points at Slack"
         )
     missing = sorted(required - granted)
+    if missing and asked is not None:
+        return fail(name, f"{asked} misses {', '.join(missing)}", f"add them to {asked}")
     if missing:
         return fail(
             name,
@@ -185,6 +204,42 @@ def manifest_bot_scopes(manifest: Path) -> set[str]:
     """The bot scopes manifest.yml asks for."""
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     return {str(scope) for scope in data["oauth_config"]["scopes"]["bot"]}
+
+
+async def _oauth_credentials(slack: AsyncWebClient, settings: Settings) -> Result:
+    """The client id and secret, checked by exchanging a made-up code: Slack names a wrong
+    id or secret before it looks at the code."""
+    name = "Slack OAuth credentials"
+    if not settings.uses_oauth:
+        return skipped(name, "SLACK_CLIENT_ID is not set (one workspace, SLACK_BOT_TOKEN)")
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    try:
+        await slack.oauth_v2_access(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            code="doctor-made-up-code",
+            redirect_uri=settings.slack_redirect_uri,
+        )
+    except SlackApiError as error:
+        code = _slack_code(error)
+        if code == CREDENTIALS_ACCEPTED:
+            return ok(name, "Slack accepts the client id and secret")
+        return fail(name, f"Slack refused them ({code})", OAUTH_FIX)
+    except aiohttp.ClientError as error:
+        return fail(name, f"Slack did not answer ({type(error).__name__})", OAUTH_FIX)
+    return fail(name, "Slack exchanged a made-up code", "check SLACK_API_URL points at Slack")
+
+
+def _oauth_serving(settings: Settings) -> Result:
+    name = "OAuth install flow"
+    if not settings.uses_oauth:
+        return skipped(name, "SLACK_CLIENT_ID is not set")
+    if not settings.uses_redis:
+        return fail(name, "needs Redis to keep installations", "set REDIS_URL")
+    if settings.slack_app_token:
+        return fail(name, "needs HTTP, not Socket Mode", "unset SLACK_APP_TOKEN")
+    where = settings.slack_redirect_uri or f"<this host>{settings.slack_redirect_uri_path}"
+    return ok(name, f"installs at {settings.slack_install_path}, Slack redirects to {where}")
 
 
 def _signing_secret(settings: Settings) -> Result:
@@ -280,10 +335,4 @@ async def _redis(settings: Settings) -> Result:
 
 
 def _secrets(settings: Settings) -> Iterable[str]:
-    return [
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.slack_app_token or "",
-        settings.customgpt_api_key,
-        urlsplit(settings.redis_url or "").password or "",
-    ]
+    return [*settings.secrets, urlsplit(settings.redis_url or "").password or ""]

@@ -2,9 +2,12 @@
 
 `/healthz` (liveness) answers 200 whenever the process and its event loop can answer at all.
 `/readyz` (readiness) answers 503 only when this process cannot serve: Slack refuses its
-token (`auth.test`), or its event loop is stalled. A dependency every replica shares (Redis)
-does not make a replica unready: taking them all out of the load balancer at once would turn
-a degraded service into no service. It is reported as `degraded`, with 200.
+token (`auth.test`), or its event loop is stalled. With OAuth there is no one token: each
+workspace's may be revoked without the others' being affected, so Slack is checked for being
+reachable (`api.test`, which needs no token), and the installations are counted.
+A dependency every replica shares (Redis) does not make a replica unready: taking them all
+out of the load balancer at once would turn a degraded service into no service. It is
+reported as `degraded`, with 200.
 
 The checks run in the background (Slack's `auth.test` every `SLACK_EVERY` seconds, the store
 every `STORE_EVERY`), so a probe costs nothing and a flood of probes never reaches Slack.
@@ -129,6 +132,9 @@ class Health:
     async def _slack(self, runtime: Runtime, *, first: bool) -> None:
         """The token still works: the first check shares the identity every request needs
         (one `auth.test` at start-up); later ones ask Slack again."""
+        if runtime.installations is not None:
+            await self._slack_for_installs(runtime)
+            return
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 if first:
@@ -143,6 +149,25 @@ class Health:
             self._set(SLACK, Check(False, f"auth.test failed: {type(error).__name__}"))
         else:
             self._set(SLACK, Check(True, f"token valid for team {team}"))
+
+    async def _slack_for_installs(self, runtime: Runtime) -> None:
+        assert runtime.installations is not None
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await runtime.slack.api_test()
+        except SlackApiError as error:
+            code = error.response.get("error") if error.response is not None else None
+            self._set(SLACK, Check(False, f"api.test failed: {code or 'error'}"))
+            return
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._set(SLACK, Check(False, f"api.test failed: {type(error).__name__}"))
+            return
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                count = f"{len(await runtime.installations.teams())} workspace(s) installed"
+        except (StoreUnavailable, TimeoutError):
+            count = "installations unknown while the store is unreachable"
+        self._set(SLACK, Check(True, f"Slack reachable (OAuth: {count})"))
 
     async def _store(self, runtime: Runtime) -> None:
         kind = "redis" if runtime.settings.redis_url else "in-process"

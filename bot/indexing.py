@@ -426,30 +426,37 @@ class Indexer:
 
 
 async def start_watches(runtime: Runtime) -> None:
-    """Learn the team from `auth.test`, then resume its pending project watches, and keep
-    looking for watches nobody follows (a replica that stopped, a store that was down at
-    start-up). Runs as owned tasks, so start-up never waits for Slack."""
+    """Learn the workspaces served (the token's team from `auth.test`, or every installation's
+    with OAuth), then resume their pending project watches, and keep looking for watches
+    nobody follows (a replica that stopped, a store that was down at start-up). Runs as owned
+    tasks, so start-up never waits for Slack."""
     runtime.tasks.spawn(_resume_watches(runtime), name="resume project watches")
     runtime.tasks.spawn(_adopt_orphans(runtime), name="adopt project watches", idle=False)
 
 
-async def _team(runtime: Runtime) -> str | None:
+#: What `Runtime.served_teams` raises when it cannot say now.
+TEAMS_UNKNOWN = (SlackApiError, aiohttp.ClientError, TimeoutError, StoreUnavailable)
+
+
+async def _teams(runtime: Runtime) -> set[str] | None:
     for attempt in range(AUTH_TEST_ATTEMPTS):
         try:
-            return (await runtime.identity()).team_id
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
-            log.warning("auth.test failed (%s); retrying", type(error).__name__)
+            return await runtime.served_teams()
+        except TEAMS_UNKNOWN as error:
+            log.warning("workspaces served unknown (%s); retrying", type(error).__name__)
             await runtime.clock.sleep(min(MAX_INTERVAL, 5.0 * 2**attempt))
     return None
 
 
 async def _resume_watches(runtime: Runtime) -> None:
-    team = await _team(runtime)
-    if team is None:
-        log.error("Slack did not say which team this is: pending project watches not resumed")
+    teams = await _teams(runtime)
+    if teams is None:
+        log.error("the workspaces served are unknown: pending project watches not resumed")
         return
+    resumed = 0
     try:
-        resumed = await Indexer(runtime).resume(team)
+        for team in sorted(teams):
+            resumed += await Indexer(runtime).resume(team)
     except StoreUnavailable as error:
         log.error("store unreachable (%s): pending project watches resumed later", error)
         return
@@ -458,18 +465,17 @@ async def _resume_watches(runtime: Runtime) -> None:
 
 
 async def _adopt_orphans(runtime: Runtime) -> None:
-    """Every RESUME_EVERY seconds, take over watches whose process is gone. Real time, not the
-    injected clock: nothing waits on this housekeeping, and a test clock would spin it."""
-    team: str | None = None
+    """Every RESUME_EVERY seconds, take over watches whose process is gone, in every workspace
+    served (asked again each round: workspaces install the app meanwhile). Real time, not
+    the injected clock: nothing waits on this housekeeping, and a test clock would spin it."""
     while True:
         await asyncio.sleep(RESUME_EVERY)
-        team = team or await _team(runtime)
-        if team is None:
-            continue
         try:
-            adopted = await Indexer(runtime).adopt(team)
-        except StoreUnavailable as error:
-            log.warning("store unreachable (%s): orphaned watches looked for later", error)
+            adopted = 0
+            for team in sorted(await runtime.served_teams()):
+                adopted += await Indexer(runtime).adopt(team)
+        except TEAMS_UNKNOWN as error:
+            log.warning("orphaned watches looked for later (%s)", type(error).__name__)
             continue
         if adopted:
             log.info("took over %d project watch(es) no process was following", adopted)

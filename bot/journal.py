@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from bot import keys, messages
@@ -119,9 +119,10 @@ class Journal:
         except StoreUnavailable as error:
             log.warning("store unreachable at shutdown (%s): unfinished replies wait", error)
 
-    async def run(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
+    async def run(self, served: Callable[[], Awaitable[Iterable[str]]]) -> None:
         """Flush and heartbeat every second; every RECOVER_EVERY seconds finish the replies
-        of processes that died (in the token's team, and any team this process answered).
+        of processes that died (in every workspace `served` names, and any this process
+        answered; the heartbeat only for the latter).
         Real time: nothing waits on this housekeeping. Recovery runs beside the heartbeat:
         finishing a reply can wait long for Slack, and a heartbeat that waited with it would
         let other replicas take this living process for dead."""
@@ -136,7 +137,7 @@ class Journal:
                 if since_recovery >= RECOVER_EVERY and (recovering is None or recovering.done()):
                     since_recovery = 0.0
                     recovering = asyncio.create_task(
-                        self._recover_all(token_team), name="recovery of replies left behind"
+                        self._recover_all(served), name="recovery of replies left behind"
                     )
                 await asyncio.sleep(FLUSH_EVERY)
                 since_recovery += FLUSH_EVERY
@@ -145,12 +146,10 @@ class Journal:
                 recovering.cancel()
                 await asyncio.gather(recovering, return_exceptions=True)
 
-    async def _recover_all(self, token_team: Callable[[], Awaitable[str | None]]) -> None:
+    async def _recover_all(self, served: Callable[[], Awaitable[Iterable[str]]]) -> None:
         try:
-            team = await token_team()
-            if team is not None:
-                self._teams.add(team)
-            for team in list(self._teams):
+            teams = set(await served()) | self._teams
+            for team in sorted(teams):
                 await self.recover(team)
         except StoreUnavailable as error:
             log.warning("store unreachable (%s): replies left behind wait", error)

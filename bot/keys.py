@@ -1,7 +1,9 @@
 """Every store key the bot uses, in one place.
 
-Keys are namespaced by `cgpt:` and always carry the Slack team id, so one Redis can serve
-several workspaces and an operator can find (or delete) a workspace's data by prefix.
+Keys are namespaced by `cgpt:` and carry the Slack team id (an org-wide install's keys carry
+its enterprise id; two OAuth keys, `installations` and `oauth-state`, belong to no workspace),
+so one Redis can serve several workspaces and an operator can find (or delete) a workspace's
+data by prefix.
 """
 
 from __future__ import annotations
@@ -129,3 +131,45 @@ def inflight_takeover(team: str, channel: str, question_ts: str) -> str:
 def process_alive(team: str, process_id: str) -> str:
     """Renewed every second by a running bot process; gone when it stopped or died."""
     return f"{PREFIX}:{team}:alive:{process_id}"
+
+
+# -- OAuth installations (bot/oauth_stores.py) -------------------------------------------------
+
+OAUTH_STATE_TTL = 600  # seconds an install link's state is good for (Bolt's default, 10 min)
+
+
+def installation(owner: str) -> str:
+    """JSON of the app's installation: `owner` is the team of a workspace install, or the
+    enterprise of an org-wide one (its own prefix, deleted with the org's uninstall)."""
+    return f"{PREFIX}:{owner}:installation"
+
+
+def org_install(team: str) -> str:
+    """The enterprise whose org-wide installation serves this workspace (no installation of
+    its own), so work that outlives a request finds the workspace's token."""
+    return f"{PREFIX}:{team}:org-install"
+
+
+def enterprise_teams(enterprise: str) -> str:
+    """Set of the workspaces an org-wide installation has served: an org-wide uninstall
+    deletes each one's data."""
+    return f"{PREFIX}:{enterprise}:teams"
+
+
+def installations() -> str:
+    """Set of every installation's owner (team or enterprise ids), for the work that runs
+    for every workspace (resuming watches, finishing answers left behind). Not under a team:
+    no workspace owns it; uninstalls remove their member."""
+    return f"{PREFIX}:installations"
+
+
+def oauth_state(state: str) -> str:
+    """An install link's state, issued by `/slack/install` and taken once by the redirect
+    (OAUTH_STATE_TTL). Not under a team: nobody has installed anything yet. Lower case, so
+    it can never share a prefix with a team (team ids are upper case)."""
+    return f"{PREFIX}:oauth-state:{state}"
+
+
+def oauth_state_taken(state: str) -> str:
+    """Claimed by the one redirect that takes a state (OAUTH_STATE_TTL)."""
+    return f"{PREFIX}:oauth-state:{state}:taken"

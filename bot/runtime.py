@@ -24,6 +24,7 @@ from bot.degraded_store import FallbackStore
 from bot.health import Health
 from bot.journal import Journal
 from bot.metrics import Metrics
+from bot.oauth_stores import RedisInstallationStore, RedisOAuthStateStore
 from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
 from bot.slack_calls import SlackSchedulers, limits_for
 from bot.store import MemoryStore, RedisStore, Store
@@ -102,6 +103,9 @@ class Runtime:
     tasks: TaskTracker
     metrics: Metrics
     health: Health
+    #: OAuth (SLACK_CLIENT_ID set): every workspace's installation, and install links' state.
+    installations: RedisInstallationStore | None = None
+    oauth_state: RedisOAuthStateStore | None = None
     _identity: Identity | None = None
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -121,6 +125,14 @@ class Runtime:
                 )
             return self._identity
 
+    async def served_teams(self) -> set[str]:
+        """Every workspace this bot serves, for work no request starts (resuming watches,
+        finishing answers left behind): the installed ones with OAuth, else the token's.
+        Raises what `identity` raises, or StoreUnavailable."""
+        if self.installations is not None:
+            return await self.installations.teams()
+        return {(await self.identity()).team_id}
+
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
@@ -128,6 +140,8 @@ class Runtime:
         cgpt_session = customgpt_session(settings)
         buckets: Buckets
         metrics = Metrics()
+        installations: RedisInstallationStore | None = None
+        oauth_state: RedisOAuthStateStore | None = None
         if settings.uses_redis:
             redis_store = RedisStore.from_settings(settings)
             fallback = FallbackStore(
@@ -135,12 +149,22 @@ class Runtime:
             )
             store: Store = fallback
             buckets = RedisBuckets(redis_store.client, health=fallback)
+            if settings.uses_oauth:  # config.py refuses OAuth without Redis
+                installations = RedisInstallationStore(redis_store, health=fallback)
+                oauth_state = RedisOAuthStateStore(redis_store, clock)
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
             store = MemoryStore(clock)
             buckets = MemoryBuckets()
         slack = slack_client(session, settings)
-        writes = SlackSchedulers(slack, buckets, limits_for(settings), clock, metrics)
+        writes = SlackSchedulers(
+            slack,
+            buckets,
+            limits_for(settings),
+            clock,
+            metrics,
+            tokens=installations.bot_token if installations is not None else None,
+        )
         customgpt = customgpt_client(cgpt_session, settings, metrics)
         journal = Journal(store, writes, clock, settings.slack_update_interval)
         answerer = Answerer(settings, store, customgpt, writes, clock, journal, metrics)
@@ -158,6 +182,8 @@ class Runtime:
             TaskTracker(),
             metrics,
             Health(metrics),
+            installations,
+            oauth_state,
         )
 
     async def close(self) -> None:

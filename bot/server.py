@@ -1,6 +1,8 @@
 """Serving the app: HTTP (Events API on `/slack/events`) or Socket Mode, and in both modes
 `/healthz` (liveness), `/readyz` (readiness, bot/health.py) and `/metrics` on `PORT`
-(`/metrics` on `METRICS_PORT` instead when that is set, off the public port).
+(`/metrics` on `METRICS_PORT` instead when that is set, off the public port). With OAuth
+(bot/oauth.py), also the install page and Slack's redirect (`SLACK_INSTALL_PATH`,
+`SLACK_REDIRECT_URI_PATH`), handed to Bolt's OAuth flow.
 
 Our own aiohttp application (rather than Bolt's built-in server) so the process owns its
 start-up and shutdown: the shared session, the store and answers in flight close cleanly.
@@ -59,7 +61,23 @@ def web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
 
     application = probes_app(runtime)
     application.router.add_post(EVENTS_PATH, events)
+    flow = bolt.oauth_flow
+    if flow is not None:
+        # A person's browser, not Slack, asks these: nothing is signed. Bolt checks the
+        # install link's state (its cookie and the state store) at the redirect.
+        async def install(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_installation(_browser(request)))
+
+        async def redirect(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_callback(_browser(request)))
+
+        application.router.add_get(flow.install_path, install)
+        application.router.add_get(flow.redirect_uri_path, redirect)
     return application
+
+
+def _browser(request: web.Request) -> AsyncBoltRequest:
+    return AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
 
 
 def probes_app(runtime: Runtime) -> web.Application:

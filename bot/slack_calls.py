@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from bot.slack_scheduler import (
     RateLimited,
     WorkspaceScheduler,
 )
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ NOT_ACTED_ON = frozenset({"service_unavailable", "request_timeout"})
 #: `ok: false` errors after which Slack may or may not have acted on the call.
 MAYBE_ACTED_ON = frozenset({"internal_error", "fatal_error"})
 HOURGLASS = "hourglass_flowing_sand"
+NOT_INSTALLED = "not_installed"  # our code for a workspace without an installation
 
 
 class MessageTooLong(Exception):
@@ -104,13 +106,20 @@ def read_refusal(method: str, error: SlackApiError) -> Exception:
     return DeliveryFailed(f"{method}: {code}", code)
 
 
-def sender(client: AsyncWebClient, metrics: Metrics) -> Callable[[str, dict[str, Any]], Any]:
+#: The bot token serving a workspace (OAuth: its installation's); None when none does.
+TokenSource = Callable[[str], Awaitable[str | None]]
+
+
+def sender(
+    client: AsyncWebClient, metrics: Metrics, token: str | None = None
+) -> Callable[[str, dict[str, Any]], Any]:
     """The scheduler's way to send: one Web API call, its answer read by `read_refusal` and
-    counted by method and outcome."""
+    counted by method and outcome. `token` replaces the client's own for these calls."""
 
     async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        body = params if token is None else {**params, "token": token}  # sent as a header
         try:
-            response = await client.api_call(method, json=params)
+            response = await client.api_call(method, json=body)
         except aiohttp.ClientConnectorError as error:
             metrics.slack_call(method, "error")
             raise PassingFailure(type(error).__name__, maybe_arrived=False) from error
@@ -312,7 +321,9 @@ def limits_for(settings: Settings) -> Limits:
 
 
 class SlackSchedulers:
-    """One scheduler per workspace, for the life of the process."""
+    """One scheduler per workspace, for the life of the process. With `tokens` (OAuth), each
+    workspace's calls carry that workspace's own bot token, looked up at every call (a
+    reinstall changes it, an uninstall removes it); else the client's one token."""
 
     def __init__(
         self,
@@ -321,8 +332,11 @@ class SlackSchedulers:
         limits: Limits,
         clock: Clock,
         metrics: Metrics | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._client = client
+        self._tokens = tokens
         self._send = sender(client, self._metrics)
         self._buckets = buckets
         self._limits = limits
@@ -333,10 +347,32 @@ class SlackSchedulers:
         calls = self._by_team.get(team)
         if calls is None:
             scheduler = WorkspaceScheduler(
-                team, self._send, self._buckets, self._limits, self._clock, self._metrics
+                team,
+                self._sender_for(team),
+                self._buckets,
+                self._limits,
+                self._clock,
+                self._metrics,
             )
             calls = self._by_team[team] = SlackCalls(scheduler, self._clock)
         return calls
+
+    def _sender_for(self, team: str) -> Callable[[str, dict[str, Any]], Any]:
+        tokens = self._tokens
+        if tokens is None:
+            return self._send
+
+        async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            try:
+                token = await tokens(team)
+            except StoreUnavailable as error:  # not seen by this process, store away: later
+                raise PassingFailure(f"token unknown ({error})", maybe_arrived=False) from error
+            if token is None:
+                # Uninstalled (or never installed): Slack would refuse any token we have.
+                raise DeliveryFailed(f"{method}: the app is not installed in {team}", NOT_INSTALLED)
+            return dict(await sender(self._client, self._metrics, token)(method, params))
+
+        return send
 
     async def close(self) -> None:
         for calls in self._by_team.values():

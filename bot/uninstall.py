@@ -7,6 +7,11 @@ prefix deletes all of it, whichever kinds are added later.
 
 A revocation of user tokens alone keeps the data: the bot's own token still works, and the
 bot never stored a user token.
+
+With OAuth the installation goes too (its key is under the same prefix; the list of
+installations and an org's index of workspaces drop it). An org-wide installation's uninstall
+names the enterprise, not a workspace: every workspace the org's installation served loses its
+data, then the enterprise's own keys (the installation, that index) go.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import keys
+from bot.oauth_stores import RedisInstallationStore
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,49 @@ async def forget_workspace(store: Store, team: str, reason: str) -> Counter[str]
         summary or "none",
     )
     return counts
+
+
+async def forget_install(
+    store: Store, installations: RedisInstallationStore, team: str, reason: str
+) -> Counter[str] | None:
+    """A workspace's installation and all of its data (`forget_workspace`)."""
+    if _is_team_id(team):
+        try:
+            await installations.forget(team)
+        except StoreUnavailable as error:
+            log.error("%s for team %s: installation not deleted (%s)", reason, team, error)
+    return await forget_workspace(store, team, reason)
+
+
+async def forget_org(
+    store: Store, installations: RedisInstallationStore, enterprise: str, reason: str
+) -> Counter[str] | None:
+    """An org-wide installation: the data of every workspace it served, then its own keys.
+    Returns what was deleted across them all (None when the store could not be reached)."""
+    if not _is_team_id(enterprise):
+        log.error("%s for an unknown enterprise (%r): nothing deleted", reason, enterprise)
+        return None
+    try:
+        teams = sorted(await installations.org_teams(enterprise))
+        await installations.forget(enterprise)
+    except StoreUnavailable as error:
+        log.error(
+            "%s for enterprise %s, but the store is unreachable (%s): its installation and "
+            "workspaces' data are still stored",
+            reason,
+            enterprise,
+            error,
+        )
+        return None
+    why = f"{reason} (enterprise {enterprise})"
+    total: Counter[str] = Counter()
+    for team in teams:
+        counts = await forget_install(store, installations, team, why)
+        if counts is None:
+            return None
+        total += counts
+    own = await forget_workspace(store, enterprise, why)  # what is left: the teams index
+    return None if own is None else total + own
 
 
 def _is_team_id(team: str) -> bool:

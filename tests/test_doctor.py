@@ -49,6 +49,8 @@ async def test_a_good_configuration_passes_every_check(good: Settings) -> None:
     assert {name: status(line) for name, line in lines.items()} == {
         "Slack bot token": "ok",
         "Slack token scopes": "ok",
+        "Slack OAuth credentials": "skipped",
+        "OAuth install flow": "skipped",
         "Slack signing secret": "ok",
         "Socket Mode token": "skipped",
         "CustomGPT API key": "ok",
@@ -165,6 +167,6 @@ async def test_the_command_exits_with_the_doctors_verdict(
         )
         out, err = await process.communicate()
         assert process.returncode == expected, (out, err)
-        assert len(out.decode().splitlines()) == 8
+        assert len(out.decode().splitlines()) == 10
         for secret in (*SECRETS, "wrong-key"):
             assert secret.encode() not in out + err

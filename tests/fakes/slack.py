@@ -13,9 +13,11 @@ Tests synchronise with `wait_for`, which wakes on every recorded call instead of
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import re
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,9 @@ MAX_LOADING_MESSAGES = 10
 
 #: What a Slack message ts looks like (`1700000000.000100`); anything else names no message.
 SLACK_TS = re.compile(r"^\d{10}\.\d{6}$")
+
+#: Methods Slack answers without a token.
+NO_TOKEN_METHODS = frozenset({"api.test", "oauth.v2.access"})
 
 _FIRST_TS_SECONDS = 1_700_000_000
 _TS_STEP_MICROSECONDS = 100
@@ -239,6 +244,44 @@ class _Failure:
     json_body: bool
 
 
+@dataclass(frozen=True)
+class OAuthApp:
+    """The app's credentials `oauth.v2.access` checks (Basic Information → App Credentials)."""
+
+    client_id: str
+    client_secret: str
+
+
+@dataclass
+class Installed:
+    """A bot token issued by an install: the workspace it serves (an org-wide install's
+    token serves every workspace of its enterprise) and the bot user there."""
+
+    token: str
+    team_id: str | None
+    enterprise_id: str | None
+    bot_user_id: str
+    bot_id: str
+    scopes: list[str]
+    revoked: bool = False
+
+    @property
+    def org_wide(self) -> bool:
+        return self.team_id is None
+
+
+@dataclass
+class _Approval:
+    """A person approved the install in Slack's OAuth screen: the code the browser brings
+    back to the app's redirect URL, good for one exchange."""
+
+    installed: Installed
+    installer: str
+    redirect_uri: str | None
+    enterprise_name: str | None
+    used: bool = False
+
+
 class SlackError(Exception):
     """An `ok: false` answer; raised inside a method handler, turned into the JSON reply."""
 
@@ -283,6 +326,15 @@ class FakeSlack(LoopbackServer):
         self.bot_id = bot_id
         self.max_text_length = max_text_length
         self.token = token
+        #: OAuth: the app's credentials (None: `oauth.v2.access` refuses every call).
+        self.oauth_app: OAuthApp | None = None
+        #: Tokens issued by installs, by token.
+        self.installed: dict[str, Installed] = {}
+        #: Which workspace each channel belongs to; channels not named are `team_id`'s.
+        self.channel_teams: dict[str, str] = {}
+        #: Which enterprise (Enterprise Grid org) each workspace belongs to.
+        self.team_enterprise: dict[str, str] = {}
+        self._approvals: dict[str, _Approval] = {}
         self.clock: Clock = clock or MonotonicClock()
         self._limits = limits
         self._buckets: dict[str, _Tokens] = {}
@@ -316,6 +368,7 @@ class FakeSlack(LoopbackServer):
         self._port: int | None = None
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "oauth.v2.access": self._oauth_v2_access,
             "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -416,6 +469,46 @@ class FakeSlack(LoopbackServer):
             raise ValueError(f"not an HTTP error status: {status}")
         failure = _Failure(status or 200, error, json_body)
         self._failures.setdefault(method, deque()).extend(failure for _ in range(times))
+
+    def approve_install(
+        self,
+        team: str | None,
+        *,
+        enterprise: str | None = None,
+        installer: str = "UINSTALLER",
+        redirect_uri: str | None = None,
+        scopes: Sequence[str] = BOT_SCOPES,
+    ) -> str:
+        """Someone approves the app in Slack's OAuth screen: for workspace `team`, or, with
+        `team=None`, org-wide for `enterprise`. Returns the code Slack hands the browser for
+        the app's redirect URL; the bot token exists once the app exchanges it. `redirect_uri`
+        is the one the authorize URL carried (the exchange must repeat it)."""
+        if team is None and enterprise is None:
+            raise ValueError("an install is for a workspace or, org-wide, for an enterprise")
+        if team is not None and enterprise is not None:
+            self.team_enterprise[team] = enterprise
+        owner = team or enterprise
+        number = len(self._approvals) + 1
+        installed = Installed(
+            token=f"xoxb-{owner}-{number}-{uuid.uuid4().hex[:16]}",
+            team_id=team,
+            enterprise_id=enterprise,
+            bot_user_id=f"UB{owner}",
+            bot_id=f"BB{owner}",
+            scopes=list(scopes),
+        )
+        code = f"code-{number}-{uuid.uuid4().hex[:12]}"
+        name = f"Org {enterprise}" if enterprise else None
+        self._approvals[code] = _Approval(installed, installer, redirect_uri, name)
+        return code
+
+    def add_channel(self, channel: str, team: str) -> None:
+        """`channel` belongs to workspace `team`: other workspaces' tokens cannot see it."""
+        self.channel_teams[channel] = team
+
+    def revoke(self, token: str) -> None:
+        """The token stops working (an uninstall, a revocation): `invalid_auth` from now on."""
+        self.installed[token].revoked = True
 
     @property
     def sockets_open(self) -> int:
@@ -574,9 +667,9 @@ class FakeSlack(LoopbackServer):
             status = 200 if limit.as_http_200 else 429
             body = {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": str(limit.retry_after)}
-        elif (refusal := self._token_refusal(method, token)) is not None:
+        elif (refusal := self._token_refusal(method, token, params)) is not None:
             body = {"ok": False, "error": refusal}
-        elif (retry_after := self._take_tokens(method, params, at)) is not None:
+        elif (retry_after := self._take_tokens(method, params, at, token)) is not None:
             assert self._limits is not None
             status = 200 if self._limits.as_http_200 else 429
             body = {"ok": False, "error": "ratelimited"}
@@ -585,19 +678,34 @@ class FakeSlack(LoopbackServer):
             body = {"ok": False, "error": self._refused_methods[method]}
         else:
             handler = self._methods.get(method, _plain_ok)
+            if method in ("auth.test", "oauth.v2.access"):
+                params["_token"], params["_authorization"] = token, _authorization(request)
             try:
                 body = await handler(params)
             except SlackError as e:
                 body = {"ok": False, "error": e.error}
+            finally:
+                params.pop("_token", None)
+                params.pop("_authorization", None)
             if method == "auth.test":
-                headers["x-oauth-scopes"] = ",".join(self.scopes)
+                installed = self.installed.get(token or "")
+                scopes = installed.scopes if installed is not None else self.scopes
+                headers["x-oauth-scopes"] = ",".join(scopes)
 
         record(status, None if body.get("ok") else str(body.get("error")))
         await self._notify()
         return web.json_response(body, status=status, headers=headers)
 
-    def _token_refusal(self, method: str, token: str | None) -> str | None:
-        """Slack's error for a call's token, or None when the token may make the call."""
+    def _token_refusal(self, method: str, token: str | None, params: dict[str, Any]) -> str | None:
+        """Slack's error for a call's token, or None when the token may make the call.
+
+        A token issued by an install acts in its own workspace only (an org-wide one, in
+        its enterprise's workspaces): a channel of another workspace is `channel_not_found`,
+        as Slack answers. Once the fake has issued tokens, a token it never issued is
+        `invalid_auth` (before that, with no `token` given, any bot token is the workspace's).
+        """
+        if method in NO_TOKEN_METHODS:
+            return None  # api.test needs none; oauth.v2.access checks the app's credentials
         if token is None:
             return "not_authed"
         is_app_token = token.startswith("xapp-")
@@ -605,16 +713,50 @@ class FakeSlack(LoopbackServer):
             # App-level tokens open Socket Mode connections and do nothing else; bot tokens
             # cannot open them.
             return "not_allowed_token_type"
+        installed = None if is_app_token else self.installed.get(token)
+        if installed is not None:
+            if installed.revoked:
+                return "invalid_auth"
+            channel = _opt_str(params, "channel") or _opt_str(params, "channel_id")
+            if channel and not self._serves(installed, self._team_of_channel(channel)):
+                return "channel_not_found"
+            return None
         expected = self.app_token if is_app_token else self.token
-        return None if expected in (None, token) else "invalid_auth"
+        if not is_app_token and expected is None and self.installed:
+            return "invalid_auth"
+        if expected not in (None, token):
+            return "invalid_auth"
+        channel = _opt_str(params, "channel") or _opt_str(params, "channel_id")
+        if not is_app_token and channel and self._team_of_channel(channel) != self.team_id:
+            return "channel_not_found"  # the environment's token is `team_id`'s only
+        return None
 
-    def _take_tokens(self, method: str, params: dict[str, Any], now: float) -> int | None:
+    def _team_of_channel(self, channel: str) -> str:
+        return self.channel_teams.get(channel, self.team_id)
+
+    def _serves(self, installed: Installed, team: str) -> bool:
+        if installed.team_id is not None:
+            return installed.team_id == team
+        return self.team_enterprise.get(team) == installed.enterprise_id
+
+    def _workspace_of_token(self, token: str | None) -> str:
+        installed = self.installed.get(token or "")
+        if installed is None:
+            return self.team_id
+        return installed.team_id or str(installed.enterprise_id)
+
+    def _take_tokens(
+        self, method: str, params: dict[str, Any], now: float, token: str | None = None
+    ) -> int | None:
         """Spend one token from each bucket the call draws on; if any is empty, spend none
-        and return the whole seconds until all have one (at least 1, as Slack says)."""
+        and return the whole seconds until all have one (at least 1, as Slack says).
+        Buckets are per workspace (per token), as Slack's limits are."""
         if self._limits is None:
             return None
+        workspace = self._workspace_of_token(token)
         states = []
-        for key, bucket in self._limits.buckets_for(method, _opt_str(params, "channel")):
+        for name, bucket in self._limits.buckets_for(method, _opt_str(params, "channel")):
+            key = name if workspace == self.team_id else f"{workspace}/{name}"
             state = self._buckets.get(key)
             if state is None or state.bucket != bucket:
                 state = self._buckets[key] = _Tokens(bucket, now)
@@ -659,6 +801,21 @@ class FakeSlack(LoopbackServer):
     # -- methods -------------------------------------------------------------------------
 
     async def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        installed = self.installed.get(params.get("_token") or "")
+        if installed is not None:
+            answer: dict[str, Any] = {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "user": "bot",
+                "user_id": installed.bot_user_id,
+                "bot_id": installed.bot_id,
+                "is_enterprise_install": installed.org_wide,
+            }
+            if installed.team_id is not None:
+                answer.update(team="Fake", team_id=installed.team_id)
+            if installed.enterprise_id is not None:
+                answer["enterprise_id"] = installed.enterprise_id
+            return answer
         return {
             "ok": True,
             "url": "https://fake.slack.com/",
@@ -667,6 +824,47 @@ class FakeSlack(LoopbackServer):
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+        }
+
+    async def _oauth_v2_access(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Exchange an install's code for its bot token. The app's credentials come as HTTP
+        Basic auth (what slack_sdk sends) or as `client_id`/`client_secret` fields; all of
+        them, the code (once) and the redirect URI the authorize step used are checked."""
+        app = self.oauth_app
+        client_id, client_secret = _client_credentials(params)
+        if app is None or client_id != app.client_id:
+            raise SlackError("invalid_client_id")
+        if client_secret != app.client_secret:
+            raise SlackError("bad_client_secret")
+        approval = self._approvals.get(_opt_str(params, "code") or "")
+        if approval is None or approval.used:
+            raise SlackError("invalid_code")
+        if (
+            approval.redirect_uri is not None
+            and params.get("redirect_uri") != approval.redirect_uri
+        ):
+            raise SlackError("bad_redirect_uri")
+        approval.used = True
+        installed = approval.installed
+        self.installed[installed.token] = installed
+        enterprise = (
+            {"id": installed.enterprise_id, "name": approval.enterprise_name}
+            if installed.enterprise_id is not None
+            else None
+        )
+        return {
+            "ok": True,
+            "app_id": "A1",
+            "authed_user": {"id": approval.installer},
+            "scope": ",".join(installed.scopes),
+            "token_type": "bot",
+            "access_token": installed.token,
+            "bot_user_id": installed.bot_user_id,
+            "team": (
+                None if installed.team_id is None else {"id": installed.team_id, "name": "Fake"}
+            ),
+            "enterprise": enterprise,
+            "is_enterprise_install": installed.org_wide,
         }
 
     async def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1003,6 +1201,22 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             except json.JSONDecodeError:
                 params[key] = value
     return params
+
+
+def _authorization(request: web.Request) -> str:
+    return request.headers.get("Authorization", "")
+
+
+def _client_credentials(params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(client_id, client_secret) from HTTP Basic auth, else from the fields."""
+    scheme, _, encoded = str(params.get("_authorization") or "").partition(" ")
+    if scheme == "Basic" and encoded:
+        try:
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+        return client_id, secret
+    return _opt_str(params, "client_id"), _opt_str(params, "client_secret")
 
 
 def _bearer_token(request: web.Request) -> str | None:
