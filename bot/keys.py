@@ -129,3 +129,15 @@ def inflight_takeover(team: str, channel: str, question_ts: str) -> str:
 def process_alive(team: str, process_id: str) -> str:
     """Renewed every second by a running bot process; gone when it stopped or died."""
     return f"{PREFIX}:{team}:alive:{process_id}"
+
+
+def bound_channels(team: str) -> str:
+    """Set of the workspace's channels (and DMs) that have a `binding`, for the App Home: a
+    listing without scanning keys. Kept beside the bindings by bot/bindings.py."""
+    return f"{PREFIX}:{team}:bound-channels"
+
+
+def assistant_titled(team: str, channel: str, thread_ts: str) -> str:
+    """Claimed by the first question of an assistant thread, which names the thread (and its
+    CustomGPT conversation); later questions leave the title alone."""
+    return f"{PREFIX}:{team}:assistant-titled:{channel}:{thread_ts}"
