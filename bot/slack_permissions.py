@@ -63,3 +63,8 @@ def required_scopes() -> set[str]:
         scopes.update(s for sub in subscriptions if (s := SUBSCRIPTION_SCOPES[sub]) is not None)
     scopes.update(s for s in METHOD_SCOPES.values() if s is not None)
     return scopes
+
+
+#: Methods called with the app-level token (`xapp-…`, Socket Mode), whose scope is granted to
+#: that token in the app's settings, not asked for by the manifest's bot scopes.
+APP_TOKEN_METHODS: dict[str, str] = {"apps.connections.open": "connections:write"}
