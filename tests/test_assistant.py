@@ -204,3 +204,13 @@ async def test_the_fake_renames_conversations_only_as_documented(
         ) as r:
             assert r.status == 404
     assert customgpt.conversation_names[session] == "n" * 255
+
+
+async def test_with_no_project_anywhere_the_thread_says_how_to_bind_one(
+    start_bot: StartBot, slack: FakeSlack
+) -> None:
+    bot = await start_bot(customgpt_project_id=None)
+    thread = await start_thread(bot)
+    await bot.idle()
+    assert [m.text for m in slack.thread(DM, thread)] == [messages.NO_PROJECT]
+    assert not slack.calls_to("assistant.threads.setSuggestedPrompts")
