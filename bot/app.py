@@ -3,6 +3,8 @@ and hands off to a use case; none talks to CustomGPT itself.
 
 Bolt acks events at once (`process_before_response=False`) and runs these listeners in the
 background, which keeps within Slack's 3-second rule however long an answer streams.
+The assistant pane's events go to bot/assistant.py (Bolt's AsyncAssistant middleware, which
+also takes every DM thread message), the Home tab's to bot/home.py.
 
 The bot holds one workspace's token. Slack signs requests for every workspace the app is
 installed in alike, so a global middleware lets through only what belongs to this one.

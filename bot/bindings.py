@@ -1,4 +1,4 @@
-"""Which project a channel (or DM) asks, written and read in one place.
+"""Which project a channel (or DM) asks: every binding is written here.
 
 A binding is one store key per channel (`keys.binding`); beside it the workspace keeps an
 index of the channels that have one (`keys.bound_channels`), so the App Home can list them
