@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from bot import keys, log_setup, messages
 from bot.citations import CitationResolver
@@ -80,8 +81,11 @@ class Question:
     @property
     def conversation_thread(self) -> str:
         """The Slack thread that names the CustomGPT conversation: one per channel thread,
-        one per DM (until `/customgpt new`)."""
-        return DM_THREAD if self.is_dm else (self.thread_ts or self.message_ts)
+        one per thread in a DM (an assistant thread is one), and one for the DM's top level
+        (until `/customgpt new`)."""
+        if self.is_dm:
+            return self.thread_ts or DM_THREAD
+        return self.thread_ts or self.message_ts
 
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -92,6 +96,23 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
     return " ".join(text.split())
+
+
+def question_from_event(
+    team: str, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None, *, is_dm: bool
+) -> Question:
+    """The question a person's message event asks (a mention, a DM, a thread reply)."""
+    return Question(
+        team=team,
+        channel=str(event["channel"]),
+        user=str(event.get("user") or ""),
+        text=question_text(str(event.get("text") or ""), bot_user_id),
+        message_ts=str(event["ts"]),
+        thread_ts=event.get("thread_ts"),
+        is_dm=is_dm,
+        event_id=body.get("event_id"),
+        has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
+    )
 
 
 def feedback_value(project_id: str, session_id: str, message_id: str | None, asker: str) -> str:
@@ -329,7 +350,7 @@ class Answerer:
                 # As many answers stream as this process takes: show this one waits its turn.
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
             await admission
-            name = await self._project_name(question.team, project_id)
+            name = await self.project_name(question.team, project_id)
             stream.show_status(status_text(name), loading_messages(name))
             await stream.open(messages.searching(name) if name else messages.THINKING)
             ending = await stream.unless_stopped(self._fill(question, project_id, stream))
@@ -492,7 +513,7 @@ class Answerer:
         )
         return session_id
 
-    async def _project_name(self, team: str, project_id: str) -> str | None:
+    async def project_name(self, team: str, project_id: str) -> str | None:
         """The project's name for "Searching <project name>…", from the store's cache or a
         quick look-up.
 

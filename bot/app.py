@@ -3,6 +3,8 @@ and hands off to a use case; none talks to CustomGPT itself.
 
 Bolt acks events at once (`process_before_response=False`) and runs these listeners in the
 background, which keeps within Slack's 3-second rule however long an answer streams.
+The assistant pane's events go to bot/assistant.py (Bolt's AsyncAssistant middleware, which
+also takes every DM thread message), the Home tab's to bot/home.py.
 
 In single-token mode the bot holds one workspace's token. Slack signs requests for every
 workspace the app is installed in alike, so a global middleware lets through only what
@@ -25,8 +27,9 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import feedback, log_setup, messages, oauth, uninstall
-from bot.answer import Question, question_text
+from bot import feedback, home, log_setup, messages, oauth, uninstall
+from bot.answer import question_from_event
+from bot.assistant import build_assistant
 from bot.commands import register_commands
 from bot.log_throttle import ThrottledLog
 from bot.oauth_stores import RedisInstallationStore
@@ -105,6 +108,16 @@ def build_app(runtime: Runtime) -> AsyncApp:
         context[WORKSPACE] = workspace
         await next()
         return None
+
+    # After the workspace check: assistant threads are served for this workspace only.
+    app.assistant(build_assistant(runtime, _team))
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("tab") != "home":
+            return  # the Messages tab is the DM: nothing to publish there
+        async with runtime.tasks.track():
+            await home.publish_home(runtime, _team(context), str(event.get("user") or ""))
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
@@ -282,17 +295,7 @@ async def _ask(
     *,
     is_dm: bool,
 ) -> None:
-    question = Question(
-        team=_team(context),
-        channel=str(event["channel"]),
-        user=str(event.get("user") or ""),
-        text=question_text(str(event.get("text") or ""), context.bot_user_id),
-        message_ts=str(event["ts"]),
-        thread_ts=event.get("thread_ts"),
-        is_dm=is_dm,
-        event_id=body.get("event_id"),
-        has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
-    )
+    question = question_from_event(_team(context), body, event, context.bot_user_id, is_dm=is_dm)
     await runtime.answerer.handle(question)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot import keys, messages
+from bot import bindings, keys, messages
 from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError, failure_log_level
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
@@ -212,9 +212,8 @@ class Commands:
             await reply.now(messages.USE_USAGE)
             return
         (project_id,) = invocation.args
-        binding = keys.binding(invocation.team, invocation.channel)
         if project_id.lower() == DEFAULT:
-            await self._store.delete(binding)
+            await bindings.unbind(self._store, invocation.team, invocation.channel)
             kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
             text = messages.unbound(self._settings.customgpt_project_id)
             await reply.now(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
@@ -234,7 +233,7 @@ class Commands:
         # Pending projects first give up the channel, then it is bound: a watch finishing in
         # between reads its record again before binding and leaves the channel alone.
         kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
-        await self._store.set(binding, project_id)  # no TTL: a binding lasts until changed
+        await bindings.bind(self._store, invocation.team, invocation.channel, project_id)
         await self._store.set(
             keys.project_name(invocation.team, project_id), project.name, ttl=PROJECT_NAME_TTL
         )

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversations, …)
 PROMPT_LIMIT = 8000  # characters CustomGPT accepts in one prompt
+CONVERSATION_NAME_LIMIT = 255  # characters in a conversation's `name`
 FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, not read
 CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
 # `no-cache` asks CustomGPT for a fresh answer. The SSE client sends it on every stream;
@@ -511,6 +512,23 @@ class CustomGPTClient:
         if not session_id:
             raise ServerError(200, "CustomGPT did not return a conversation id")
         return str(session_id)
+
+    async def example_questions(self, project_id: str) -> list[str]:
+        """The project's starter questions (its settings' `example_questions`), blanks left
+        out; [] when it has none."""
+        data = await self._call("GET", f"/projects/{project_id}/settings") or {}
+        questions = data.get("example_questions") if isinstance(data, dict) else None
+        if not isinstance(questions, list):
+            return []
+        return [q.strip() for q in questions if isinstance(q, str) and q.strip()]
+
+    async def rename_conversation(self, project_id: str, session_id: str, name: str) -> None:
+        """Give a conversation a new `name` (at most CONVERSATION_NAME_LIMIT characters)."""
+        await self._call(
+            "PUT",
+            f"/projects/{project_id}/conversations/{session_id}",
+            json_body={"name": name[:CONVERSATION_NAME_LIMIT]},
+        )
 
     def _message_path(self, project_id: str, session_id: str) -> str:
         return f"/projects/{project_id}/conversations/{session_id}/messages"

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot import keys, messages
+from bot import bindings, keys, messages
 from bot.answer import PROJECT_NAME_TTL
 from bot.clock import Clock
 from bot.customgpt import (
@@ -260,6 +260,10 @@ class Indexer:
     async def is_pending(self, team: str, project_id: str) -> bool:
         return project_id in await self._store.members(keys.pending_projects(team))
 
+    async def pending(self, team: str) -> list[Watch]:
+        """The projects of the workspace still indexing, by project id."""
+        return await self._pending(team)
+
     async def _pending(self, team: str) -> list[Watch]:
         watches = []
         for project_id in sorted(await self._store.members(keys.pending_projects(team))):
@@ -379,7 +383,7 @@ class Indexer:
         # Read again right before binding: `/customgpt use` may have just kept the channel.
         watch = await self._load(watch.team, watch.project_id) or watch
         if watch.bind:
-            await self._store.set(keys.binding(watch.team, watch.channel), watch.project_id)
+            await bindings.bind(self._store, watch.team, watch.channel, watch.project_id)
         await self._store.set(
             keys.project_name(watch.team, watch.project_id), watch.name, ttl=PROJECT_NAME_TTL
         )

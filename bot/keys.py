@@ -173,3 +173,15 @@ def oauth_state(state: str) -> str:
 def oauth_state_taken(state: str) -> str:
     """Claimed by the one redirect that takes a state (OAUTH_STATE_TTL)."""
     return f"{PREFIX}:oauth-state:{state}:taken"
+
+
+def bound_channels(team: str) -> str:
+    """Set of the workspace's channels (and DMs) that have a `binding`, for the App Home: a
+    listing without scanning keys. Kept beside the bindings by bot/bindings.py."""
+    return f"{PREFIX}:{team}:bound-channels"
+
+
+def assistant_titled(team: str, channel: str, thread_ts: str) -> str:
+    """Claimed by the first question of an assistant thread, which names the thread (and its
+    CustomGPT conversation); later questions leave the title alone."""
+    return f"{PREFIX}:{team}:assistant-titled:{channel}:{thread_ts}"

@@ -465,3 +465,32 @@ FILES_ONLY = (
     "I can't read attached files yet. Please write your question as text "
     "(you can paste the relevant part of the file)."
 )
+
+
+# -- the App Home ------------------------------------------------------------------------------
+
+HOME_STORE_DOWN = (
+    ":warning: My storage is unreachable right now, so I can't list the bound channels and "
+    "the projects still indexing. Open this tab again in a minute."
+)
+
+
+# -- the assistant pane ------------------------------------------------------------------------
+
+
+def assistant_greeting(project_name: str | None) -> str:
+    """The first words of a new assistant thread."""
+    about = f" about *{escape(project_name)}*" if project_name else ""
+    return (
+        f":wave: Hi! Ask me anything{about}: I answer from the knowledge base, with its sources. "
+        "Each thread here is its own conversation, so follow-ups keep their context."
+    )
+
+
+PROMPTS_TITLE = "Try asking"
+#: Offered when the project has no starter questions of its own (or CustomGPT can't say).
+GENERIC_PROMPTS = (
+    "What can you help me with?",
+    "Give me an overview of the main topics you know about.",
+    "Where do I start if I'm new here?",
+)

@@ -298,6 +298,31 @@ class SlackCalls:
             stale_since=self._clock.now(),
         )
 
+    # -- App Home and the assistant pane ---------------------------------------------------
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """Show `view` as `user`'s App Home tab (it replaces the one shown before, so
+        sending it again is harmless)."""
+        await self.scheduler.must_land(
+            "views.publish", {"user_id": user, "view": view}, lane="views", repeatable=True
+        )
+
+    async def set_suggested_prompts(
+        self, channel: str, thread_ts: str, prompts: list[dict[str, str]], title: str
+    ) -> None:
+        """The starter questions offered in an assistant thread ({title, message} each)."""
+        params = {"channel_id": channel, "thread_ts": thread_ts, "prompts": prompts, "title": title}
+        await self.scheduler.must_land(
+            "assistant.threads.setSuggestedPrompts", params, lane="assistant", repeatable=True
+        )
+
+    async def set_title(self, channel: str, thread_ts: str, title: str) -> None:
+        """Name an assistant thread in the user's history."""
+        params = {"channel_id": channel, "thread_ts": thread_ts, "title": title}
+        await self.scheduler.must_land(
+            "assistant.threads.setTitle", params, lane="assistant", repeatable=True
+        )
+
 
 # Slack's limits that are not settings: posts across a workspace (several hundred a minute,
 # far above what one channel takes) and reactions (Tier 3, spent on courtesy only).

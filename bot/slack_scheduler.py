@@ -89,6 +89,10 @@ class Limits:
     stream_append: Rate = TIER_4
     #: assistant.threads.setStatus: a courtesy, spent from its own bucket.
     status: Rate = TIER_3
+    #: views.publish (the App Home; Tier 4).
+    views: Rate = TIER_4
+    #: assistant.threads.setSuggestedPrompts and setTitle (Tier 4).
+    assistant: Rate = TIER_4
 
 
 @dataclass(eq=False)
@@ -280,6 +284,10 @@ class WorkspaceScheduler:
             return (Bucket(name, self._limits.stream_append),)
         if name == "status":
             return (Bucket(name, self._limits.status),)
+        if name == "views":
+            return (Bucket(name, self._limits.views),)
+        if name == "assistant":
+            return (Bucket(name, self._limits.assistant),)
         return (Bucket(name, self._limits.reactions),)
 
     def _enqueue(

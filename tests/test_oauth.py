@@ -471,7 +471,7 @@ async def test_doctor_checks_the_client_id_and_secret_with_slack(
     )
     assert code == 1
     assert "bad_client_secret" in lines["Slack OAuth credentials"]
-    assert "SLACK_SCOPES misses reactions:write" in lines["Slack token scopes"]
+    assert f"SLACK_SCOPES misses {BOT_SCOPES[-1]}" in lines["Slack token scopes"]
     assert not slack.installed
     assert not [line for line in lines.values() if CLIENT_SECRET in line or "9" * 32 in line]
 

@@ -56,6 +56,10 @@ async def command(sender: SlackSender, slack: FakeSlack, text: str, channel: str
     assert status == 200
 
 
+async def pending_in(redis_client: redis.Redis, team: str) -> bool:
+    return bool(await redis_client.smembers(keys.pending_projects(team)))
+
+
 def asked_projects(customgpt: FakeCustomGPT) -> list[str]:
     return [r.path.split("/")[2] for r in customgpt.requests if r.path.endswith("/messages")]
 
@@ -82,6 +86,9 @@ async def test_bindings_watches_and_feedback_stay_in_their_workspace(
     await command(b, other_slack, f"create Beta {SITEMAP}", "C2")
     await bot_a.idle()
     await other_slack.wait_for(lambda: any(m.channel == "C2" for m in other_slack.messages))
+    # B's `use` has written all it writes once it replied; its watch is listed after its post.
+    await other_slack.wait_for(lambda: any(n == "use 43" for n, _ in other_slack.responses))
+    await until(lambda: pending_in(redis_client, other))
     assert await redis_client.get(keys.binding(team, "C1")) == "42"
     assert await redis_client.get(keys.binding(other, "C1")) == "43"
     new_id = str(FIRST_CREATED_PROJECT_ID)

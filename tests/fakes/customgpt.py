@@ -33,6 +33,8 @@ REACTIONS = ("liked", "disliked", "neutral")
 AUTH_ERROR = "API Token is either missing or invalid"
 #: CustomGPT's limit on a prompt, in characters.
 PROMPT_LIMIT = 8000
+#: CustomGPT's limit on a conversation's name, in characters.
+CONVERSATION_NAME_LIMIT = 255
 
 _MESSAGES_PATH = re.compile(r"^/projects/\d+/conversations/(?P<session_id>[^/]+)/messages$")
 _TIMESTAMP = "2024-01-01T00:00:00.000000Z"
@@ -119,6 +121,8 @@ class FakeProject:
     is_chat_active: int | None
     stats: Stats = (0, 0, 0)
     index_steps: deque[Stats] = field(default_factory=deque)
+    #: The settings' starter questions (`example_questions`).
+    example_questions: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -200,6 +204,8 @@ class FakeCustomGPT(LoopbackServer):
         self.projects: dict[int, FakeProject] = {}
         #: session_id → project id.
         self.conversations: dict[str, int] = {}
+        #: session_id → the conversation's name now (as created, or renamed).
+        self.conversation_names: dict[str, str | None] = {}
         #: (project_id, session_id, message_id, reaction), in order received.
         self.feedback: list[tuple[int, str, int, str]] = []
         #: Steps given to every project created by `POST /projects` (see `script_indexing`).
@@ -231,7 +237,13 @@ class FakeCustomGPT(LoopbackServer):
             ("POST", "/projects", self._create_project),
             ("GET", "/projects/{project_id}", self._get_project),
             ("GET", "/projects/{project_id}/stats", self._get_stats),
+            ("GET", "/projects/{project_id}/settings", self._get_settings),
             ("POST", "/projects/{project_id}/conversations", self._create_conversation),
+            (
+                "PUT",
+                "/projects/{project_id}/conversations/{session_id}",
+                self._update_conversation,
+            ),
             (
                 "POST",
                 "/projects/{project_id}/conversations/{session_id}/messages",
@@ -285,6 +297,10 @@ class FakeCustomGPT(LoopbackServer):
     def set_active(self, project_id: int, active: bool | None) -> None:
         """Set `is_chat_active` (1, 0, or null for None)."""
         self.projects[project_id].is_chat_active = None if active is None else int(active)
+
+    def set_example_questions(self, project_id: int, questions: Sequence[str]) -> None:
+        """The starter questions the project's settings carry."""
+        self.projects[project_id].example_questions = list(questions)
 
     def set_stats(self, project_id: int, found: int, crawled: int, indexed: int) -> None:
         """What `GET /projects/{id}/stats` answers once no scripted step is left."""
@@ -521,6 +537,22 @@ class FakeCustomGPT(LoopbackServer):
     async def _get_project(self, request: web.Request) -> web.Response:
         return _success(self._project(request).as_json())
 
+    async def _get_settings(self, request: web.Request) -> web.Response:
+        project = self._project(request)
+        return _success(
+            {
+                "chatbot_avatar": None,
+                "chatbot_background": None,
+                "default_prompt": "Ask me anything",
+                "example_questions": list(project.example_questions),
+                "response_source": "default",
+                "chatbot_msg_lang": "en",
+                "persona_instructions": None,
+                "enable_citations": 3,
+                "is_loading_indicator_enabled": True,
+            }
+        )
+
     async def _get_stats(self, request: web.Request) -> web.Response:
         project = self._project(request)
         if project.index_steps:
@@ -551,6 +583,7 @@ class FakeCustomGPT(LoopbackServer):
         conversation_id = self._next_conversation_id
         self._next_conversation_id += 1
         self.conversations[session_id] = project.id
+        self.conversation_names[session_id] = None if name is None else str(name)
         return _success(
             {
                 "id": conversation_id,
@@ -560,6 +593,31 @@ class FakeCustomGPT(LoopbackServer):
                 "created_at": _TIMESTAMP,
             },
             status=201,
+        )
+
+    async def _update_conversation(self, request: web.Request) -> web.Response:
+        """`PUT …/conversations/{sessionId}`: a JSON body with a `name` of 1 to 255
+        characters, nothing else (stricter than CustomGPT, which may ignore other fields)."""
+        project = self._project(request)
+        session_id = self._session(request, project)
+        if request.content_type != "application/json":
+            raise ApiError(415, "The request must be application/json.")
+        body = request[_RECORD].body
+        name = body.get("name")
+        if set(body) != {"name"} or not isinstance(name, str) or not name.strip():
+            raise ApiError(400, "The name field is required.")
+        if len(name) > CONVERSATION_NAME_LIMIT:
+            raise ApiError(400, f"The name may not be greater than {CONVERSATION_NAME_LIMIT}.")
+        self.conversation_names[session_id] = name
+        return _success(
+            {
+                "id": 1,
+                "session_id": session_id,
+                "name": name,
+                "project_id": project.id,
+                "created_at": _TIMESTAMP,
+                "updated_at": _TIMESTAMP,
+            }
         )
 
     async def _send_message(self, request: web.Request) -> web.StreamResponse:

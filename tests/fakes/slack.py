@@ -40,6 +40,7 @@ BOT_SCOPES = (
     "mpim:history",
     "commands",
     "reactions:write",
+    "assistant:write",
 )
 MAX_SECTION_TEXT = 3000
 MAX_MARKDOWN_BLOCK_TEXT = 12000
@@ -48,6 +49,11 @@ MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_VALUE = 2000
 MAX_MARKDOWN_TEXT = 12000  # `markdown_text` of one stream call
 MAX_LOADING_MESSAGES = 10
+MAX_VIEW_BLOCKS = 100  # a modal or Home tab view
+MAX_HEADER_TEXT = 150
+MAX_PRIVATE_METADATA = 3000
+MAX_CALLBACK_ID = 255
+MAX_SUGGESTED_PROMPTS = 4
 
 #: What a Slack message ts looks like (`1700000000.000100`); anything else names no message.
 SLACK_TS = re.compile(r"^\d{10}\.\d{6}$")
@@ -94,6 +100,10 @@ class SlackLimits:
     #: chat.appendStream (Tier 4).
     stream_append: Bucket | None = None
     set_status: Bucket | None = None
+    #: views.publish (Tier 4).
+    views_publish: Bucket | None = None
+    #: assistant.threads.setSuggestedPrompts and setTitle, each its own bucket (Tier 4).
+    assistant_threads: Bucket | None = None
     #: Every other Web API method, one bucket per method.
     default: Bucket | None = None
     as_http_200: bool = False
@@ -114,6 +124,8 @@ class SlackLimits:
             stream_start_stop=tier2,
             stream_append=tier4,
             set_status=tier3,
+            views_publish=tier4,
+            assistant_threads=tier4,
             default=tier3,
             as_http_200=as_http_200,
         )
@@ -135,6 +147,9 @@ class SlackLimits:
             "chat.stopStream": self.stream_start_stop,
             "chat.appendStream": self.stream_append,
             "assistant.threads.setStatus": self.set_status,
+            "views.publish": self.views_publish,
+            "assistant.threads.setSuggestedPrompts": self.assistant_threads,
+            "assistant.threads.setTitle": self.assistant_threads,
         }
         bucket = named[method] if method in named else self.default
         if bucket is not None:
@@ -359,6 +374,12 @@ class FakeSlack(LoopbackServer):
         #: Every status change: (channel, thread_ts, status, loading_messages); a bot reply in
         #: the thread clears the status as Slack does, recorded with status "".
         self.status_log: list[tuple[str, str, str, list[str]]] = []
+        #: The Home tab each user sees now (the last view published for them).
+        self.home_views: dict[str, dict[str, Any]] = {}
+        #: Suggested prompts per assistant thread (channel, thread_ts): (title, prompts).
+        self.suggested_prompts: dict[tuple[str, str], tuple[str | None, list[dict[str, str]]]] = {}
+        #: The title of each assistant thread (channel, thread_ts).
+        self.thread_titles: dict[tuple[str, str], str] = {}
         self._disconnects: dict[str, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
         #: Socket Mode acknowledgements received ({"envelope_id": …}), in order.
@@ -378,6 +399,9 @@ class FakeSlack(LoopbackServer):
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
             "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_suggested_prompts,
+            "assistant.threads.setTitle": self._set_title,
+            "views.publish": self._views_publish,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.info": self._conversations_info,
@@ -1093,6 +1117,64 @@ class FakeSlack(LoopbackServer):
         self.status_log.append((channel, thread_ts, status, [str(x) for x in loading]))
         return {"ok": True}
 
+    def _assistant_thread(self, params: dict[str, Any]) -> tuple[str, str]:
+        """The (channel, thread_ts) of an assistant.threads call, refused as Slack refuses;
+        the methods need `assistant:write`."""
+        if "assistant:write" not in self.scopes:
+            raise SlackError("missing_scope")
+        channel, thread_ts = _opt_str(params, "channel_id"), _opt_str(params, "thread_ts")
+        if not channel:
+            raise SlackError("channel_not_found")
+        if not thread_ts or not SLACK_TS.match(thread_ts):
+            raise SlackError("invalid_thread_ts")
+        return channel, thread_ts
+
+    async def _set_suggested_prompts(self, params: dict[str, Any]) -> dict[str, Any]:
+        key = self._assistant_thread(params)
+        prompts = params.get("prompts")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= MAX_SUGGESTED_PROMPTS:
+            raise SlackError("invalid_arguments")
+        for prompt in prompts:
+            if not isinstance(prompt, dict) or set(prompt) != {"title", "message"}:
+                raise SlackError("invalid_arguments")
+            if not all(isinstance(v, str) and v.strip() for v in prompt.values()):
+                raise SlackError("invalid_arguments")
+        title = params.get("title")
+        if title is not None and not isinstance(title, str):
+            raise SlackError("invalid_arguments")
+        self.suggested_prompts[key] = (title, [dict(p) for p in prompts])
+        return {"ok": True}
+
+    async def _set_title(self, params: dict[str, Any]) -> dict[str, Any]:
+        key = self._assistant_thread(params)
+        title = params.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise SlackError("invalid_arguments")
+        self.thread_titles[key] = title
+        return {"ok": True}
+
+    async def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Stricter than Slack in one way: only Home tab views (what `views.publish` is for)."""
+        user = _opt_str(params, "user_id")
+        if not user:
+            raise SlackError("invalid_arguments")
+        view = params.get("view")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackError("invalid_arguments")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+            raise SlackError("invalid_arguments")
+        if not all(isinstance(b, dict) for b in blocks) or any(
+            _view_block_invalid(b) for b in blocks
+        ):
+            raise SlackError("invalid_blocks")
+        if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA:
+            raise SlackError("invalid_arguments")
+        if len(str(view.get("callback_id", ""))) > MAX_CALLBACK_ID:
+            raise SlackError("invalid_arguments")
+        self.home_views[user] = view
+        return {"ok": True, "view": {"id": f"V{len(self.calls):08d}", **view}}
+
     def _reply_clears_status(self, message: FakeMessage) -> None:
         key = (message.channel, message.thread_ts or "")
         if self.statuses.get(key):
@@ -1156,6 +1238,21 @@ def _block_invalid(block: dict[str, Any]) -> bool:
     return False
 
 
+def _view_block_invalid(block: dict[str, Any]) -> bool:
+    """A view's blocks: a message's rules, plus the header and divider a Home tab uses."""
+    kind = block.get("type")
+    if kind == "header":
+        text = block.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text":
+            return True
+        return not text.get("text") or len(str(text["text"])) > MAX_HEADER_TEXT
+    if kind == "divider":
+        return set(block) - {"type", "block_id"} != set()
+    if kind in ("section", "context", "actions", "markdown"):
+        return _block_invalid(block)
+    return True  # a kind the bot has no business sending
+
+
 def _button_invalid(element: Any) -> bool:
     if not isinstance(element, dict):
         return True
@@ -1193,7 +1290,7 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     elif request.method == "POST":
         form = await request.post()
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    for key in ("blocks", "attachments", "metadata"):
+    for key in ("blocks", "attachments", "metadata", "view", "prompts"):
         value = params.get(key)
         if isinstance(value, str):
             try:

@@ -1,0 +1,193 @@
+"""The App Home tab: what this workspace's bot answers from, in one glance.
+
+Published with `views.publish` each time someone opens the Home tab, built from what the bot
+knows then: the default project and whether it answers, the channels bound to a project, the
+projects still indexing and the `/customgpt` help; admins also read how to bind a channel.
+Anything that cannot be read (CustomGPT down, the key revoked, the store unreachable) becomes
+a line in the view saying so: the tab is never left empty because one part failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot import bindings, keys, messages
+from bot.answer import PROJECT_NAME_TTL
+from bot.customgpt import CustomGPTError, Project, ProjectStats, failure_log_level
+from bot.indexing import Indexer, Watch
+from bot.runtime import Runtime
+from bot.slack_calls import SlackUnavailable
+from bot.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+NAME_WAIT = 2.0  # seconds to learn one project's name before showing its id alone
+SECTION_LIMIT = 3000  # characters in a section block's text (Slack's limit)
+NAME_LIMIT = 100  # characters of a project name shown
+
+
+@dataclass(frozen=True)
+class DefaultProject:
+    """The default project as CustomGPT described it, or why it could not."""
+
+    project_id: str
+    project: Project | None = None
+    stats: ProjectStats | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class HomeFacts:
+    default: DefaultProject | None  # None: no default project is configured
+    bound: list[tuple[str, str, str | None]]  # (channel, project id, project name if known)
+    indexing: list[Watch]
+    store_down: bool
+    is_admin: bool
+
+
+async def publish_home(runtime: Runtime, team: str, user: str) -> None:
+    """Show `user` the workspace's Home tab as it is now."""
+    facts = await gather_facts(runtime, team, user)
+    try:
+        await runtime.slack_writes.for_team(team).publish_home(user, home_view(facts))
+    except SlackUnavailable as error:
+        log.warning("could not publish the App Home: %s", error)
+
+
+async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
+    admins = runtime.settings.customgpt_admin_users
+    default_id = runtime.settings.customgpt_project_id
+    default = None if default_id is None else await _default_project(runtime, default_id)
+    bound: list[tuple[str, str, str | None]] = []
+    indexing: list[Watch] = []
+    store_down = False
+    try:
+        channels = await bindings.bound_channels(runtime.store, team)
+        names = {pid: await _project_name(runtime, team, pid) for pid in {p for _, p in channels}}
+        bound = [(channel, pid, names[pid]) for channel, pid in channels]
+        indexing = await Indexer(runtime).pending(team)
+    except StoreUnavailable as error:
+        log.warning("App Home without bindings: store unreachable: %s", error)
+        store_down = True
+    return HomeFacts(default, bound, indexing, store_down, is_admin=not admins or user in admins)
+
+
+async def _default_project(runtime: Runtime, project_id: str) -> DefaultProject:
+    try:
+        project = await runtime.customgpt.get_project(project_id)
+        stats = await runtime.customgpt.project_stats(project_id)
+    except CustomGPTError as error:
+        log.log(failure_log_level(error), "App Home: default project unreadable: %s", error)
+        return DefaultProject(
+            project_id, failure=messages.for_command_error(error, project_id=project_id)
+        )
+    return DefaultProject(project_id, project, stats)
+
+
+async def _project_name(runtime: Runtime, team: str, project_id: str) -> str | None:
+    """A bound project's name, from the store's cache or CustomGPT; None (its id is shown
+    alone) when neither answers in time."""
+    key = keys.project_name(team, project_id)
+    name = await runtime.store.get(key)
+    if name is not None:
+        return name
+    try:
+        async with asyncio.timeout(NAME_WAIT):
+            name = (await runtime.customgpt.get_project(project_id)).name
+    except (CustomGPTError, TimeoutError) as error:
+        log.info("App Home: no name for project %s: %s", project_id, error)
+        return None
+    await runtime.store.set(key, name, ttl=PROJECT_NAME_TTL)
+    return name
+
+
+# -- the view ------------------------------------------------------------------------------------
+
+
+def home_view(facts: HomeFacts) -> dict[str, Any]:
+    """The Home tab's view (`type: home`), within Slack's block limits."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "CustomGPT knowledge bases"}},
+        _section(_default_text(facts.default)),
+        {"type": "divider"},
+    ]
+    if facts.store_down:
+        blocks.append(_section(messages.HOME_STORE_DOWN))
+    else:
+        blocks.append(_section(_bound_text(facts.bound)))
+        blocks.append(_section(_indexing_text(facts.indexing)))
+    blocks += [{"type": "divider"}, _section(messages.HELP)]
+    if facts.is_admin:
+        blocks.append(_section(ADMIN_NOTE))
+    return {"type": "home", "blocks": blocks}
+
+
+ADMIN_NOTE = (
+    "*For admins*: to choose what a channel asks, invite me to it and run "
+    "`/customgpt use <project-id>` there (`/customgpt list` shows the ids); "
+    "`/customgpt use default` sends it back to the default project. "
+    "`/customgpt create <name> <sitemap-url>` in a channel builds a new knowledge base and binds "
+    "the channel once it is ready. Everyone else can ask questions, `status` and `list`."
+)
+
+
+def _label(name: str | None, project_id: str) -> str:
+    if not name:
+        return f"project `{messages.escape(project_id)}`"
+    shown = name if len(name) <= NAME_LIMIT else name[: NAME_LIMIT - 1] + "…"
+    return f"*{messages.escape(shown)}* (`{messages.escape(project_id)}`)"
+
+
+def _default_text(default: DefaultProject | None) -> str:
+    if default is None:
+        return (
+            "*Default project*: none is set (`CUSTOMGPT_PROJECT_ID`), so only channels bound "
+            "to a project can be asked."
+        )
+    if default.project is None or default.stats is None:
+        return f"*Default project* `{messages.escape(default.project_id)}`\n{default.failure}"
+    project, stats = default.project, default.stats
+    state = (
+        ":white_check_mark: answering questions"
+        if project.is_chat_active
+        else ":hourglass: still indexing, not answering yet"
+    )
+    return (
+        f"*Default project*: {_label(project.name, project.id)}, asked wherever no project is "
+        f"bound\n{state} · {stats.pages_indexed} of {stats.pages_found} pages indexed"
+    )
+
+
+def _bound_text(bound: list[tuple[str, str, str | None]]) -> str:
+    if not bound:
+        return "*Channels bound to a project*\n_None: every channel asks the default project._"
+    lines = [f"• <#{channel}> → {_label(name, pid)}" for channel, pid, name in bound]
+    return _listing("*Channels bound to a project*", lines)
+
+
+def _indexing_text(watches: list[Watch]) -> str:
+    if not watches:
+        return "*Projects still indexing*\n_None._"
+    lines = []
+    for watch in watches:
+        then = f", then <#{watch.channel}> asks it" if watch.bind else ""
+        lines.append(f"• {_label(watch.name, watch.project_id)} from <@{watch.user}>{then}")
+    return _listing("*Projects still indexing*", lines)
+
+
+def _listing(title: str, lines: list[str]) -> str:
+    """`title` and as many lines as one section holds, then how many more there are."""
+    text = title
+    for shown, line in enumerate(lines):
+        more = f"\n_…and {len(lines) - shown} more_"
+        if len(text) + 1 + len(line) + len(more) > SECTION_LIMIT:
+            return text + more
+        text += "\n" + line
+    return text
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
