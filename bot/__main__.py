@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_app_token or "",
             settings.redis_password or "",
             settings.customgpt_api_key,
+            *settings.customgpt_key_encryption_keys,
         ],
         settings.log_format,
     )

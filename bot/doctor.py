@@ -285,5 +285,6 @@ def _secrets(settings: Settings) -> Iterable[str]:
         settings.slack_signing_secret,
         settings.slack_app_token or "",
         settings.customgpt_api_key,
+        *settings.customgpt_key_encryption_keys,
         urlsplit(settings.redis_url or "").password or "",
     ]

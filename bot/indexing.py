@@ -36,6 +36,7 @@ from bot.customgpt import (
     RateLimited,
     failure_log_level,
 )
+from bot.customgpt_keys import NoKey
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import LockTimeout, StoreUnavailable
@@ -163,11 +164,12 @@ class Indexer:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._store = runtime.store
-        self._customgpt = runtime.customgpt
+        self._keys = runtime.customgpt_keys
         self._clock = runtime.clock
 
     async def create(
         self,
+        customgpt: CustomGPTClient,
         *,
         team: str,
         channel: str,
@@ -181,7 +183,7 @@ class Indexer:
 
         Raises CustomGPTError when CustomGPT refused the creation (nothing exists then). A
         status message Slack refuses is reported through `response_url`; the watch goes on."""
-        project = await self._customgpt.create_project(name, sitemap_url)
+        project = await customgpt.create_project(name, sitemap_url)
         watch = Watch(
             team=team,
             project_id=project.id,
@@ -328,12 +330,22 @@ class Indexer:
 
     async def _follow(self, watch: Watch) -> None:
         calls = self._calls(watch.team)
+        try:
+            # The workspace's key, as when the project was created: a watch is background
+            # work of that workspace like any answer.
+            customgpt = await self._keys.client_for(watch.team)
+        except NoKey:
+            log.warning(
+                "project %s: watch ended: the workspace has no CustomGPT key", watch.project_id
+            )
+            await self._end(watch, calls, messages.watch_without_key(watch.name, watch.project_id))
+            return
         shown: ProjectStats | None = None
         latest: ProjectStats | None = None
         refused: RateLimited | None = None  # the last poll hit exhausted credits
         try:
             async with aclosing(
-                poll_until_ready(self._customgpt, watch.project_id, self._clock, watch.deadline)
+                poll_until_ready(customgpt, watch.project_id, self._clock, watch.deadline)
             ) as polls:
                 async for poll in polls:
                     watch = await self._load(watch.team, watch.project_id) or watch

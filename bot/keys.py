@@ -129,3 +129,14 @@ def inflight_takeover(team: str, channel: str, question_ts: str) -> str:
 def process_alive(team: str, process_id: str) -> str:
     """Renewed every second by a running bot process; gone when it stopped or died."""
     return f"{PREFIX}:{team}:alive:{process_id}"
+
+
+def customgpt_key(team: str) -> str:
+    """The workspace's own CustomGPT API key, encrypted (a Fernet token: bot/customgpt_keys.py)
+    with who connected it. Under the team's prefix, so an uninstall deletes it with the rest."""
+    return f"{PREFIX}:{team}:customgpt-key"
+
+
+def is_customgpt_key(key: str) -> bool:
+    """Whether `key` was built by `customgpt_key`."""
+    return kind(key) == "customgpt-key"
