@@ -248,9 +248,7 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
     """What a `/customgpt` command says when CustomGPT refused or failed; always says what to
     do next (the answer flow's wording, `for_error`, is about a question instead)."""
     if isinstance(error, AuthError):
-        return (
-            ":warning: CustomGPT rejected the API key (invalid or revoked). " + KEY_FIX
-        )
+        return ":warning: CustomGPT rejected the API key (invalid or revoked). " + KEY_FIX
     if isinstance(error, NotFound):
         if project_id is None:
             return ":warning: CustomGPT doesn't know that project. See `/customgpt list`."
@@ -266,8 +264,8 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
 
 def unknown_project(project_id: str) -> str:
     return (
-        f":warning: There is no project `{escape(project_id)}` in the bot's CustomGPT account. "
-        "See `/customgpt list` for the ids."
+        f":warning: There is no project `{escape(project_id)}` in the CustomGPT account this "
+        "workspace uses. See `/customgpt list` for the ids."
     )
 
 
