@@ -144,12 +144,11 @@ def _customgpt_key_settings(reader: _Reader, *, need_slack: bool) -> dict[str, A
     (`CUSTOMGPT_SHARED_KEY`, on unless the app is distributed through OAuth: one company's own
     workspaces, as a single-token deployment always was); otherwise each workspace's admin
     connects one, sealed with `CUSTOMGPT_KEY_ENCRYPTION_KEY`. The terminal commands (no Slack)
-    always use the environment's key."""
+    use the environment's key, and say so when it is not set."""
     shared = reader.boolean("CUSTOMGPT_SHARED_KEY", reader.optional_str("SLACK_CLIENT_ID") is None)
     api_key = reader.optional_str("CUSTOMGPT_API_KEY")
-    if api_key is None and (shared or not need_slack):
-        why = "" if not need_slack else " (or set CUSTOMGPT_SHARED_KEY=false)"
-        raise ConfigError(f"CUSTOMGPT_API_KEY is not set{why} (see .env.example)")
+    if api_key is None and shared:
+        raise ConfigError("CUSTOMGPT_API_KEY is not set (see .env.example)")
     sealing = _fernet_keys(reader.optional_str("CUSTOMGPT_KEY_ENCRYPTION_KEY"))
     if need_slack and not shared and not sealing:
         raise ConfigError(

@@ -4,12 +4,16 @@ is distributed through OAuth, and a malformed encryption key refused at start-up
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
+from bot import doctor
 from bot.config import ConfigError, Settings
+from tests.fakes.customgpt import FakeCustomGPT
 from tests.test_cli import run_cli
 
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
@@ -45,10 +49,14 @@ def test_without_the_shared_key_an_encryption_key_is_required() -> None:
         Settings.from_env({**SLACK, "CUSTOMGPT_SHARED_KEY": "true"})
 
 
-def test_the_terminal_commands_still_need_the_environments_key() -> None:
-    env = {"CUSTOMGPT_SHARED_KEY": "false", "CUSTOMGPT_KEY_ENCRYPTION_KEY": SEALING}
-    with pytest.raises(ConfigError, match="CUSTOMGPT_API_KEY is not set"):
-        Settings.from_env(env, need_slack=False)
+async def test_the_terminal_commands_still_need_the_environments_key(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CUSTOMGPT_SHARED_KEY=false\n")
+    code, out, err = await run_cli(None, tmp_path, "projects", "list")
+
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "Configuration error: CUSTOMGPT_API_KEY is not set (see .env.example)"
+    ]
 
 
 def test_rotation_lists_several_encryption_keys() -> None:
@@ -81,3 +89,22 @@ async def test_start_with_a_malformed_encryption_key_prints_one_line(tmp_path: P
     (line,) = err.strip().splitlines()
     assert line.startswith("Configuration error: CUSTOMGPT_KEY_ENCRYPTION_KEY (key 1) is not")
     assert "tooshort" not in line
+
+
+async def test_doctor_skips_the_key_check_where_workspaces_bring_their_own(
+    settings: Settings, customgpt: FakeCustomGPT
+) -> None:
+    own_keys = replace(
+        settings,
+        slack_signing_secret="0123456789abcdef0123456789abcdef",
+        customgpt_api_key="",
+        customgpt_shared_key=False,
+    )
+    out = io.StringIO()
+
+    code = await doctor.run(own_keys, out=out)
+
+    (key_line,) = [line for line in out.getvalue().splitlines() if "CustomGPT API key" in line]
+    assert key_line.split()[0] == "skipped" and "each workspace connects its own" in key_line
+    assert code == 0
+    assert customgpt.requests == []
