@@ -25,9 +25,10 @@ import aiohttp
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot import keys, log_setup
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient, RequestTimeout
+from bot.log_throttle import ThrottledLog
 from bot.metrics import Metrics
 from bot.store import Store, StoreUnavailable
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 #: answered within 3 seconds, and a wrong key must be told inside the modal.
 KEY_CHECK_TIMEOUT = 2.0
 MAX_KEY_LENGTH = 200
+STORE_DOWN_LOG_EVERY = 60.0  # seconds between two lines about asking with the shared key
 
 
 class NoKey(Exception):
@@ -114,6 +116,7 @@ class CustomGPTKeys:
         # and the client keeps its state (the once-a-minute credits warning).
         self._known: dict[str, tuple[str, CustomGPTClient]] = {}
         self._unreadable_logged: set[str] = set()
+        self._store_down_log = ThrottledLog(log, STORE_DOWN_LOG_EVERY, clock or SystemClock())
 
     @property
     def shared(self) -> CustomGPTClient | None:
@@ -146,7 +149,11 @@ class CustomGPTKeys:
         except StoreUnavailable:
             if self._shared is None:
                 raise
-            log.warning("store unreachable: team %s asks with the shared CustomGPT key", team)
+            self._store_down_log.warning(
+                "store unreachable: workspaces not known to this process ask with the shared "
+                "CustomGPT key (team %s, …)",
+                team,
+            )
             record = None
         if record is not None:
             client = self._own_client(team, record)

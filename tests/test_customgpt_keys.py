@@ -19,6 +19,7 @@ from tests.clocks import FastClock
 from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits, view_problem
+from tests.redis_process import RedisProcess
 from tests.test_answer_presentation import click
 from tests.test_commands import run
 from tests.views import final_text
@@ -505,3 +506,31 @@ async def test_the_fake_slack_opens_a_valid_modal_once_per_trigger(slack: FakeSl
             await client.views_open(trigger_id=trigger, view=bad_view)
         assert refused.value.response["error"] == error
     assert [v.trigger_id for v in slack.views] == ["t-1"]
+
+
+# -- while Redis is down -----------------------------------------------------------------------
+
+
+async def test_a_workspace_seen_before_keeps_its_key_while_redis_is_down(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    own_redis: RedisProcess,
+    own_client: redis.Redis,
+    team: str,
+) -> None:
+    bot = await start_bot(clock=FastClock(), redis_url=own_redis.url, **OWN_KEYS)
+    await connect(bot, slack, KEY_A)
+    await run(bot, slack, f"use {PROJECT_A}", user=ADMIN)
+    await bot.mention("before the outage", channel="C1")
+    await bot.idle()
+    assert await own_client.get(keys.customgpt_key(team)) is not None
+
+    await own_redis.stop()
+    before = len(accounts.requests)
+    ts = await bot.mention("during the outage", channel="C1")
+    await bot.idle()
+
+    (reply,) = slack.thread("C1", ts)
+    assert final_text(reply) == "You asked: during the outage"
+    assert keys_used(accounts, before) == {KEY_A}
