@@ -338,6 +338,36 @@ async def test_indexing_watches_citations_and_feedback_use_the_workspaces_key(
     assert "Refunds" in json.dumps(slack.message("C1", reply.ts).blocks)
 
 
+async def test_an_index_watch_stops_when_the_workspaces_key_is_removed(
+    start_bot: StartBot, slack: FakeSlack, accounts: FakeCustomGPT
+) -> None:
+    bot = await start_bot(clock=FastClock(), **OWN_KEYS)
+    await connect(bot, slack, KEY_A)
+    accounts.default_index_steps = [(3, 1, 0), (5, 2, 1), (9, 9, 9)]
+    first_poll = accounts.hold_next("/stats$")
+
+    status, _ = await bot.command(
+        "create Alpha Two https://alpha.example/sitemap.xml",
+        response_url=slack.response_url("create"),
+        user=ADMIN,
+    )
+    assert status == 200
+    await first_poll.reached.wait()
+    status, body = await bot.command(
+        "key remove", response_url=slack.response_url("remove"), user=ADMIN
+    )
+    assert isinstance(body, dict) and body["text"] == messages.key_removed(True, shared=False)
+    first_poll.release.set()
+    await bot.idle()
+
+    polls = [r for r in accounts.requests if r.path.endswith("/stats")]
+    assert len(polls) == 1 and polls[0].key == KEY_A  # none after the key was removed
+    (status_message,) = [m for m in slack.messages if m.thread_ts is None]
+    assert final_text(status_message) == messages.watch_without_key(
+        "Alpha Two", str(FIRST_CREATED_PROJECT_ID)
+    )
+
+
 # -- shared key ------------------------------------------------------------------------------
 
 
