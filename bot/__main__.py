@@ -64,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_setup.configure(settings.log_level, settings.secrets, settings.log_format)
     if command == "doctor":
         return asyncio.run(doctor.run(settings))
+    if command in ("ask", "projects") and not settings.customgpt_api_key:
+        # Workspaces bring their own keys (CUSTOMGPT_SHARED_KEY=false): the terminal has none.
+        print(
+            "Configuration error: CUSTOMGPT_API_KEY is not set (see .env.example)", file=sys.stderr
+        )
+        return 2
     if command == "ask":
         return asyncio.run(
             terminal.ask(settings, args.question, args.project, stream=not args.no_stream)

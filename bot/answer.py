@@ -29,6 +29,7 @@ from bot.customgpt import (
     check_prompt,
     failure_log_level,
 )
+from bot.customgpt_keys import CustomGPTKeys, NoKey
 from bot.journal import Entry, Journal
 from bot.metrics import ANSWERED, Metrics, reason_for
 from bot.native_stream import (
@@ -139,7 +140,7 @@ class Answerer:
         self,
         settings: Settings,
         store: Store,
-        customgpt: CustomGPTClient,
+        customgpt_keys: CustomGPTKeys,
         slack: SlackSchedulers,
         clock: Clock,
         journal: Journal,
@@ -149,10 +150,10 @@ class Answerer:
         self._metrics = metrics or Metrics()
         self._journal = journal
         self._store = store
-        self._customgpt = customgpt
+        self._keys = customgpt_keys
         self._slack = slack
         self._clock = clock
-        self._citations = CitationResolver(customgpt, store, settings.store_ttl_seconds)
+        self._citations = CitationResolver(store, settings.store_ttl_seconds)
         self._transports = Transports(settings, clock)
         # Answers streaming at once in this process; the rest wait their turn, in order.
         self._admission = asyncio.Semaphore(settings.max_concurrent_answers)
@@ -237,7 +238,17 @@ class Answerer:
             progress.replied, progress.outcome = True, "empty_question"
             await calls.post(question.channel, question.reply_thread, Content(empty))
             return
-        project_id = await self.project_for(question.team, question.channel)
+        try:
+            account = await self._keys.account_for(question.team)
+        except NoKey:
+            # Nothing to ask with: CustomGPT is not asked, and the reply says who can fix it.
+            progress.replied, progress.outcome = True, "no_key"
+            await calls.post(question.channel, question.reply_thread, Content(messages.NO_KEY))
+            return
+        customgpt = account.client
+        project_id = await self.project_for(
+            question.team, question.channel, account.default_project
+        )
         if project_id is None:
             progress.replied, progress.outcome = True, "no_project"
             await calls.post(question.channel, question.reply_thread, Content(messages.NO_PROJECT))
@@ -269,7 +280,9 @@ class Answerer:
                     await calls.update(question.channel, queued_ts, Content(messages.BUSY_THREAD))
                     return
                 progress.replied = True  # from here on the answer says itself how it ended
-                await self._stream(question, project_id, calls, queued_ts, held.aclose, progress)
+                await self._stream(
+                    question, project_id, customgpt, calls, queued_ts, held.aclose, progress
+                )
         except PostedThenCancelled as landed:
             await self._end_waiting(question, calls, landed.ts, messages.SHUTTING_DOWN, progress)
             raise
@@ -308,15 +321,17 @@ class Answerer:
             log.warning("store unreachable; ignoring a thread reply: %s", error)
             return False
 
-    async def project_for(self, team: str, channel: str) -> str | None:
-        """The channel's binding first, then the default project."""
+    async def project_for(self, team: str, channel: str, default: str | None) -> str | None:
+        """The channel's binding first, then the default project (`Account.default_project`:
+        the environment's, where its key serves the workspace)."""
         bound = await self._store.get(keys.binding(team, channel))
-        return bound or self._settings.customgpt_project_id
+        return bound or default
 
     async def _stream(
         self,
         question: Question,
         project_id: str,
+        customgpt: CustomGPTClient,
         calls: SlackCalls,
         queued_ts: str | None,
         release_thread: Callable[[], Awaitable[None]],
@@ -350,10 +365,12 @@ class Answerer:
                 # As many answers stream as this process takes: show this one waits its turn.
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
             await admission
-            name = await self.project_name(question.team, project_id)
+            name = await self.project_name(question.team, project_id, customgpt)
             stream.show_status(status_text(name), loading_messages(name))
             await stream.open(messages.searching(name) if name else messages.THINKING)
-            ending = await stream.unless_stopped(self._fill(question, project_id, stream))
+            ending = await stream.unless_stopped(
+                self._fill(question, project_id, customgpt, stream)
+            )
         except PostedThenCancelled as landed:
             stream.existing_ts = stream.existing_ts or landed.ts
             cancelled, ending = landed, Ending(notice=messages.SHUTTING_DOWN)
@@ -411,26 +428,36 @@ class Answerer:
             delivery.cancel()
         return landed
 
-    async def _fill(self, question: Question, project_id: str, stream: NativeStream) -> Ending:
+    async def _fill(
+        self,
+        question: Question,
+        project_id: str,
+        customgpt: CustomGPTClient,
+        stream: NativeStream,
+    ) -> Ending:
         """Feed CustomGPT's answer into the stream; return how the answer ends."""
         notes: list[str] = []
         try:
             check_prompt(question.text)  # before a conversation is created for nothing
-            session_id, kept = await self._conversation(question, project_id, notes)
+            session_id, kept = await self._conversation(question, project_id, customgpt, notes)
             try:
-                finish = await self._ask(question, project_id, session_id, stream)
+                finish = await self._ask(question, customgpt, project_id, session_id, stream)
             except NotFound:
                 if not kept or stream.text:
                     raise
                 # The thread's conversation was deleted in CustomGPT (the 404 comes before
                 # any answer, so nothing was asked): if the project is still there, start a
                 # new conversation once and say so; else the project's absence is reported.
-                await self._customgpt.get_project(project_id)
+                await customgpt.get_project(project_id)
                 session_id = await self.start_conversation(
-                    question.team, question.channel, question.conversation_thread, project_id
+                    customgpt,
+                    question.team,
+                    question.channel,
+                    question.conversation_thread,
+                    project_id,
                 )
                 notes.append(messages.CONVERSATION_RESTARTED)
-                finish = await self._ask(question, project_id, session_id, stream)
+                finish = await self._ask(question, customgpt, project_id, session_id, stream)
         except CustomGPTError as error:
             level = failure_log_level(error)
             log.log(level, "answer failed: %s %s", type(error).__name__, error.status)
@@ -442,7 +469,9 @@ class Answerer:
             return Ending(notice=messages.STORE_DOWN, failure="store_unavailable")
         if not stream.text.strip():
             return Ending(notice=messages.EMPTY_ANSWER, failure="empty_answer")
-        sources = await self._citations.resolve(question.team, project_id, finish.citations)
+        sources = await self._citations.resolve(
+            customgpt, question.team, project_id, finish.citations
+        )
         if finish.skipped_frames:
             notes.append(messages.skipped_frames(finish.skipped_frames))
         if question.has_files:
@@ -454,16 +483,19 @@ class Answerer:
         )
 
     async def _ask(
-        self, question: Question, project_id: str, session_id: str, stream: NativeStream
+        self,
+        question: Question,
+        customgpt: CustomGPTClient,
+        project_id: str,
+        session_id: str,
+        stream: NativeStream,
     ) -> Finish:
         lang = self._settings.customgpt_lang
         if not self._settings.customgpt_stream:
-            answer = await self._customgpt.send_message(
-                project_id, session_id, question.text, lang=lang
-            )
+            answer = await customgpt.send_message(project_id, session_id, question.text, lang=lang)
             stream.append(answer.text)
             return Finish(answer.message_id, answer.session_id, answer.citations)
-        events = self._customgpt.stream_message(project_id, session_id, question.text, lang=lang)
+        events = customgpt.stream_message(project_id, session_id, question.text, lang=lang)
         async with aclosing(events):  # closes the SSE response as soon as we stop reading
             async for event in events:
                 if isinstance(event, Chunk):
@@ -473,7 +505,7 @@ class Answerer:
         raise AssertionError("stream_message ends with Finish or raises")
 
     async def _conversation(
-        self, question: Question, project_id: str, notes: list[str]
+        self, question: Question, project_id: str, customgpt: CustomGPTClient, notes: list[str]
     ) -> tuple[str, bool]:
         """The thread's CustomGPT session, created on first use (and when the channel's
         project changed since); True when it is one kept from before. A follow-up whose
@@ -493,17 +525,17 @@ class Answerer:
                 await self._store.set(key, stored, ttl=ttl)  # an active thread stays alive
                 return str(data["session_id"]), True
         session_id = await self.start_conversation(
-            question.team, question.channel, question.conversation_thread, project_id
+            customgpt, question.team, question.channel, question.conversation_thread, project_id
         )
         return session_id, False
 
     async def start_conversation(
-        self, team: str, channel: str, thread: str, project_id: str
+        self, customgpt: CustomGPTClient, team: str, channel: str, thread: str, project_id: str
     ) -> str:
         """Create a CustomGPT conversation for a Slack thread and make it the thread's, in place
         of any before it (`/customgpt new` in a DM). Raises CustomGPTError, and then the
         thread keeps the conversation it had."""
-        session_id = await self._customgpt.create_conversation(
+        session_id = await customgpt.create_conversation(
             project_id, name=f"Slack {channel} {thread}"
         )
         await self._store.set(
@@ -513,7 +545,9 @@ class Answerer:
         )
         return session_id
 
-    async def project_name(self, team: str, project_id: str) -> str | None:
+    async def project_name(
+        self, team: str, project_id: str, customgpt: CustomGPTClient
+    ) -> str | None:
         """The project's name for "Searching <project name>…", from the store's cache or a
         quick look-up.
 
@@ -526,7 +560,7 @@ class Answerer:
             name = await self._store.get(key)
             if name is None:
                 async with asyncio.timeout(PROJECT_NAME_WAIT):
-                    name = (await self._customgpt.get_project(project_id)).name
+                    name = (await customgpt.get_project(project_id)).name
                 await self._store.set(key, name, ttl=PROJECT_NAME_TTL)
         except (CustomGPTError, TimeoutError, StoreUnavailable):
             return None

@@ -175,7 +175,8 @@ async def _feedback(
 ) -> None:
     message = body.get("message") or {}
     outcome = await feedback.record(
-        runtime.customgpt,
+        runtime.customgpt_keys,
+        team,
         str(action.get("action_id")),
         str(action.get("value") or ""),
         list(message.get("blocks") or []),

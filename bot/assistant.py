@@ -25,6 +25,7 @@ from slack_bolt.async_app import AsyncAssistant, AsyncBoltContext
 from bot import keys, log_setup, messages
 from bot.answer import Question, question_from_event
 from bot.customgpt import CONVERSATION_NAME_LIMIT, CustomGPTError, failure_log_level
+from bot.customgpt_keys import NoKey
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import StoreUnavailable
@@ -95,17 +96,22 @@ async def _greet(runtime: Runtime, team: str, channel: str, thread_ts: str) -> N
     log_setup.bind(team=team, channel=channel, thread=thread_ts)
     calls = runtime.slack_writes.for_team(team)
     try:
-        project_id = await runtime.answerer.project_for(team, channel)
+        account = await runtime.customgpt_keys.account_for(team)
+    except NoKey:
+        await _post(calls, channel, thread_ts, messages.NO_KEY)
+        return
+    try:
+        project_id = await runtime.answerer.project_for(team, channel, account.default_project)
     except StoreUnavailable as error:
         log.warning("assistant thread: store unreachable, default project assumed: %s", error)
-        project_id = runtime.settings.customgpt_project_id
+        project_id = account.default_project
     if project_id is None:
         await _post(calls, channel, thread_ts, messages.NO_PROJECT)
         return
-    name = await runtime.answerer.project_name(team, project_id)
+    name = await runtime.answerer.project_name(team, project_id, account.client)
     await _post(calls, channel, thread_ts, messages.assistant_greeting(name))
     try:
-        questions = await runtime.customgpt.example_questions(project_id)
+        questions = await account.client.example_questions(project_id)
     except CustomGPTError as error:
         log.log(failure_log_level(error), "no starter questions from CustomGPT: %s", error)
         questions = []
@@ -162,7 +168,11 @@ async def _rename_conversation(runtime: Runtime, question: Question, title: str)
         return
     data = json.loads(stored)
     try:
-        await runtime.customgpt.rename_conversation(
+        customgpt = await runtime.customgpt_keys.client_for(question.team)
+    except NoKey:
+        return  # removed while the answer streamed: the conversation keeps its name
+    try:
+        await customgpt.rename_conversation(
             str(data["project_id"]), str(data["session_id"]), title[:CONVERSATION_NAME_LIMIT]
         )
     except CustomGPTError as error:

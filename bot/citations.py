@@ -23,17 +23,19 @@ MAX_LOOKUPS = 20
 
 
 class CitationResolver:
-    def __init__(self, customgpt: CustomGPTClient, store: Store, ttl: int) -> None:
-        self._customgpt = customgpt
+    def __init__(self, store: Store, ttl: int) -> None:
         self._store = store
         self._ttl = ttl
 
-    async def resolve(self, team: str, project_id: str, ids: Sequence[str]) -> list[Source]:
-        """Sources in citation order; unknown or failed ones are left out."""
+    async def resolve(
+        self, customgpt: CustomGPTClient, team: str, project_id: str, ids: Sequence[str]
+    ) -> list[Source]:
+        """Sources in citation order, looked up with the workspace's client; unknown or
+        failed ones are left out."""
         unique = list(dict.fromkeys(ids))[:MAX_LOOKUPS]
         if not unique:
             return []
-        tasks = [asyncio.create_task(self._one(team, project_id, cid)) for cid in unique]
+        tasks = [asyncio.create_task(self._one(customgpt, team, project_id, cid)) for cid in unique]
         done, pending = await asyncio.wait(tasks, timeout=LOOKUP_TIMEOUT)
         for task in pending:
             task.cancel()
@@ -42,7 +44,9 @@ class CitationResolver:
             log.warning("%d citation look-ups timed out", len(pending))
         return [s for t in tasks if t in done and (s := t.result()) is not None]
 
-    async def _one(self, team: str, project_id: str, citation_id: str) -> Source | None:
+    async def _one(
+        self, customgpt: CustomGPTClient, team: str, project_id: str, citation_id: str
+    ) -> Source | None:
         key = keys.citation(team, project_id, citation_id)
         try:
             cached = await self._store.get(key)
@@ -52,7 +56,7 @@ class CitationResolver:
             data = json.loads(cached)
             return Source(title=data.get("title"), url=data.get("url"))
         try:
-            citation = await self._customgpt.citation(project_id, citation_id)
+            citation = await customgpt.citation(project_id, citation_id)
         except CustomGPTError as error:
             log.info("citation %s not resolved: %s", citation_id, error.status)
             return None

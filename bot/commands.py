@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot import bindings, keys, messages
+from bot import bindings, key_modal, keys, messages
 from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError, failure_log_level
+from bot.customgpt_keys import Account, NoKey
 from bot.indexing import Indexer, InvalidNewProject, check_new_project
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
@@ -31,6 +33,7 @@ NO_BIND = "--no-bind"
 # (or a double submit) comes within this and is answered with the first project.
 RECENT_CREATE_TTL = 6 * 60
 DEFAULT = "default"
+KEY = "key"
 _PROJECT_ID = re.compile(r"[0-9]{1,18}")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight, curly
 
@@ -46,6 +49,7 @@ class Invocation:
     args: list[str]
     response_url: str | None
     is_dm: bool = False
+    trigger_id: str | None = None  # opens a modal (`/customgpt key`) for 3 seconds
 
     @classmethod
     def from_payload(cls, command: dict[str, Any]) -> Invocation:
@@ -60,6 +64,7 @@ class Invocation:
             response_url=command.get("response_url") or None,
             # A DM with the bot: Slack names it "directmessage"; its id starts with D.
             is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
+            trigger_id=command.get("trigger_id") or None,
         )
 
 
@@ -101,6 +106,16 @@ def register_commands(app: AsyncApp, runtime: Runtime) -> None:
         async with runtime.tasks.track():
             await commands.handle(Invocation.from_payload(command), Reply(ack, respond))
 
+    @app.view(key_modal.CALLBACK_ID)
+    async def on_key_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        team = str((body.get("team") or {}).get("id") or view.get("team_id") or "unknown")
+        user = str((body.get("user") or {}).get("id") or "")
+        async with runtime.tasks.track():
+            await commands.key_modal.submitted(team, user, view, ack)
+
+
+Verb = Callable[["Invocation", "Reply", Account], Awaitable[None]]
+
 
 class Reply:
     """The two ways a command answers, both ephemeral: the ack (at once) and the response
@@ -134,11 +149,12 @@ class Commands:
         self._runtime = runtime
         self._settings = runtime.settings
         self._store = runtime.store
-        self._customgpt = runtime.customgpt
+        self._keys = runtime.customgpt_keys
         self._indexer = indexer
+        self.key_modal = key_modal.KeyModal(runtime, self._may_administer)
 
     async def handle(self, invocation: Invocation, reply: Reply) -> None:
-        verbs = {
+        verbs: dict[str, Verb] = {
             "create": self._create,
             "use": self._use,
             "status": self._status,
@@ -148,24 +164,37 @@ class Commands:
         verb = verbs.get(invocation.verb)
         if invocation.verb == "help":
             await reply.now(messages.HELP)
-        elif verb is None:
+        elif invocation.verb != KEY and verb is None:
             await reply.now(messages.unknown_verb(invocation.verb))
         else:
             log.info(
                 "/customgpt %s in %s by %s", invocation.verb, invocation.channel, invocation.user
             )
             try:
-                await verb(invocation, reply)
+                await self._run(invocation, reply, verb)
             except StoreUnavailable as error:
                 log.error("/customgpt %s: store unreachable: %s", invocation.verb, error)
                 await reply.anyhow(messages.STORE_DOWN)
+
+    async def _run(self, invocation: Invocation, reply: Reply, verb: Verb | None) -> None:
+        """`key` (None here) manages the workspace's CustomGPT key; every other verb runs with
+        that key, and without one CustomGPT is not asked."""
+        if verb is None:
+            await self.key_modal.command(invocation, reply)
+            return
+        try:
+            account = await self._keys.account_for(invocation.team)
+        except NoKey:
+            await reply.now(messages.NO_KEY_FOR_COMMAND)
+            return
+        await verb(invocation, reply, account)
 
     def _may_administer(self, user: str) -> bool:
         """Creating and binding are for the allow-list; with none set, for everyone."""
         admins = self._settings.customgpt_admin_users
         return not admins or user in admins
 
-    async def _create(self, invocation: Invocation, reply: Reply) -> None:
+    async def _create(self, invocation: Invocation, reply: Reply, account: Account) -> None:
         if not self._may_administer(invocation.user):
             await reply.now(messages.NOT_ADMIN)
             return
@@ -189,6 +218,7 @@ class Commands:
         await reply.now(messages.creating(name, sitemap_url))
         try:
             project = await self._indexer.create(
+                account.client,
                 team=invocation.team,
                 channel=invocation.channel,
                 user=invocation.user,
@@ -204,7 +234,7 @@ class Commands:
             return
         await self._store.set(recent, json.dumps({"project_id": project.id}), ttl=RECENT_CREATE_TTL)
 
-    async def _use(self, invocation: Invocation, reply: Reply) -> None:
+    async def _use(self, invocation: Invocation, reply: Reply, account: Account) -> None:
         if not self._may_administer(invocation.user):
             await reply.now(messages.NOT_ADMIN)
             return
@@ -215,7 +245,7 @@ class Commands:
         if project_id.lower() == DEFAULT:
             await bindings.unbind(self._store, invocation.team, invocation.channel)
             kept = await self._indexer.keep_binding(invocation.team, invocation.channel)
-            text = messages.unbound(self._settings.customgpt_project_id)
+            text = messages.unbound(account.default_project)
             await reply.now(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
             return
         if not _PROJECT_ID.fullmatch(project_id):
@@ -223,7 +253,8 @@ class Commands:
             return
         await reply.now()
         try:
-            project = await self._customgpt.get_project(project_id)
+            # Asked with the workspace's key: a project of another account is not found.
+            project = await account.client.get_project(project_id)
         except CustomGPTError as error:
             await reply.later(messages.for_command_error(error, project_id=project_id))
             return
@@ -240,7 +271,7 @@ class Commands:
         text = messages.bound(project)
         await reply.later(text + messages.binding_kept([(w.name, w.project_id) for w in kept]))
 
-    async def _status(self, invocation: Invocation, reply: Reply) -> None:
+    async def _status(self, invocation: Invocation, reply: Reply, account: Account) -> None:
         role: str | None = None
         if invocation.args:
             project_id: str | None = invocation.args[0]
@@ -251,22 +282,22 @@ class Commands:
             project_id = await self._store.get(keys.binding(invocation.team, invocation.channel))
             role = "bound to this channel"
             if project_id is None:
-                project_id = self._settings.customgpt_project_id
+                project_id = account.default_project
                 role = "the default project (nothing is bound here)"
         if project_id is None:
             await reply.now(messages.NO_PROJECT_HERE)
             return
         await reply.now()
         try:
-            project = await self._customgpt.get_project(project_id)
-            stats = await self._customgpt.project_stats(project_id)
+            project = await account.client.get_project(project_id)
+            stats = await account.client.project_stats(project_id)
         except CustomGPTError as error:
             await reply.later(messages.for_command_error(error, project_id=project_id))
             return
         watching = await self._indexer.is_pending(invocation.team, project_id)
         await reply.later(messages.project_status(project, stats, role=role, watching=watching))
 
-    async def _list(self, invocation: Invocation, reply: Reply) -> None:
+    async def _list(self, invocation: Invocation, reply: Reply, account: Account) -> None:
         page = 1
         if invocation.args:
             if len(invocation.args) > 1 or not invocation.args[0].isdecimal():
@@ -275,14 +306,16 @@ class Commands:
             page = max(1, int(invocation.args[0]))
         await reply.now()
         try:
-            result = await self._customgpt.list_projects(page)
+            result = await account.client.list_projects(page)
         except CustomGPTError as error:
             await reply.later(messages.for_command_error(error))
             return
-        current = await self._runtime.answerer.project_for(invocation.team, invocation.channel)
+        current = await self._runtime.answerer.project_for(
+            invocation.team, invocation.channel, account.default_project
+        )
         await reply.later(messages.project_list(result, current=current))
 
-    async def _new(self, invocation: Invocation, reply: Reply) -> None:
+    async def _new(self, invocation: Invocation, reply: Reply, account: Account) -> None:
         """A DM is one conversation, so starting over means a new one, made right here: the
         DM keeps its old one if that fails. In a channel every mention already starts a new
         conversation (and Slack runs no commands inside threads): nothing to reset there."""
@@ -290,14 +323,16 @@ class Commands:
             await reply.now(messages.NEW_IN_A_CHANNEL)
             return
         answerer = self._runtime.answerer
-        project_id = await answerer.project_for(invocation.team, invocation.channel)
+        project_id = await answerer.project_for(
+            invocation.team, invocation.channel, account.default_project
+        )
         if project_id is None:
             await reply.now(messages.NO_PROJECT_HERE)
             return
         await reply.now()
         try:
             await answerer.start_conversation(
-                invocation.team, invocation.channel, DM_THREAD, project_id
+                account.client, invocation.team, invocation.channel, DM_THREAD, project_id
             )
         except CustomGPTError as error:
             log.warning("/customgpt new: no new conversation: %s", error)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CUSTOMGPT_API_URL = "https://app.customgpt.ai/api/v1"
 DEFAULT_INSTALL_PATH = "/slack/install"  # Bolt's defaults, kept when the settings are unset
@@ -70,6 +72,12 @@ class Settings:
     slack_install_path: str = DEFAULT_INSTALL_PATH
     slack_redirect_uri_path: str = DEFAULT_REDIRECT_URI_PATH
 
+    #: The environment's CUSTOMGPT_API_KEY serves every workspace without a key of its own.
+    customgpt_shared_key: bool = True
+    #: Fernet keys sealing the workspaces' CustomGPT keys at rest: the first encrypts, all
+    #: decrypt (a rotation adds a new first key and keeps the old one for a while).
+    customgpt_key_encryption_keys: tuple[str, ...] = ()
+
     @property
     def secrets(self) -> list[str]:
         """Every secret the settings hold, for the log redaction (workspaces' tokens from
@@ -81,6 +89,7 @@ class Settings:
             self.redis_password or "",
             self.customgpt_api_key,
             self.slack_client_secret or "",
+            *self.customgpt_key_encryption_keys,
         ]
 
     @property
@@ -119,7 +128,7 @@ class Settings:
         return cls(
             slack_bot_token=token_required("SLACK_BOT_TOKEN") or "",
             slack_signing_secret=signing_required("SLACK_SIGNING_SECRET") or "",
-            customgpt_api_key=reader.required("CUSTOMGPT_API_KEY"),
+            **_customgpt_key_settings(reader, need_slack=need_slack),
             slack_app_token=app_token,
             slack_api_url=_with_trailing_slash(
                 reader.optional_str("SLACK_API_URL") or DEFAULT_SLACK_API_URL
@@ -210,6 +219,45 @@ def _check_oauth_can_serve(app_token: str | None, redis: dict[str, Any]) -> None
             "SLACK_CLIENT_ID is set (OAuth) but so is SLACK_APP_TOKEN: OAuth serves over HTTP, "
             "unset SLACK_APP_TOKEN"
         )
+
+
+def _customgpt_key_settings(reader: _Reader, *, need_slack: bool) -> dict[str, Any]:
+    """Whose CustomGPT key serves a workspace. The environment's key serves them all
+    (`CUSTOMGPT_SHARED_KEY`, on unless the app is distributed through OAuth: one company's own
+    workspaces, as a single-token deployment always was); otherwise each workspace's admin
+    connects one, sealed with `CUSTOMGPT_KEY_ENCRYPTION_KEY`. The terminal commands (no Slack)
+    use the environment's key, and say so when it is not set."""
+    shared = reader.boolean("CUSTOMGPT_SHARED_KEY", reader.optional_str("SLACK_CLIENT_ID") is None)
+    api_key = reader.optional_str("CUSTOMGPT_API_KEY")
+    if api_key is None and shared:
+        raise ConfigError("CUSTOMGPT_API_KEY is not set (see .env.example)")
+    sealing = _fernet_keys(reader.optional_str("CUSTOMGPT_KEY_ENCRYPTION_KEY"))
+    if need_slack and not shared and not sealing:
+        raise ConfigError(
+            "CUSTOMGPT_SHARED_KEY=false needs CUSTOMGPT_KEY_ENCRYPTION_KEY, to store the keys "
+            "workspaces connect (see .env.example)"
+        )
+    return {
+        "customgpt_api_key": api_key or "",
+        "customgpt_shared_key": shared,
+        "customgpt_key_encryption_keys": sealing,
+    }
+
+
+def _fernet_keys(value: str | None) -> tuple[str, ...]:
+    """Comma-separated Fernet keys, each checked now: a malformed one would otherwise be found
+    when the first workspace connects its key. The message never repeats a key."""
+    keys = tuple(k.strip() for k in (value or "").split(",") if k.strip())
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                f"CUSTOMGPT_KEY_ENCRYPTION_KEY (key {position}) is not a Fernet key "
+                "(32 url-safe base64-encoded bytes); generate one with: python -c "
+                '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            ) from None
+    return keys
 
 
 def _redis_settings(reader: _Reader) -> dict[str, Any]:

@@ -13,14 +13,14 @@ What memory keeps, and why:
   twice, whether Redis went away or came back between two deliveries;
 - thread locks are always taken in memory too, for the same reason (one process never
   answers two questions of a thread at once);
-- conversation mappings and channel bindings are copied into memory as they are written (and
-  bindings as they are read), so a replica knows the threads it answered and the channels it
-  serves through an outage;
+- conversation mappings, channel bindings and workspaces' CustomGPT keys are copied into
+  memory as they are written (bindings and keys as they are read too), so a replica knows the
+  threads it answered, the channels it serves and the keys it asks with through an outage;
 - the rest (edit budgets, journal entries, caches) lives in memory only while Redis is down.
 
 Written back when Redis returns: conversation mappings written while it was away, unless
 Redis holds one for that thread (the one in Redis carries the thread's earlier turns: it
-wins), and bindings changed while it was away (an admin's latest choice: ours wins).
+wins), and bindings and keys changed while it was away (an admin's latest choice: ours wins).
 """
 
 from __future__ import annotations
@@ -54,7 +54,13 @@ class _Unsaved:
 
 def _kept(key: str) -> bool:
     """Keys copied into memory as they are written, and written back after an outage."""
-    return keys.is_conversation(key) or keys.is_binding(key)
+    return keys.is_conversation(key) or _copied_on_read(key)
+
+
+def _copied_on_read(key: str) -> bool:
+    """Keys read far more often than written, copied into memory as they are read too: a
+    channel's binding, a workspace's CustomGPT key (encrypted as in Redis)."""
+    return keys.is_binding(key) or keys.is_customgpt_key(key)
 
 
 class FallbackStore:
@@ -170,7 +176,7 @@ class FallbackStore:
             except StoreUnavailable as error:
                 self.failed(error)
             else:
-                if keys.is_binding(key):  # a binding is read far more often than written
+                if _copied_on_read(key):
                     await self._copy(key, value, None)
                 return value
         return await self._local.get(key)

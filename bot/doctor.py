@@ -108,9 +108,9 @@ async def check_all(settings: Settings, manifest: Path = MANIFEST) -> list[Resul
         results.append(_oauth_serving(settings))
         results.append(_signing_secret(settings))
         results.append(await _timed("Socket Mode token", _app_token(slack, settings)))
-        key = await _timed("CustomGPT API key", _customgpt_key(customgpt))
+        key = await _timed("CustomGPT API key", _customgpt_key(customgpt, settings))
         results.append(key)
-        if key.status == "FAIL" and settings.customgpt_project_id:
+        if key.status != "ok" and settings.customgpt_project_id:
             results.append(skipped("default project", "not checked without a working key"))
         else:
             project = _default_project(customgpt, settings)
@@ -280,8 +280,10 @@ def _slack_code(error: SlackApiError) -> str:
 # -- CustomGPT --------------------------------------------------------------------------------
 
 
-async def _customgpt_key(customgpt: CustomGPTClient) -> Result:
+async def _customgpt_key(customgpt: CustomGPTClient, settings: Settings) -> Result:
     name = "CustomGPT API key"
+    if not settings.customgpt_api_key:
+        return skipped(name, "CUSTOMGPT_API_KEY is not set (each workspace connects its own)")
     try:
         page = await customgpt.list_projects(1)
     except AuthError as error:

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
-from bot.customgpt import CustomGPTClient, CustomGPTError
+from bot.customgpt import CustomGPTError
+from bot.customgpt_keys import CustomGPTKeys, NoKey
 from bot.slack_format import feedback_block
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,15 @@ class FeedbackOutcome:
 
 
 async def record(
-    customgpt: CustomGPTClient,
+    customgpt_keys: CustomGPTKeys,
+    team: str,
     action_id: str,
     value: str,
     blocks: list[dict[str, Any]],
     clicker: str,
 ) -> FeedbackOutcome:
-    """Record `clicker`'s click on an answer's buttons (`blocks`: the message as it is)."""
+    """Record `clicker`'s click on an answer's buttons (`blocks`: the message as it is),
+    with the workspace's CustomGPT key (the answer came from its account)."""
     reaction = ACTIONS.get(action_id)
     target = parse_value(value)
     if reaction is None or target is None:
@@ -99,6 +103,13 @@ async def record(
         return FeedbackOutcome(note=messages.FEEDBACK_NO_MESSAGE_ID)
     current = selected_reaction(blocks)
     new = "neutral" if current == reaction else reaction
+    try:
+        customgpt = await customgpt_keys.client_for(team)
+    except NoKey:
+        return FeedbackOutcome(note=messages.FEEDBACK_NO_KEY)
+    except StoreUnavailable as error:
+        log.warning("feedback not recorded: store unreachable: %s", error)
+        return FeedbackOutcome(note=messages.FEEDBACK_STORE_DOWN)
     try:
         await customgpt.feedback(target.project_id, target.session_id, target.message_id, new)
     except CustomGPTError as error:

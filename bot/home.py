@@ -16,7 +16,14 @@ from typing import Any
 
 from bot import bindings, keys, messages
 from bot.answer import PROJECT_NAME_TTL
-from bot.customgpt import CustomGPTError, Project, ProjectStats, failure_log_level
+from bot.customgpt import (
+    CustomGPTClient,
+    CustomGPTError,
+    Project,
+    ProjectStats,
+    failure_log_level,
+)
+from bot.customgpt_keys import NoKey
 from bot.indexing import Indexer, Watch
 from bot.runtime import Runtime
 from bot.slack_calls import SlackUnavailable
@@ -46,6 +53,7 @@ class HomeFacts:
     indexing: list[Watch]
     store_down: bool
     is_admin: bool
+    no_key: bool = False  # no CustomGPT key serves this workspace: an admin must connect one
 
 
 async def publish_home(runtime: Runtime, team: str, user: str) -> None:
@@ -59,26 +67,32 @@ async def publish_home(runtime: Runtime, team: str, user: str) -> None:
 
 async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
     admins = runtime.settings.customgpt_admin_users
-    default_id = runtime.settings.customgpt_project_id
-    default = None if default_id is None else await _default_project(runtime, default_id)
+    is_admin = not admins or user in admins
+    try:
+        account = await runtime.customgpt_keys.account_for(team)
+    except NoKey:
+        return HomeFacts(None, [], [], store_down=False, is_admin=is_admin, no_key=True)
+    customgpt, default_id = account.client, account.default_project
+    default = None if default_id is None else await _default_project(customgpt, default_id)
     bound: list[tuple[str, str, str | None]] = []
     indexing: list[Watch] = []
     store_down = False
     try:
         channels = await bindings.bound_channels(runtime.store, team)
-        names = {pid: await _project_name(runtime, team, pid) for pid in {p for _, p in channels}}
+        project_ids = {p for _, p in channels}
+        names = {pid: await _project_name(runtime, customgpt, team, pid) for pid in project_ids}
         bound = [(channel, pid, names[pid]) for channel, pid in channels]
         indexing = await Indexer(runtime).pending(team)
     except StoreUnavailable as error:
         log.warning("App Home without bindings: store unreachable: %s", error)
         store_down = True
-    return HomeFacts(default, bound, indexing, store_down, is_admin=not admins or user in admins)
+    return HomeFacts(default, bound, indexing, store_down, is_admin=is_admin)
 
 
-async def _default_project(runtime: Runtime, project_id: str) -> DefaultProject:
+async def _default_project(customgpt: CustomGPTClient, project_id: str) -> DefaultProject:
     try:
-        project = await runtime.customgpt.get_project(project_id)
-        stats = await runtime.customgpt.project_stats(project_id)
+        project = await customgpt.get_project(project_id)
+        stats = await customgpt.project_stats(project_id)
     except CustomGPTError as error:
         log.log(failure_log_level(error), "App Home: default project unreadable: %s", error)
         return DefaultProject(
@@ -87,7 +101,9 @@ async def _default_project(runtime: Runtime, project_id: str) -> DefaultProject:
     return DefaultProject(project_id, project, stats)
 
 
-async def _project_name(runtime: Runtime, team: str, project_id: str) -> str | None:
+async def _project_name(
+    runtime: Runtime, customgpt: CustomGPTClient, team: str, project_id: str
+) -> str | None:
     """A bound project's name, from the store's cache or CustomGPT; None (its id is shown
     alone) when neither answers in time."""
     key = keys.project_name(team, project_id)
@@ -96,7 +112,7 @@ async def _project_name(runtime: Runtime, team: str, project_id: str) -> str | N
         return name
     try:
         async with asyncio.timeout(NAME_WAIT):
-            name = (await runtime.customgpt.get_project(project_id)).name
+            name = (await customgpt.get_project(project_id)).name
     except (CustomGPTError, TimeoutError) as error:
         log.info("App Home: no name for project %s: %s", project_id, error)
         return None
@@ -114,7 +130,9 @@ def home_view(facts: HomeFacts) -> dict[str, Any]:
         _section(_default_text(facts.default)),
         {"type": "divider"},
     ]
-    if facts.store_down:
+    if facts.no_key:
+        blocks.append(_section(messages.NO_KEY))
+    elif facts.store_down:
         blocks.append(_section(messages.HOME_STORE_DOWN))
     else:
         blocks.append(_section(_bound_text(facts.bound)))
@@ -130,7 +148,8 @@ ADMIN_NOTE = (
     "`/customgpt use <project-id>` there (`/customgpt list` shows the ids); "
     "`/customgpt use default` sends it back to the default project. "
     "`/customgpt create <name> <sitemap-url>` in a channel builds a new knowledge base and binds "
-    "the channel once it is ready. Everyone else can ask questions, `status` and `list`."
+    "the channel once it is ready. `/customgpt key` connects this workspace's own CustomGPT "
+    "account. Everyone else can ask questions, `status` and `list`."
 )
 
 

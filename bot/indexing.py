@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from bot.customgpt import (
     RateLimited,
     failure_log_level,
 )
+from bot.customgpt_keys import NoKey
 from bot.runtime import Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import LockTimeout, StoreUnavailable
@@ -100,15 +101,23 @@ class Poll:
 
 
 async def poll_until_ready(
-    customgpt: CustomGPTClient, project_id: str, clock: Clock, deadline: float
+    client: Callable[[], Awaitable[CustomGPTClient]],
+    project_id: str,
+    clock: Clock,
+    deadline: float,
 ) -> AsyncGenerator[Poll, None]:
     """Poll a project's stats and `is_chat_active` until it is ready or `deadline` (wall-clock)
     has passed; the last Poll says which. Polls are at least MIN_INTERVAL apart, the interval
     doubling up to MAX_INTERVAL while the counts stand still. AuthError and NotFound end the
-    polling (waiting cannot fix them); other CustomGPT errors are yielded and waited out."""
+    polling (waiting cannot fix them); other CustomGPT errors are yielded and waited out.
+
+    `client` is asked before every poll: a workspace's key may be replaced or removed while
+    its project indexes, and each poll goes out with the key the workspace has then (what
+    `client` raises, such as NoKey, ends the polling)."""
     interval = MIN_INTERVAL
     last: ProjectStats | None = None
     while True:
+        customgpt = await client()
         try:
             stats = await customgpt.project_stats(project_id)
             project = await customgpt.get_project(project_id)
@@ -163,11 +172,12 @@ class Indexer:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._store = runtime.store
-        self._customgpt = runtime.customgpt
+        self._keys = runtime.customgpt_keys
         self._clock = runtime.clock
 
     async def create(
         self,
+        customgpt: CustomGPTClient,
         *,
         team: str,
         channel: str,
@@ -181,7 +191,7 @@ class Indexer:
 
         Raises CustomGPTError when CustomGPT refused the creation (nothing exists then). A
         status message Slack refuses is reported through `response_url`; the watch goes on."""
-        project = await self._customgpt.create_project(name, sitemap_url)
+        project = await customgpt.create_project(name, sitemap_url)
         watch = Watch(
             team=team,
             project_id=project.id,
@@ -337,7 +347,13 @@ class Indexer:
         refused: RateLimited | None = None  # the last poll hit exhausted credits
         try:
             async with aclosing(
-                poll_until_ready(self._customgpt, watch.project_id, self._clock, watch.deadline)
+                # Background work of the workspace like any answer: its key, poll by poll.
+                poll_until_ready(
+                    lambda: self._keys.client_for(watch.team),
+                    watch.project_id,
+                    self._clock,
+                    watch.deadline,
+                )
             ) as polls:
                 async for poll in polls:
                     watch = await self._load(watch.team, watch.project_id) or watch
@@ -359,6 +375,10 @@ class Indexer:
             await self._end(
                 watch, calls, messages.watch_failed(watch.name, watch.project_id, error)
             )
+            return
+        except NoKey:
+            log.warning("project %s: watch ended: the workspace has no key", watch.project_id)
+            await self._end(watch, calls, messages.watch_without_key(watch.name, watch.project_id))
             return
         timeout = self._runtime.settings.customgpt_index_timeout
         log.info("project %s not ready after %.0f s; watch ended", watch.project_id, timeout)

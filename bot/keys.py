@@ -185,3 +185,14 @@ def assistant_titled(team: str, channel: str, thread_ts: str) -> str:
     """Claimed by the first question of an assistant thread, which names the thread (and its
     CustomGPT conversation); later questions leave the title alone."""
     return f"{PREFIX}:{team}:assistant-titled:{channel}:{thread_ts}"
+
+
+def customgpt_key(team: str) -> str:
+    """The workspace's own CustomGPT API key, encrypted (a Fernet token: bot/customgpt_keys.py)
+    with who connected it. Under the team's prefix, so an uninstall deletes it with the rest."""
+    return f"{PREFIX}:{team}:customgpt-key"
+
+
+def is_customgpt_key(key: str) -> bool:
+    """Whether `key` was built by `customgpt_key`."""
+    return kind(key) == "customgpt-key"

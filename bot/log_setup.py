@@ -43,6 +43,11 @@ class Redactor(logging.Filter):
         # Longest first, so a secret containing another is replaced whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
+    def add(self, secret: str) -> None:
+        """Redact one more secret from now on (a CustomGPT key a workspace connected)."""
+        if len(secret) >= 6 and secret not in self._secrets:
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
@@ -74,6 +79,12 @@ def use_secrets(secrets: Iterable[str]) -> Redactor:
     global _redactor
     _redactor = Redactor(secrets)
     return _redactor
+
+
+def add_secret(secret: str) -> None:
+    """Redact `secret` in every log line and Slack text from now on: for secrets learned while
+    running (the CustomGPT keys workspaces connect), which `configure` could not name."""
+    _redactor.add(secret)
 
 
 # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (ours, sharing the

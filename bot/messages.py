@@ -46,6 +46,18 @@ BUSY_THREAD = (
     "one. Please ask it again."
 )
 SHUTTING_DOWN = "_The bot restarted while answering. Please ask again._"
+KEY_FIX = (
+    "A workspace admin can connect a working one with `/customgpt key` "
+    "(or the bot's operator update `CUSTOMGPT_API_KEY`)."
+)
+NO_KEY = (
+    ":key: This workspace hasn't connected a CustomGPT.ai account yet, so I can't answer. "
+    "A workspace admin must connect one with `/customgpt key`."
+)
+NO_KEY_FOR_COMMAND = (
+    ":key: This workspace hasn't connected a CustomGPT.ai account yet. A workspace admin must "
+    "connect one with `/customgpt key` first."
+)
 STORE_DOWN = (
     ":warning: I can't reach my storage right now, so I can't answer safely. "
     "Please try again in a minute; if this persists, tell a Slack admin."
@@ -118,8 +130,8 @@ def for_error(error: CustomGPTError, *, project_id: str, partial: bool) -> str:
     """The notice for a failed answer; `partial` when some text already reached the user."""
     if isinstance(error, AuthError):
         return (
-            ":warning: I can't reach the knowledge base: the bot's CustomGPT key is invalid "
-            "or was revoked. Ask a Slack admin to update `CUSTOMGPT_API_KEY`."
+            ":warning: I can't reach the knowledge base: this workspace's CustomGPT key is "
+            "invalid or was revoked. " + KEY_FIX
         )
     if isinstance(error, NotFound):
         return (
@@ -159,13 +171,20 @@ def feedback_failed(error: CustomGPTError) -> str:
     if isinstance(error, NotFound):
         return "CustomGPT no longer knows this answer, so the feedback wasn't recorded."
     if isinstance(error, AuthError):
-        return "Feedback wasn't recorded: the bot's CustomGPT key is invalid or was revoked."
+        return "Feedback wasn't recorded: this workspace's CustomGPT key is invalid or was revoked."
     if isinstance(error, RateLimited):
         return "Feedback wasn't recorded. " + _credits_exhausted(error).removeprefix(":no_entry: ")
     return "Feedback wasn't recorded because CustomGPT had a problem. Please try again."
 
 
 FEEDBACK_RECORDED_NOT_SHOWN = "Thanks! Your feedback was recorded."
+FEEDBACK_NO_KEY = (
+    "Feedback wasn't recorded: this workspace has no CustomGPT key connected any more "
+    "(an admin can connect one with `/customgpt key`)."
+)
+FEEDBACK_STORE_DOWN = (
+    "Feedback wasn't recorded: I can't reach my storage right now. Please try again in a minute."
+)
 
 
 # -- /customgpt ----------------------------------------------------------------------------
@@ -182,6 +201,8 @@ HELP = "\n".join(
         "Example: `/customgpt status`",
         "• `list [page]`: the account's projects. Example: `/customgpt list 2`",
         "• `new`: the next question here starts a fresh conversation. Example: `/customgpt new`",
+        "• `key [remove]`: connect this workspace's own CustomGPT API key (admins; it is typed "
+        "into a private form, never into a message); `/customgpt key remove` disconnects it",
         "• `help`: this list",
     ]
 )
@@ -227,10 +248,7 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
     """What a `/customgpt` command says when CustomGPT refused or failed; always says what to
     do next (the answer flow's wording, `for_error`, is about a question instead)."""
     if isinstance(error, AuthError):
-        return (
-            ":warning: CustomGPT rejected the bot's API key (invalid or revoked). "
-            "Ask a Slack admin to update `CUSTOMGPT_API_KEY`."
-        )
+        return ":warning: CustomGPT rejected the API key (invalid or revoked). " + KEY_FIX
     if isinstance(error, NotFound):
         if project_id is None:
             return ":warning: CustomGPT doesn't know that project. See `/customgpt list`."
@@ -246,8 +264,8 @@ def for_command_error(error: CustomGPTError, *, project_id: str | None = None) -
 
 def unknown_project(project_id: str) -> str:
     return (
-        f":warning: There is no project `{escape(project_id)}` in the bot's CustomGPT account. "
-        "See `/customgpt list` for the ids."
+        f":warning: There is no project `{escape(project_id)}` in the CustomGPT account this "
+        "workspace uses. See `/customgpt list` for the ids."
     )
 
 
@@ -324,8 +342,9 @@ def watch_failed(name: str, project_id: str, error: CustomGPTError) -> str:
         reason = "CustomGPT no longer has this project (was it deleted?)"
     elif isinstance(error, AuthError):
         reason = (
-            "CustomGPT rejected the bot's API key. Ask a Slack admin to update "
-            f"`CUSTOMGPT_API_KEY`, then check `/customgpt status {escape(project_id)}`"
+            "CustomGPT rejected this workspace's API key. A workspace admin can connect a "
+            f"working one with `/customgpt key`, then check `/customgpt status "
+            f"{escape(project_id)}`"
         )
     else:
         reason = for_command_error(error, project_id=project_id).removeprefix(":warning: ")
@@ -494,3 +513,80 @@ GENERIC_PROMPTS = (
     "Give me an overview of the main topics you know about.",
     "Where do I start if I'm new here?",
 )
+
+
+# -- /customgpt key ------------------------------------------------------------------------
+
+KEY_NOT_ADMIN = (
+    ":lock: Only the bot's admins can connect or remove this workspace's CustomGPT key. "
+    "Ask one of them."
+)
+KEY_NOT_ADMIN_SHORT = "Only the bot's admins can connect this workspace's CustomGPT key."
+KEY_USAGE = (
+    "Usage: `/customgpt key` opens a private form to paste this workspace's CustomGPT API key "
+    "(never type a key into a message or after the command); `/customgpt key remove` "
+    "disconnects it."
+)
+KEY_CANNOT_BE_STORED = (
+    ":warning: This bot can't store workspace keys yet: its operator must set "
+    "`CUSTOMGPT_KEY_ENCRYPTION_KEY` first."
+)
+KEY_MODAL_FAILED = ":warning: Slack didn't open the form. Please run `/customgpt key` again."
+KEY_MODAL_HINT = (
+    "CustomGPT.ai → your profile → API. It is checked with CustomGPT, stored encrypted, "
+    "and never shown again."
+)
+KEY_MALFORMED = "That doesn't look like a CustomGPT API key: paste the key alone, without spaces."
+KEY_REJECTED = "CustomGPT rejected this key (invalid or revoked). Check it and paste it again."
+KEY_NOT_STORED = (
+    "The key works, but I couldn't store it (my storage is unreachable). "
+    "Please try again in a minute."
+)
+
+
+def key_not_checked(error: CustomGPTError) -> str:
+    """The key could not be checked (CustomGPT failed or was slow): nothing was stored."""
+    if isinstance(error, RateLimited):
+        return "CustomGPT refused the check: this account's query credits are exhausted."
+    return "CustomGPT couldn't check the key just now (nothing was saved). Please try again."
+
+
+def key_modal_intro(*, connected: bool, shared: bool) -> str:
+    """What the modal says above the field: what the key is for, and what it replaces."""
+    if connected:
+        now = "A key is connected; a new one replaces it."
+    elif shared:
+        now = "Until one is connected, the bot's own CustomGPT account answers here."
+    else:
+        now = "No key is connected: the bot can't answer in this workspace until one is."
+    return (
+        "Paste an API key of your CustomGPT.ai account. Every question asked here, and every "
+        f"`/customgpt` command, then uses this account's knowledge bases and credits. {now}"
+    )
+
+
+def key_connected(projects: int) -> str:
+    plural = "" if projects == 1 else "s"
+    more = "+" if projects >= 20 else ""
+    return (
+        f":white_check_mark: Connected. The key sees {projects}{more} project{plural}: "
+        "`/customgpt list` shows them, `/customgpt use <project-id>` binds one to a channel."
+    )
+
+
+def key_removed(removed: bool, *, shared: bool) -> str:
+    if not removed:
+        return "This workspace has no CustomGPT key of its own connected: nothing to remove."
+    after = (
+        "The bot's own CustomGPT account answers here again."
+        if shared
+        else "I can't answer here until an admin connects a key with `/customgpt key`."
+    )
+    return f":wastebasket: Removed this workspace's CustomGPT key. {after}"
+
+
+def watch_without_key(name: str, project_id: str) -> str:
+    return (
+        f":warning: I stopped watching {_project_label(name, project_id)}: this workspace's "
+        "CustomGPT key was removed. A workspace admin can connect one with `/customgpt key`."
+    )

@@ -20,6 +20,7 @@ from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.customgpt import CustomGPTClient
+from bot.customgpt_keys import CustomGPTKeys
 from bot.degraded_store import FallbackStore
 from bot.health import Health
 from bot.journal import Journal
@@ -96,7 +97,7 @@ class Runtime:
     store: Store
     slack: AsyncWebClient
     slack_writes: SlackSchedulers
-    customgpt: CustomGPTClient
+    customgpt_keys: CustomGPTKeys  # each workspace's CustomGPT client (bot/customgpt_keys.py)
     answerer: Answerer
     journal: Journal
     clock: Clock
@@ -165,9 +166,9 @@ class Runtime:
             metrics,
             tokens=installations.bot_token if installations is not None else None,
         )
-        customgpt = customgpt_client(cgpt_session, settings, metrics)
+        customgpt_keys = CustomGPTKeys(settings, store, cgpt_session, clock, metrics)
         journal = Journal(store, writes, clock, settings.slack_update_interval)
-        answerer = Answerer(settings, store, customgpt, writes, clock, journal, metrics)
+        answerer = Answerer(settings, store, customgpt_keys, writes, clock, journal, metrics)
         return cls(
             settings,
             session,
@@ -175,7 +176,7 @@ class Runtime:
             store,
             slack,
             writes,
-            customgpt,
+            customgpt_keys,
             answerer,
             journal,
             clock,

@@ -234,6 +234,14 @@ class SlackCalls:
             if error.code != "no_reaction":
                 log.warning("could not remove the %s reaction: %s", name, error)
 
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the person whose command gave `trigger_id` (it lives 3 seconds).
+        Never repeated when it may have opened: a second modal would stack on the first.
+        Its own lane (with the reactions' Tier 3 rate, far above what people ask for)."""
+        await self.scheduler.must_land(
+            "views.open", {"trigger_id": trigger_id, "view": view}, lane="views", repeatable=False
+        )
+
     # -- native streams (chat.startStream / appendStream / stopStream) ----------------------
 
     async def start_stream(

@@ -50,6 +50,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
     "views.publish": None,
+    "views.open": None,  # the `/customgpt key` form
 }
 
 #: The scope the `/customgpt` slash command needs.

@@ -25,6 +25,11 @@ async def _client(settings: Settings) -> AsyncIterator[CustomGPTClient]:
         yield customgpt_client(session, settings)
 
 
+async def _same(client: CustomGPTClient) -> CustomGPTClient:
+    """The terminal's one key, for every poll."""
+    return client
+
+
 def _fail(text: str, code: int = 1) -> int:
     print(text, file=sys.stderr)
     return code
@@ -46,7 +51,7 @@ async def create(settings: Settings, name: str, sitemap_url: str, *, wait: bool)
                 print(f"Follow it with: python -m bot projects status {project.id}")
                 return 0
             deadline = clock.wall() + settings.customgpt_index_timeout
-            polls = poll_until_ready(client, project.id, clock, deadline)
+            polls = poll_until_ready(lambda: _same(client), project.id, clock, deadline)
             async with aclosing(polls):
                 async for poll in polls:
                     if poll.error is not None:

@@ -173,6 +173,35 @@ class SlackSender:
         resp = await self.post("/slack/events", body, "application/x-www-form-urlencoded")
         return resp.status
 
+    async def submit_view(
+        self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str = "U1"
+    ) -> tuple[int, dict[str, Any] | str]:
+        """A modal's submission (`view_submission`), the view as Slack echoes it with what
+        the user typed (`values`: block id → action id → {"type", "value"}); returns (status,
+        the immediate response body: `response_action` and its errors or view)."""
+        submitted = {
+            **view,
+            "id": f"V{next(_ids):08d}",
+            "team_id": self.team,
+            "state": {"values": values},
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team, "domain": "fake"},
+            "user": {"id": user, "team_id": self.team},
+            "api_app_id": "A1",
+            "trigger_id": f"trigger-{next(_ids)}",
+            "view": submitted,
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(self.secret, body)}
+        async with self.session.post(self.url + "/slack/events", data=body, headers=headers) as r:
+            text_body = await r.text()
+            try:
+                return r.status, json.loads(text_body)
+            except ValueError:
+                return r.status, text_body
+
 
 class RunningBot(SlackSender):
     """The app under test, in this process: its runtime and the URL it listens on."""

@@ -63,4 +63,4 @@ async def test_status_of_an_unknown_project_and_a_bad_key(
     code, _, err = await run_cli(customgpt, tmp_path, "projects", "status", "999")
     assert code == 1 and "no project `999`" in err
     code, _, err = await run_cli(customgpt, tmp_path, "projects", "list", key="wrong-key")
-    assert code == 1 and "rejected the bot's API key" in err and "wrong-key" not in err
+    assert code == 1 and "rejected the API key" in err and "wrong-key" not in err

@@ -266,7 +266,7 @@ async def test_bad_create_input_is_refused_at_once_with_what_to_do(
     ("failure", "expected"),
     [
         ((429, 30), "run out of query credits"),
-        ((401, None), "CustomGPT rejected the bot's API key"),
+        ((401, None), "CustomGPT rejected the API key"),
         ((500, None), "CustomGPT had a problem (error 500)"),
     ],
 )
@@ -346,7 +346,7 @@ async def test_use_with_a_rejected_key_says_who_can_fix_it(
 ) -> None:
     bot = await start_bot(customgpt_api_key="revoked-key")
     _, later = await run(bot, slack, "use 42")
-    assert len(later) == 1 and "Ask a Slack admin to update `CUSTOMGPT_API_KEY`" in later[0]
+    assert len(later) == 1 and "connect a working one with `/customgpt key`" in later[0]
     assert "revoked-key" not in later[0]
 
 

@@ -121,7 +121,7 @@ async def test_customgpt_failing_shows_a_line_in_the_tab_not_an_empty_one(
     customgpt.fail_next(r"^/projects/42$", 401)
     home = await home_of(bot, slack, "U1")
     assert "*Default project* `42`" in home
-    assert "CustomGPT rejected the bot's API key" in home
+    assert "CustomGPT rejected the API key" in home
     assert "*Channels bound to a project*" in home and messages.HELP in home
 
     customgpt.fail_next(r"^/projects/42", 503, times=5)

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 import yaml
+from cryptography.fernet import Fernet
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -377,6 +378,8 @@ OAUTH_ENV = {
     "SLACK_CLIENT_ID": CLIENT_ID,
     "SLACK_CLIENT_SECRET": CLIENT_SECRET,
     "SLACK_SCOPES": "app_mentions:read,chat:write",
+    # Distributed: each workspace connects its own CustomGPT key, sealed with this one.
+    "CUSTOMGPT_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
 }
 
 

@@ -61,6 +61,12 @@ class CGRequest:
     headers: dict[str, str]
     status: int | None = None
 
+    @property
+    def key(self) -> str | None:
+        """The bearer key the request carried (None without one)."""
+        scheme, _, key = self.headers.get("authorization", "").partition(" ")
+        return key or None if scheme == "Bearer" else None
+
 
 @dataclass
 class ScriptedAnswer:
@@ -123,6 +129,8 @@ class FakeProject:
     index_steps: deque[Stats] = field(default_factory=deque)
     #: The settings' starter questions (`example_questions`).
     example_questions: list[str] = field(default_factory=list)
+    #: The account's key that owns it; None: the main account (`FakeCustomGPT.api_key`).
+    account: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -186,8 +194,11 @@ class ApiError(Exception):
 class FakeCustomGPT(LoopbackServer):
     """CustomGPT.ai API v1 on a free local port; use `async with FakeCustomGPT() as cgpt:`.
 
-    Every request needs `Authorization: Bearer <api_key>`, else 401 with CustomGPT's error
-    body. Nothing exists until the test adds it (`add_project`) or the bot creates it.
+    Every request needs `Authorization: Bearer <key>` of a known account, else 401 with
+    CustomGPT's error body. `api_key` is the main account's; `add_account` adds others. As on
+    CustomGPT, a key sees its own account's projects only: another account's project (and its
+    conversations, messages, citations) is "not found", and listing shows only the key's own.
+    Nothing exists until the test adds it (`add_project`) or the bot creates it.
     """
 
     def __init__(
@@ -198,6 +209,8 @@ class FakeCustomGPT(LoopbackServer):
         backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.api_key = api_key
+        #: Keys of the other accounts (`add_account`).
+        self.accounts: set[str] = set()
         self.backlog = backlog
         self.clock: Clock = clock or MonotonicClock()
         self.requests: list[CGRequest] = []
@@ -283,6 +296,10 @@ class FakeCustomGPT(LoopbackServer):
 
     # -- test controls -------------------------------------------------------------------
 
+    def add_account(self, key: str) -> None:
+        """Another CustomGPT account, reached with `key`: it sees only its own projects."""
+        self.accounts.add(key)
+
     def add_project(
         self,
         project_id: int,
@@ -290,9 +307,15 @@ class FakeCustomGPT(LoopbackServer):
         active: bool = True,
         *,
         sitemap_path: str = "https://example.com/sitemap.xml",
+        account: str | None = None,
     ) -> None:
-        """Make a project exist, ready to answer unless `active=False`."""
-        self.projects[project_id] = FakeProject(project_id, name, sitemap_path, int(active))
+        """Make a project exist, ready to answer unless `active=False`, in the account of
+        the key `account` (None: the main account)."""
+        if account is not None and account not in self.accounts:
+            raise ValueError("add_account first")
+        self.projects[project_id] = FakeProject(
+            project_id, name, sitemap_path, int(active), account=account
+        )
 
     def set_active(self, project_id: int, active: bool | None) -> None:
         """Set `is_chat_active` (1, 0, or null for None)."""
@@ -454,7 +477,9 @@ class FakeCustomGPT(LoopbackServer):
         try:
             record.body = await _read_body(request)
             await self._notify()
-            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            if record.key is None or (
+                record.key != self.api_key and record.key not in self.accounts
+            ):
                 raise ApiError(401, AUTH_ERROR)
             self._raise_scripted_failure(path)
             await self._wait_if_held(path)
@@ -484,10 +509,15 @@ class FakeCustomGPT(LoopbackServer):
         async with self._changed:
             self._changed.notify_all()
 
+    def _account(self, request: web.Request) -> str | None:
+        """The account of the request's (already checked) key; None: the main account."""
+        key = request[_RECORD].key
+        return None if key == self.api_key else key
+
     def _project(self, request: web.Request) -> FakeProject:
         project_id = _int_or_none(request.match_info["project_id"])
         project = None if project_id is None else self.projects.get(project_id)
-        if project is None:
+        if project is None or project.account != self._account(request):
             raise ApiError(404, "Project not found")
         return project
 
@@ -501,7 +531,10 @@ class FakeCustomGPT(LoopbackServer):
 
     async def _list_projects(self, request: web.Request) -> web.Response:
         page = max(1, _int_or_none(request.query.get("page", "1")) or 1)
-        projects = sorted(self.projects.values(), key=lambda p: p.id)
+        account = self._account(request)
+        projects = sorted(
+            (p for p in self.projects.values() if p.account == account), key=lambda p: p.id
+        )
         last_page = max(1, -(-len(projects) // PER_PAGE))
         start = (page - 1) * PER_PAGE
         return _success(
@@ -530,6 +563,7 @@ class FakeCustomGPT(LoopbackServer):
             sitemap_path=str(body.get("sitemap_path", "")),
             is_chat_active=0,
             index_steps=deque(self.default_index_steps),
+            account=self._account(request),
         )
         self.projects[project.id] = project
         return _success(project.as_json(), status=201)

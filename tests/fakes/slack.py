@@ -49,10 +49,13 @@ MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_VALUE = 2000
 MAX_MARKDOWN_TEXT = 12000  # `markdown_text` of one stream call
 MAX_LOADING_MESSAGES = 10
-MAX_VIEW_BLOCKS = 100  # a modal or Home tab view
+#: Block Kit's limits on a view (a modal from views.open, the Home tab from views.publish).
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_TITLE = 24  # a modal's title, submit and close texts
 MAX_HEADER_TEXT = 150
-MAX_PRIVATE_METADATA = 3000
 MAX_CALLBACK_ID = 255
+MAX_PRIVATE_METADATA = 3000
+MAX_INPUT_LENGTH = 3000  # plain_text_input's max_length
 MAX_SUGGESTED_PROMPTS = 4
 
 #: What a Slack message ts looks like (`1700000000.000100`); anything else names no message.
@@ -244,6 +247,15 @@ class FakeEphemeral:
 
 
 @dataclass
+class FakeView:
+    """A modal the bot opened (views.open), as Slack accepted it."""
+
+    id: str
+    trigger_id: str
+    view: dict[str, Any]
+
+
+@dataclass
 class _RateLimit:
     retry_after: int
     as_http_200: bool
@@ -361,6 +373,9 @@ class FakeSlack(LoopbackServer):
         self.calls: list[SlackCall] = []
         self.messages: list[FakeMessage] = []
         self.ephemerals: list[FakeEphemeral] = []
+        #: Modals opened with views.open, in order.
+        self.views: list[FakeView] = []
+        self._used_triggers: set[str] = set()
         self.responses: list[tuple[str, dict[str, Any]]] = []
 
         self._by_key: dict[tuple[str, str], FakeMessage] = {}
@@ -406,6 +421,7 @@ class FakeSlack(LoopbackServer):
             "reactions.remove": self._reactions_remove,
             "conversations.info": self._conversations_info,
             "users.info": self._users_info,
+            "views.open": self._views_open,
         }
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -1038,6 +1054,22 @@ class FakeSlack(LoopbackServer):
             },
         }
 
+    async def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Stricter than Slack in one way: any trigger id is taken for one a user's action
+        issued (the fake never sees those), but each opens one modal only."""
+        trigger_id = _opt_str(params, "trigger_id")
+        if not trigger_id:
+            raise SlackError("invalid_arguments")
+        if trigger_id in self._used_triggers:
+            raise SlackError("exchanged_trigger_id")
+        view = params.get("view")
+        if not isinstance(view, dict) or view_problem(view) is not None:
+            raise SlackError("invalid_arguments")
+        self._used_triggers.add(trigger_id)
+        opened = FakeView(f"V{len(self.views) + 1:08d}", trigger_id, view)
+        self.views.append(opened)
+        return {"ok": True, "view": {**view, "id": opened.id, "team_id": self.team_id}}
+
     async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = _opt_str(params, "user")
         if not user:
@@ -1251,6 +1283,65 @@ def _view_block_invalid(block: dict[str, Any]) -> bool:
     if kind in ("section", "context", "actions", "markdown"):
         return _block_invalid(block)
     return True  # a kind the bot has no business sending
+
+
+def view_problem(view: dict[str, Any]) -> str | None:
+    """What Slack would refuse in a modal view (views.open, or a `response_action: update`),
+    or None when it is valid."""
+    if view.get("type") != "modal":
+        return "type must be modal"
+    for name in ("title", "submit", "close"):
+        text = view.get(name)
+        if text is None and name != "title":
+            continue
+        if not _plain_text(text, MAX_VIEW_TITLE):
+            return f"{name} must be plain_text of 1-{MAX_VIEW_TITLE} characters"
+    if len(str(view.get("callback_id", ""))) > MAX_CALLBACK_ID:
+        return "callback_id too long"
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA:
+        return "private_metadata too long"
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not blocks or len(blocks) > MAX_VIEW_BLOCKS:
+        return f"blocks must be a list of 1-{MAX_VIEW_BLOCKS}"
+    block_ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    if len(block_ids) != len(set(block_ids)):
+        return "block_ids must be unique"
+    inputs = [b for b in blocks if isinstance(b, dict) and b.get("type") == "input"]
+    if inputs and view.get("submit") is None:
+        return "a modal with inputs needs submit"
+    for block in blocks:
+        if not isinstance(block, dict):
+            return "a block must be an object"
+        if block.get("type") == "input":
+            problem = _input_problem(block)
+        else:
+            problem = "invalid block" if _block_invalid(block) else None
+        if problem is not None:
+            return problem
+    return None
+
+
+def _plain_text(text: Any, limit: int) -> bool:
+    return (
+        isinstance(text, dict)
+        and text.get("type") == "plain_text"
+        and 1 <= len(str(text.get("text") or "")) <= limit
+    )
+
+
+def _input_problem(block: dict[str, Any]) -> str | None:
+    if not _plain_text(block.get("label"), 2000):
+        return "an input needs a plain_text label"
+    if "hint" in block and not _plain_text(block.get("hint"), 2000):
+        return "an input's hint must be plain_text"
+    element = block.get("element")
+    if not isinstance(element, dict) or not element.get("type") or not element.get("action_id"):
+        return "an input needs an element with a type and an action_id"
+    if element["type"] == "plain_text_input":
+        limit = element.get("max_length", MAX_INPUT_LENGTH)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_INPUT_LENGTH:
+            return f"max_length must be 1-{MAX_INPUT_LENGTH}"
+    return None
 
 
 def _button_invalid(element: Any) -> bool:

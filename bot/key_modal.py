@@ -1,0 +1,158 @@
+"""`/customgpt key`: a workspace admin connects the workspace's own CustomGPT API key, or
+removes it (`/customgpt key remove`).
+
+The key is typed into a modal, never into a channel or the command's text: the modal's
+submission reaches only the bot. It is checked with CustomGPT before it is stored (a wrong key
+gets its error inside the modal, where it was typed), stored encrypted (bot/customgpt_keys.py),
+and never shown again: not in the modal, a message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck
+
+from bot import messages
+from bot.customgpt import AuthError, CustomGPTError
+from bot.customgpt_keys import MAX_KEY_LENGTH, CannotSeal
+from bot.runtime import Runtime
+from bot.slack_calls import SlackUnavailable
+from bot.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.commands import Invocation, Reply
+
+log = logging.getLogger(__name__)
+
+CALLBACK_ID = "customgpt_key"
+BLOCK_ID = "api_key"
+ACTION_ID = "value"
+REMOVE = "remove"
+
+
+def key_view(*, connected: bool, shared: bool) -> dict[str, Any]:
+    """The modal the key is typed into."""
+    return {
+        "type": "modal",
+        "callback_id": CALLBACK_ID,
+        "title": {"type": "plain_text", "text": "CustomGPT key"},
+        "submit": {"type": "plain_text", "text": "Connect"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": messages.key_modal_intro(connected=connected, shared=shared),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": BLOCK_ID,
+                "label": {"type": "plain_text", "text": "CustomGPT API key"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ACTION_ID,
+                    "max_length": MAX_KEY_LENGTH,
+                },
+                "hint": {"type": "plain_text", "text": messages.KEY_MODAL_HINT},
+            },
+        ],
+    }
+
+
+def connected_view(projects: int) -> dict[str, Any]:
+    """What the modal turns into once the key is stored (it shows nothing of the key)."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "CustomGPT key"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": messages.key_connected(projects)},
+            }
+        ],
+    }
+
+
+def typed_key(view: dict[str, Any]) -> str:
+    """The key as typed into the modal ("" when the field is missing or empty)."""
+    values = (view.get("state") or {}).get("values") or {}
+    value = ((values.get(BLOCK_ID) or {}).get(ACTION_ID) or {}).get("value")
+    return value.strip() if isinstance(value, str) else ""
+
+
+class KeyModal:
+    def __init__(self, runtime: Runtime, may_administer: Callable[[str], bool]) -> None:
+        self._runtime = runtime
+        self._keys = runtime.customgpt_keys
+        self._may_administer = may_administer
+
+    async def command(self, invocation: Invocation, reply: Reply) -> None:
+        """`/customgpt key` opens the modal; `/customgpt key remove` disconnects the key."""
+        if not self._may_administer(invocation.user):
+            await reply.now(messages.KEY_NOT_ADMIN)
+            return
+        words = [w.lower() for w in invocation.args]
+        if words == [REMOVE]:
+            removed = await self._keys.remove(invocation.team, invocation.user)
+            await reply.now(messages.key_removed(removed, shared=self._keys.shared is not None))
+            return
+        if words:
+            # Perhaps the key itself: it is not used, and the reply does not repeat it.
+            await reply.now(messages.KEY_USAGE)
+            return
+        if not self._keys.can_connect:
+            await reply.now(messages.KEY_CANNOT_BE_STORED)
+            return
+        if invocation.trigger_id is None:
+            await reply.now(messages.KEY_MODAL_FAILED)
+            return
+        view = key_view(
+            connected=await self._keys.has_own_key(invocation.team),
+            shared=self._keys.shared is not None,
+        )
+        await reply.now()
+        try:
+            await self._runtime.slack_writes.for_team(invocation.team).open_view(
+                invocation.trigger_id, view
+            )
+        except SlackUnavailable as error:
+            log.warning("/customgpt key: the modal did not open: %s", error)
+            await reply.later(messages.KEY_MODAL_FAILED)
+
+    async def submitted(self, team: str, user: str, view: dict[str, Any], ack: AsyncAck) -> None:
+        """Check the typed key with CustomGPT, store it, and show the outcome in the modal:
+        an error beside the field, or the confirmation. Within Slack's 3 seconds."""
+        if not self._may_administer(user):
+            await self._refuse(ack, messages.KEY_NOT_ADMIN_SHORT)
+            return
+        api_key = typed_key(view)
+        if not api_key or any(c.isspace() for c in api_key) or len(api_key) > MAX_KEY_LENGTH:
+            await self._refuse(ack, messages.KEY_MALFORMED)
+            return
+        try:
+            projects = await self._keys.check(api_key)
+        except AuthError:
+            log.info("/customgpt key: CustomGPT rejected the key typed by %s", user)
+            await self._refuse(ack, messages.KEY_REJECTED)
+            return
+        except CustomGPTError as error:
+            log.warning("/customgpt key: the key could not be checked: %s", error)
+            await self._refuse(ack, messages.key_not_checked(error))
+            return
+        try:
+            await self._keys.connect(team, api_key, user)
+        except (StoreUnavailable, CannotSeal) as error:
+            log.error("/customgpt key: the key could not be stored: %s", error)
+            await self._refuse(ack, messages.KEY_NOT_STORED)
+            return
+        await ack(response_action="update", view=connected_view(projects))
+
+    @staticmethod
+    async def _refuse(ack: AsyncAck, text: str) -> None:
+        await ack(response_action="errors", errors={BLOCK_ID: text})
