@@ -196,6 +196,16 @@ class NativeStream:
             return native + self._delegate.text
         return "".join(p.markdown for p in self._pieces)
 
+    @property
+    def streaming(self) -> bool:
+        """Whether the answer's last posted message is a native stream still open, which
+        chat.update cannot finish before chat.stopStream (the journal keeps this for a
+        process that finishes the answer after this one died)."""
+        if self._delegate is not None:
+            return False
+        posted = [p for p in self._pieces if p.ts is not None]
+        return bool(posted) and not posted[-1].stopped
+
     def show_status(self, status: str, loading: list[str]) -> None:
         """Slack's status line to show under the thread until the answer's first message
         appears (the message clears it), where no placeholder is posted meanwhile: before a
@@ -346,6 +356,7 @@ class NativeStream:
             )
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
+        last.stopped = True
         self._result.edits += 1
 
     async def _push(self, *, final: bool) -> bool:
@@ -495,6 +506,21 @@ class NativeStream:
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(*self.progress())
+
+
+async def stop_left_stream(calls: SlackCalls, channel: str, ts: str) -> None:
+    """Stop a native stream a dead process left open, so chat.update can finish its message
+    (on a message still streaming Slack answers `streaming_state_conflict`). Nothing more is
+    needed when the stream expired meanwhile (`message_not_in_streaming_state`), the user
+    stopped it, or the message is gone (the update transport posts the text again)."""
+    try:
+        await calls.stop_stream(channel, ts)
+    except MessageGone:
+        return
+    except (SlackUnavailable, MessageTooLong) as error:
+        code = getattr(error, "code", None)
+        if code not in (EXPIRED, STOPPED):
+            log.warning("could not stop a native stream left open: %s", error)
 
 
 def _failure(error: Exception) -> _Failed:
