@@ -225,7 +225,7 @@ async def run_row(transport: str, burst: Burst, options: Options, logs: Path) ->
                 lambda: running.exited,
             )
             row = measure(transport, burst, answers, started)
-            notes = [f"{len(failures)} questions not delivered: {failures[0]!r}"] if failures else []
+            notes = [f"{len(failures)} not delivered: {failures[0]!r}"] if failures else []
             if bot.exited:
                 notes.append("the bot process exited")
             elif ended:
