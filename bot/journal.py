@@ -5,7 +5,8 @@ showing half an answer and the typing marker, or a question with no reply at all
 therefore keeps a small entry in the store while it runs: which reply it writes and the text
 so far. Every process renews a short "alive" key; any process that finds an entry whose owner
 is no longer alive finishes that reply itself, with the text so far and the restart notice
-(or posts the notice when no reply existed yet), then forgets the entry.
+(or posts the notice when no reply existed yet), then forgets the entry. A reply that was a
+native stream still open is stopped first: Slack refuses to edit a message while it streams.
 
 Writes are cheap: the entry is written when the question is claimed, then at most once a
 second while text changes (`note` only records in memory; the flush loop writes), and deleted
