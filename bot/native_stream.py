@@ -350,12 +350,19 @@ class NativeStream:
         if last.ts is None:
             raise _Failed(None)  # no text at all: the ending is a reply of its own
         self._placed.set()
+        # The last words go with chat.stopStream: the final text then waits for the stop
+        # budget `auto` made sure of, never behind other answers' appends.
+        tail, _ = self._delta(last, final=True)
         try:
             await self._calls.stop_stream(
-                self._place.channel, last.ts, self._ending_blocks(self._ending or Ending())
+                self._place.channel,
+                last.ts,
+                self._ending_blocks(self._ending or Ending()),
+                markdown=tail,
             )
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
+        last.sent += tail
         last.stopped = True
         self._result.edits += 1
 
@@ -366,7 +373,7 @@ class NativeStream:
         sent = False
         for index, piece in enumerate(self._pieces):
             sealed = index < len(self._pieces) - 1
-            sent = await self._send(piece, final=final or sealed) or sent
+            sent = await self._send(piece, final=final or sealed, hold_back=not sealed) or sent
             if sealed and piece.ts is not None and not piece.stopped:
                 try:
                     await self._calls.stop_stream(self._place.channel, piece.ts)
@@ -376,12 +383,17 @@ class NativeStream:
                 self._result.edits += 1
         return sent
 
-    async def _send(self, piece: _Piece, *, final: bool) -> bool:
-        safe, covered = slack_format.safe_markdown(piece.markdown, final=final)
-        delta = safe[len(piece.sent) :]
+    async def _send(self, piece: _Piece, *, final: bool, hold_back: bool) -> bool:
+        """Send the piece's new text: its first words start its stream; later text while the
+        answer streams is a partial append (see `_append_partial`); the rest of a finished
+        piece must land, except its last chunk when `hold_back` (it goes with the stop)."""
+        delta, covered = self._delta(piece, final=final)
         if not delta:
             return False
+        if piece.ts is not None and not final:
+            return await self._append_partial(piece)
         chunks = [delta[i : i + APPEND_LIMIT] for i in range(0, len(delta), APPEND_LIMIT)]
+        held = False
         try:
             if piece.ts is None:
                 first = chunks.pop(0)
@@ -398,14 +410,69 @@ class NativeStream:
                 self._result.message_ts.append(piece.ts)
                 self._result.edits += 1
                 self._report()
+            elif hold_back:
+                chunks.pop()  # the stop carries it
+                held = True
             for chunk in chunks:
                 await self._calls.append_stream(self._place.channel, piece.ts, chunk)
                 piece.sent += chunk
                 self._result.edits += 1
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
-        piece.covered = covered
+        if not held:
+            piece.covered = covered
         return True
+
+    async def _append_partial(self, piece: _Piece) -> bool:
+        """Offer the scheduler an append of the text that is new when it goes out (like a
+        partial edit: rendered then, so it carries everything up to that moment). It waits
+        for the append budget without holding the answer's end back: the end withdraws it.
+        True when Slack took it."""
+        rendered = False
+
+        def render() -> dict[str, Any] | None:
+            nonlocal rendered
+            self._reflow()  # text that arrived meanwhile may fill this message
+            delta, covered = self._delta(piece, final=False)
+            if not delta or len(delta) > APPEND_LIMIT:
+                return None  # nothing new; or so much that the finished piece sends it
+            rendered = True
+            piece.sent += delta  # counted as sent while in flight: a split must keep it
+            piece.covered = covered
+            return {"channel": self._place.channel, "ts": piece.ts, "markdown_text": delta}
+
+        ticket = self._calls.offer_append(render)
+        try:
+            sent = await self._settle(ticket)
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            raise _failure(error) from error
+        if rendered and not sent:
+            # Refused for now or lost on the way: whether Slack shows it is unknown, and
+            # sending it again could show it twice. chat.update takes over from the full text.
+            raise _Failed(None)
+        if sent:
+            self._result.edits += 1
+        return sent
+
+    async def _settle(self, ticket: EditTicket) -> bool:
+        """The offer's fate, or its withdrawal when the answer ends first."""
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            waiters: set[asyncio.Future[Any]] = {ticket.settled, closing}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not ticket.settled.done():
+            return await ticket.withdraw()
+        if ticket.settled.cancelled():
+            return False
+        return ticket.settled.result() is not None
+
+    def _delta(self, piece: _Piece, *, final: bool) -> tuple[str, int]:
+        """The piece's safe text Slack does not have yet, and how much of its markdown the
+        safe text covers."""
+        safe, covered = slack_format.safe_markdown(piece.markdown, final=final)
+        return safe[len(piece.sent) :], covered
 
     def _reflow(self) -> None:
         """Continue the answer in a new message when this one is full, at the clean

@@ -4,12 +4,15 @@ no text the user should see is lost."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio as redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import messages
+from bot.rate_buckets import Bucket, Rate, RedisBuckets
 from bot.slack_format import safe_markdown
 from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
@@ -185,3 +188,27 @@ def test_safe_markdown_of_a_growing_text_only_ever_grows(text: str, data: st.Dat
         assert whole.startswith(prefix) and used <= cut
     for mention in ("<!", "<@", "](!", "](@"):
         assert mention not in whole
+
+
+async def test_the_end_of_a_native_answer_never_waits_behind_the_append_budget(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
+) -> None:
+    bot = await start_bot(slack_append_budget=1, slack_append_burst=1)
+    # Another replica spent the workspace's appends: none for the next minute.
+    spent = await RedisBuckets(redis_client).take(
+        bot.team, [Bucket("stream-append", Rate(per_minute=1, burst=1))], time.time()
+    )
+    assert spent == 0.0
+    held = customgpt.queue_answer(["First words, ", "then the rest."], hold_after=1)
+    thread = await ask_in_dm_thread(bot, "Quick?")
+    await slack.wait_for(lambda: [m.text for m in slack.streams()] == ["First words, "])
+    held.release.set()
+
+    # Before: the last words waited for an append token, a minute away (and behind the
+    # appends of every other answer streaming), so the answer ended that much later.
+    (message,) = slack.thread("D1", thread)
+    await slack.wait_for(lambda: not message.streaming)
+    assert message.text == "First words, then the rest."
+    assert not slack.calls_to("chat.appendStream") and not slack.count_429()
+    (stop,) = slack.calls_to("chat.stopStream")
+    assert stop.params["markdown_text"] == "then the rest."
