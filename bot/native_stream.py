@@ -429,14 +429,15 @@ class NativeStream:
         for the append budget without holding the answer's end back: the end withdraws it.
         True when Slack took it."""
         rendered = False
+        before = (piece.sent, piece.covered)
 
         def render() -> dict[str, Any] | None:
-            nonlocal rendered
+            nonlocal rendered, before
             self._reflow()  # text that arrived meanwhile may fill this message
             delta, covered = self._delta(piece, final=False)
             if not delta or len(delta) > APPEND_LIMIT:
                 return None  # nothing new; or so much that the finished piece sends it
-            rendered = True
+            rendered, before = True, (piece.sent, piece.covered)
             piece.sent += delta  # counted as sent while in flight: a split must keep it
             piece.covered = covered
             return {"channel": self._place.channel, "ts": piece.ts, "markdown_text": delta}
@@ -445,6 +446,7 @@ class NativeStream:
         try:
             sent = await self._settle(ticket)
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            piece.sent, piece.covered = before  # refused: Slack shows what it showed before
             raise _failure(error) from error
         if rendered and not sent:
             # Refused for now or lost on the way: whether Slack shows it is unknown, and
