@@ -465,9 +465,11 @@ class NativeStream:
         finally:
             closing.cancel()
         if not ticket.settled.done():
-            return await ticket.withdraw()
+            await ticket.withdraw()  # an append already on its way is waited for
         if ticket.settled.cancelled():
             return False
+        # What Slack refused for good (the user's Stop above all) is raised, also for an
+        # append the end of the answer waited for.
         return ticket.settled.result() is not None
 
     def _delta(self, piece: _Piece, *, final: bool) -> tuple[str, int]:
