@@ -12,6 +12,12 @@ Tier 4, so which transport an answer uses is decided when it starts (see `Transp
   never waits on the scarce Tier 2 budget;
 - never where Slack refused the methods lately (remembered per workspace for an hour).
 
+Appends are Tier 4 for the whole workspace (100 a minute), while each stream would append
+every `SLACK_UPDATE_INTERVAL`: a few streams at once outrun that budget. So appends while the
+answer streams are offered like partial edits (the text new when the budget lets one go, else
+nothing), and the last words go with chat.stopStream, so an answer's end never queues behind
+other answers' appends.
+
 Whatever happens mid-answer, no text is lost: a stream Slack refuses, expires (about five
 minutes after it starts) or fails is handed to the update transport, which finishes that
 message with `chat.update` from its full text and carries on. A user who presses Stop ends
