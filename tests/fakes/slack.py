@@ -750,7 +750,10 @@ class FakeSlack(LoopbackServer):
 
     async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        message.text += self._checked_markdown(params, required=False)
+        text = self._checked_markdown(params, required=False)
+        if len(message.text) + len(text) > MAX_MARKDOWN_BLOCK_TEXT:
+            raise SlackError("msg_too_long")  # the last words count like an append's
+        message.text += text
         if "blocks" in params:
             message.blocks = self._checked_blocks(params["blocks"])
         message.streaming = False
