@@ -98,7 +98,8 @@ class SlackLimits:
         """Slack's published shape (tiers per method; bursts are Slack's "sporadic bursts
         welcome", made concrete): chat.update 20 at once then 50/min per workspace;
         chat.postMessage 5 at once then 1/s per channel, within 25 at once then 300/min per
-        workspace; reactions 20 then 50/min."""
+        workspace; reactions 20 then 50/min; chat.startStream and chat.stopStream (Tier 2)
+        5 then 20/min each; chat.appendStream (Tier 4) 20 then 100/min."""
         tier2, tier3, tier4 = Bucket(5, 20), Bucket(20, 50), Bucket(20, 100)
         return cls(
             chat_update=tier3,
