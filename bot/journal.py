@@ -5,7 +5,8 @@ showing half an answer and the typing marker, or a question with no reply at all
 therefore keeps a small entry in the store while it runs: which reply it writes and the text
 so far. Every process renews a short "alive" key; any process that finds an entry whose owner
 is no longer alive finishes that reply itself, with the text so far and the restart notice
-(or posts the notice when no reply existed yet), then forgets the entry.
+(or posts the notice when no reply existed yet), then forgets the entry. A reply that was a
+native stream still open is stopped first: Slack refuses to edit a message while it streams.
 
 Writes are cheap: the entry is written when the question is claimed, then at most once a
 second while text changes (`note` only records in memory; the flush loop writes), and deleted
@@ -19,10 +20,11 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from bot import keys, messages
 from bot.clock import Clock
+from bot.native_stream import stop_left_stream
 from bot.slack_calls import SlackSchedulers, SlackUnavailable
 from bot.store import Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending
@@ -46,10 +48,21 @@ class Entry:
     owner: str
     ts: str | None = None  # the answer's last message, once posted
     markdown: str = ""  # the text of that message so far
+    #: That message is a native stream still open: chat.update cannot finish it before
+    #: chat.stopStream (Slack answers `streaming_state_conflict`).
+    streaming: bool = False
 
     @property
     def member(self) -> str:
         return f"{self.channel}:{self.question_ts}"
+
+    @classmethod
+    def from_json(cls, raw: str) -> Entry:
+        """An entry as stored; fields this version does not know (written by a newer one,
+        during a rolling deploy) are left out rather than failing the whole recovery."""
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Journal:
@@ -61,7 +74,9 @@ class Journal:
         self._interval = interval
         self._entries: dict[tuple[str, str], Entry] = {}
         self._dirty: set[tuple[str, str]] = set()
-        self._sources: dict[tuple[str, str], Callable[[], tuple[str | None, str]]] = {}
+        self._sources: dict[
+            tuple[str, str], tuple[Callable[[], tuple[str | None, str]], Callable[[], bool]]
+        ] = {}
         self._teams: set[str] = set()
 
     async def begin(
@@ -75,15 +90,21 @@ class Journal:
         await self._store.add_member(keys.inflight_index(team), entry.member)
         return entry
 
-    def note(self, entry: Entry, ts: str | None, markdown: str) -> None:
-        """The answer's last message and its text now (written by the next flush)."""
-        if (entry.ts, entry.markdown) != (ts, markdown):
-            entry.ts, entry.markdown = ts, markdown
+    def note(self, entry: Entry, ts: str | None, markdown: str, *, streaming: bool = False) -> None:
+        """The answer's last message and its text now, and whether that message is a native
+        stream still open (written by the next flush)."""
+        if (entry.ts, entry.markdown, entry.streaming) != (ts, markdown, streaming):
+            entry.ts, entry.markdown, entry.streaming = ts, markdown, streaming
             self._dirty.add((entry.team, entry.member))
 
-    def follow(self, entry: Entry, progress: Callable[[], tuple[str | None, str]]) -> None:
+    def follow(
+        self,
+        entry: Entry,
+        progress: Callable[[], tuple[str | None, str]],
+        streaming: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Read the answer's progress at every flush (once a second), not at every chunk."""
-        self._sources[(entry.team, entry.member)] = progress
+        self._sources[(entry.team, entry.member)] = (progress, streaming)
 
     async def end(self, entry: Entry) -> None:
         """The answer is complete in Slack: nothing is left to finish."""
@@ -97,10 +118,10 @@ class Journal:
             log.warning("could not forget a finished answer (%s); it is finished again", error)
 
     async def flush(self) -> None:
-        for key, progress in list(self._sources.items()):
+        for key, (progress, streaming) in list(self._sources.items()):
             entry = self._entries.get(key)
             if entry is not None:
-                self.note(entry, *progress())
+                self.note(entry, *progress(), streaming=streaming())
         for key in list(self._dirty):
             entry = self._entries.get(key)
             self._dirty.discard(key)
@@ -165,7 +186,7 @@ class Journal:
             if raw is None:
                 await self._store.remove_member(keys.inflight_index(team), member)
                 continue
-            entry = Entry(**json.loads(raw))
+            entry = Entry.from_json(raw)
             if entry.owner == self.process_id:
                 continue
             if await self._store.get(keys.process_alive(team, entry.owner)) is not None:
@@ -182,9 +203,12 @@ class Journal:
 
     async def _finish(self, entry: Entry) -> None:
         """The reply shows the text it had and says the bot restarted; a question that had
-        no reply yet gets the notice as its reply. The hourglass the process may have put
-        on the question comes off (none there costs one refused call)."""
+        no reply yet gets the notice as its reply. A native stream left open is stopped
+        first, so chat.update may finish it. The hourglass the process may have put on the
+        question comes off (none there costs one refused call)."""
         calls = self._slack.for_team(entry.team)
+        if entry.streaming and entry.ts is not None:
+            await stop_left_stream(calls, entry.channel, entry.ts)
         stream = AnswerStream(
             calls,
             entry.channel,

@@ -12,6 +12,12 @@ Tier 4, so which transport an answer uses is decided when it starts (see `Transp
   never waits on the scarce Tier 2 budget;
 - never where Slack refused the methods lately (remembered per workspace for an hour).
 
+Appends are Tier 4 for the whole workspace (100 a minute), while each stream would append
+every `SLACK_UPDATE_INTERVAL`: a few streams at once outrun that budget. So appends while the
+answer streams are offered like partial edits (the text new when the budget lets one go, else
+nothing), and the last words go with chat.stopStream, so an answer's end never queues behind
+other answers' appends.
+
 Whatever happens mid-answer, no text is lost: a stream Slack refuses, expires (about five
 minutes after it starts) or fails is handed to the update transport, which finishes that
 message with `chat.update` from its full text and carries on. A user who presses Stop ends
@@ -196,6 +202,16 @@ class NativeStream:
             return native + self._delegate.text
         return "".join(p.markdown for p in self._pieces)
 
+    @property
+    def streaming(self) -> bool:
+        """Whether the answer's last posted message is a native stream still open, which
+        chat.update cannot finish before chat.stopStream (the journal keeps this for a
+        process that finishes the answer after this one died)."""
+        if self._delegate is not None:
+            return False
+        posted = [p for p in self._pieces if p.ts is not None]
+        return bool(posted) and not posted[-1].stopped
+
     def show_status(self, status: str, loading: list[str]) -> None:
         """Slack's status line to show under the thread until the answer's first message
         appears (the message clears it), where no placeholder is posted meanwhile: before a
@@ -340,12 +356,20 @@ class NativeStream:
         if last.ts is None:
             raise _Failed(None)  # no text at all: the ending is a reply of its own
         self._placed.set()
+        # The last words go with chat.stopStream: the final text then waits for the stop
+        # budget `auto` made sure of, never behind other answers' appends.
+        tail, _ = self._delta(last, final=True)
         try:
             await self._calls.stop_stream(
-                self._place.channel, last.ts, self._ending_blocks(self._ending or Ending())
+                self._place.channel,
+                last.ts,
+                self._ending_blocks(self._ending or Ending()),
+                markdown=tail,
             )
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
+        last.sent += tail
+        last.stopped = True
         self._result.edits += 1
 
     async def _push(self, *, final: bool) -> bool:
@@ -355,7 +379,7 @@ class NativeStream:
         sent = False
         for index, piece in enumerate(self._pieces):
             sealed = index < len(self._pieces) - 1
-            sent = await self._send(piece, final=final or sealed) or sent
+            sent = await self._send(piece, final=final or sealed, hold_back=not sealed) or sent
             if sealed and piece.ts is not None and not piece.stopped:
                 try:
                     await self._calls.stop_stream(self._place.channel, piece.ts)
@@ -365,12 +389,17 @@ class NativeStream:
                 self._result.edits += 1
         return sent
 
-    async def _send(self, piece: _Piece, *, final: bool) -> bool:
-        safe, covered = slack_format.safe_markdown(piece.markdown, final=final)
-        delta = safe[len(piece.sent) :]
+    async def _send(self, piece: _Piece, *, final: bool, hold_back: bool) -> bool:
+        """Send the piece's new text: its first words start its stream; later text while the
+        answer streams is a partial append (see `_append_partial`); the rest of a finished
+        piece must land, except its last chunk when `hold_back` (it goes with the stop)."""
+        delta, covered = self._delta(piece, final=final)
         if not delta:
             return False
+        if piece.ts is not None and not final:
+            return await self._append_partial(piece)
         chunks = [delta[i : i + APPEND_LIMIT] for i in range(0, len(delta), APPEND_LIMIT)]
+        held = False
         try:
             if piece.ts is None:
                 first = chunks.pop(0)
@@ -387,14 +416,73 @@ class NativeStream:
                 self._result.message_ts.append(piece.ts)
                 self._result.edits += 1
                 self._report()
+            elif hold_back:
+                chunks.pop()  # the stop carries it
+                held = True
             for chunk in chunks:
                 await self._calls.append_stream(self._place.channel, piece.ts, chunk)
                 piece.sent += chunk
                 self._result.edits += 1
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
-        piece.covered = covered
+        if not held:
+            piece.covered = covered
         return True
+
+    async def _append_partial(self, piece: _Piece) -> bool:
+        """Offer the scheduler an append of the text that is new when it goes out (like a
+        partial edit: rendered then, so it carries everything up to that moment). It waits
+        for the append budget without holding the answer's end back: the end withdraws it.
+        True when Slack took it."""
+        rendered = False
+        before = (piece.sent, piece.covered)
+
+        def render() -> dict[str, Any] | None:
+            nonlocal rendered, before
+            self._reflow()  # text that arrived meanwhile may fill this message
+            delta, covered = self._delta(piece, final=False)
+            if not delta or len(delta) > APPEND_LIMIT:
+                return None  # nothing new; or so much that the finished piece sends it
+            rendered, before = True, (piece.sent, piece.covered)
+            piece.sent += delta  # counted as sent while in flight: a split must keep it
+            piece.covered = covered
+            return {"channel": self._place.channel, "ts": piece.ts, "markdown_text": delta}
+
+        ticket = self._calls.offer_append(render)
+        try:
+            sent = await self._settle(ticket)
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            piece.sent, piece.covered = before  # refused: Slack shows what it showed before
+            raise _failure(error) from error
+        if rendered and not sent:
+            # Refused for now or lost on the way: whether Slack shows it is unknown, and
+            # sending it again could show it twice. chat.update takes over from the full text.
+            raise _Failed(None)
+        if sent:
+            self._result.edits += 1
+        return sent
+
+    async def _settle(self, ticket: EditTicket) -> bool:
+        """The offer's fate, or its withdrawal when the answer ends first."""
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            waiters: set[asyncio.Future[Any]] = {ticket.settled, closing}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not ticket.settled.done():
+            await ticket.withdraw()  # an append already on its way is waited for
+        if ticket.settled.cancelled():
+            return False
+        # What Slack refused for good (the user's Stop above all) is raised, also for an
+        # append the end of the answer waited for.
+        return ticket.settled.result() is not None
+
+    def _delta(self, piece: _Piece, *, final: bool) -> tuple[str, int]:
+        """The piece's safe text Slack does not have yet, and how much of its markdown the
+        safe text covers."""
+        safe, covered = slack_format.safe_markdown(piece.markdown, final=final)
+        return safe[len(piece.sent) :], covered
 
     def _reflow(self) -> None:
         """Continue the answer in a new message when this one is full, at the clean
@@ -495,6 +583,21 @@ class NativeStream:
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(*self.progress())
+
+
+async def stop_left_stream(calls: SlackCalls, channel: str, ts: str) -> None:
+    """Stop a native stream a dead process left open, so chat.update can finish its message
+    (on a message still streaming Slack answers `streaming_state_conflict`). Nothing more is
+    needed when the stream expired meanwhile (`message_not_in_streaming_state`), the user
+    stopped it, or the message is gone (the update transport posts the text again)."""
+    try:
+        await calls.stop_stream(channel, ts)
+    except MessageGone:
+        return
+    except (SlackUnavailable, MessageTooLong) as error:
+        code = getattr(error, "code", None)
+        if code not in (EXPIRED, STOPPED):
+            log.warning("could not stop a native stream left open: %s", error)
 
 
 def _failure(error: Exception) -> _Failed:

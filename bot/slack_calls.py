@@ -279,11 +279,32 @@ class SlackCalls:
             "chat.appendStream", params, lane="stream-append", repeatable=False
         )
 
+    def offer_append(self, render: Callable[[], dict[str, Any] | None]) -> EditTicket:
+        """A partial `chat.appendStream`, rendered (the text new by then) when the append
+        budget lets it go; the stream's end withdraws it if it is still waiting."""
+        return self.scheduler.offer(
+            "chat.appendStream", render, lane="stream-append", stale_since=self._clock.now()
+        )
+
     async def stop_stream(
-        self, channel: str, ts: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        ts: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        markdown: str | None = None,
     ) -> None:
-        """End a native stream; `blocks` are shown under its text (sources, feedback)."""
-        params = _without_none({"channel": channel, "ts": ts, "blocks": blocks or None})
+        """End a native stream with its last words (`markdown`, new text only); `blocks`
+        are shown under its text (sources, feedback). Repeating it is safe: a stop that
+        landed makes the repeat fail, and the caller then finishes by chat.update."""
+        params = _without_none(
+            {
+                "channel": channel,
+                "ts": ts,
+                "markdown_text": markdown or None,
+                "blocks": blocks or None,
+            }
+        )
         await self.scheduler.must_land(
             "chat.stopStream", params, lane="stream-stop", repeatable=True
         )

@@ -389,6 +389,69 @@ async def test_slack_published_limits_shape() -> None:
     assert list(limits.buckets_for("users.info", None)) == [("users.info", limits.default)]
 
 
+async def test_slack_limits_stream_starts_and_stops_at_tier_2_and_appends_at_tier_4(
+    limited: FakeSlack, limited_client: AsyncWebClient
+) -> None:
+    limited.limits = SlackLimits.slack()
+    assert limited.limits.stream_start_stop == Bucket(5, 20)
+    assert limited.limits.stream_append == Bucket(20, 100)
+
+    def start(n: int) -> Any:
+        return limited_client.api_call(
+            "chat.startStream",
+            json={
+                "channel": "D1",
+                "thread_ts": "1700000000.000001",
+                "markdown_text": f"s{n}",
+                "recipient_team_id": "T1",
+                "recipient_user_id": "U1",
+            },
+        )
+
+    started = [str((await start(n))["ts"]) for n in range(5)]
+    # Five at once, then one every 3 s for the workspace: a sixth start waits that long.
+    assert await refused(start(5)) == (429, "3", "ratelimited")
+    # Stops draw on a bucket of their own, appends on a larger one.
+    for ts in started:
+        await limited_client.api_call(
+            "chat.appendStream", json={"channel": "D1", "ts": ts, "markdown_text": "+"}
+        )
+        await limited_client.api_call("chat.stopStream", json={"channel": "D1", "ts": ts})
+    assert limited.count_429() == 1
+    assert [m.text for m in limited.streams()] == [f"s{n}+" for n in range(5)]
+
+
+async def test_slack_refuses_edits_of_a_message_still_streaming(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    started = await client.api_call(
+        "chat.startStream",
+        json={
+            "channel": "D1",
+            "thread_ts": "1700000000.000001",
+            "markdown_text": "x" * 11_000,
+            "recipient_team_id": "T1",
+            "recipient_user_id": "U1",
+        },
+    )
+    ts = str(started["ts"])
+    with pytest.raises(SlackApiError) as conflict:
+        await client.chat_update(channel="D1", ts=ts, text="edited")
+    assert conflict.value.response["error"] == "streaming_state_conflict"
+    # The last words of a stop count towards the message's size like an append's.
+    with pytest.raises(SlackApiError) as too_long:
+        await client.api_call(
+            "chat.stopStream", json={"channel": "D1", "ts": ts, "markdown_text": "y" * 1_001}
+        )
+    assert too_long.value.response["error"] == "msg_too_long"
+    await client.api_call("chat.stopStream", json={"channel": "D1", "ts": ts})
+    with pytest.raises(SlackApiError) as ended:
+        await client.api_call("chat.stopStream", json={"channel": "D1", "ts": ts})
+    assert ended.value.response["error"] == "message_not_in_streaming_state"
+    await client.chat_update(channel="D1", ts=ts, text="edited")
+    assert slack.message("D1", ts).text == "edited"
+
+
 async def test_slack_limits_reactions_per_workspace(
     limited: FakeSlack, limited_client: AsyncWebClient
 ) -> None:

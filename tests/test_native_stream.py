@@ -4,13 +4,18 @@ no text the user should see is lost."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio as redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import messages
+from bot.native_stream import Placement, Transports
+from bot.rate_buckets import Bucket, Rate, RedisBuckets
 from bot.slack_format import safe_markdown
+from bot.streaming import AnswerStream, Ending
 from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
@@ -185,3 +190,54 @@ def test_safe_markdown_of_a_growing_text_only_ever_grows(text: str, data: st.Dat
         assert whole.startswith(prefix) and used <= cut
     for mention in ("<!", "<@", "](!", "](@"):
         assert mention not in whole
+
+
+async def test_the_end_of_a_native_answer_never_waits_behind_the_append_budget(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
+) -> None:
+    bot = await start_bot(slack_append_budget=1, slack_append_burst=1)
+    # Another replica spent the workspace's appends: none for the next minute.
+    spent = await RedisBuckets(redis_client).take(
+        bot.team, [Bucket("stream-append", Rate(per_minute=1, burst=1))], time.time()
+    )
+    assert spent == 0.0
+    held = customgpt.queue_answer(["First words, ", "then the rest."], hold_after=1)
+    thread = await ask_in_dm_thread(bot, "Quick?")
+    await slack.wait_for(lambda: [m.text for m in slack.streams()] == ["First words, "])
+    held.release.set()
+
+    # Before: the last words waited for an append token, a minute away (and behind the
+    # appends of every other answer streaming), so the answer ended that much later.
+    (message,) = slack.thread("D1", thread)
+    await slack.wait_for(lambda: not message.streaming)
+    assert message.text == "First words, then the rest."
+    assert not slack.calls_to("chat.appendStream") and not slack.count_429()
+    (stop,) = slack.calls_to("chat.stopStream")
+    assert stop.params["markdown_text"] == "then the rest."
+
+
+async def test_an_append_lost_on_the_way_is_never_sent_again_and_chat_update_finishes(
+    bot: RunningBot, slack: FakeSlack
+) -> None:
+    runtime = bot.runtime
+    calls = runtime.slack_writes.for_team(bot.team)
+    thread = next_ts()
+    fallback = AnswerStream(calls, "D1", thread, interval=0, clock=runtime.clock)
+    place = Placement(bot.team, "D1", "U1", thread, is_dm=True)
+    stream = Transports(runtime.settings, runtime.clock).stream(fallback, calls, place)
+    assert await stream.open(messages.THINKING) is None  # native: nothing before the words
+    stream.append("First words, ")
+    await slack.wait_for(lambda: [m.text for m in slack.streams()] == ["First words, "])
+    slack.disconnect("chat.appendStream")
+    stream.append("more words, ")
+    # The connection dropped with the append sent: Slack may show it or not, and sending it
+    # again could show it twice.
+    await slack.wait_for(lambda: len(slack.calls_to("chat.appendStream")) == 1)
+    stream.append("and the end.")
+    result = await stream.close(Ending(feedback_value="v"))
+
+    (message,) = slack.messages
+    assert final_text(message) == "First words, more words, and the end."
+    assert not message.streaming and result.complete
+    assert len(slack.calls_to("chat.appendStream")) == 1  # the lost one, not repeated
+    assert slack.calls_to("chat.update")

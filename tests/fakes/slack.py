@@ -116,7 +116,8 @@ class SlackLimits:
         """Slack's published shape (tiers per method; bursts are Slack's "sporadic bursts
         welcome", made concrete): chat.update 20 at once then 50/min per workspace;
         chat.postMessage 5 at once then 1/s per channel, within 25 at once then 300/min per
-        workspace; reactions 20 then 50/min."""
+        workspace; reactions 20 then 50/min; chat.startStream and chat.stopStream (Tier 2)
+        5 then 20/min each; chat.appendStream (Tier 4) 20 then 100/min."""
         tier2, tier3, tier4 = Bucket(5, 20), Bucket(20, 50), Bucket(20, 100)
         return cls(
             chat_update=tier3,
@@ -988,7 +989,10 @@ class FakeSlack(LoopbackServer):
 
     async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        message.text += self._checked_markdown(params, required=False)
+        text = self._checked_markdown(params, required=False)
+        if len(message.text) + len(text) > MAX_MARKDOWN_BLOCK_TEXT:
+            raise SlackError("msg_too_long")  # the last words count like an append's
+        message.text += text
         if "blocks" in params:
             message.blocks = self._checked_blocks(params["blocks"])
         message.streaming = False
