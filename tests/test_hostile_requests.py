@@ -1,0 +1,63 @@
+"""What a hostile user, a misbehaving Slack workspace or a failing network sends the OAuth
+install flow, the key modal, the Home tab and the assistant pane, against the fakes: each test
+asserts what Slack, CustomGPT and Redis received, and that the person on the other end is
+told something clear."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from bot import key_modal, messages
+from tests.driver import RunningBot
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack
+from tests.test_customgpt_keys import (
+    ADMIN,
+    KEY_A,
+    OWN_KEYS,
+    PROJECT_A,
+    open_modal,
+    typed,
+)
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
+    """A workspace's own CustomGPT account, with one knowledge base."""
+    customgpt.add_account(KEY_A)
+    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
+    return customgpt
+
+
+# -- the key modal -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed_key",
+    ["abc\x00def-123456", "abc\x7fdef-123456", "abc\u200bdef-123456", "ключ-ключ-ключ-1234"],
+    ids=["NUL", "DEL", "zero-width space", "not ASCII"],
+)
+async def test_a_key_with_control_or_foreign_characters_is_refused_in_the_modal(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    typed_key: str,
+) -> None:
+    bot = await start_bot(**OWN_KEYS)
+    view = await open_modal(bot, slack)
+
+    status, body = await bot.submit_view(view, typed(typed_key), user=ADMIN)
+    await bot.idle()
+
+    # Told beside the field (not Slack's "trouble connecting" after a crashed listener), and
+    # nothing that cannot be a CustomGPT key is sent to CustomGPT in a header.
+    assert status == 200
+    assert body == {
+        "response_action": "errors",
+        "errors": {key_modal.BLOCK_ID: messages.KEY_MALFORMED},
+    }
+    assert accounts.requests == []
