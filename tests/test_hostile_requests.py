@@ -9,18 +9,21 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot import key_modal, messages
+from bot import key_modal, log_setup, messages
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
+from tests.test_commands import run
 from tests.test_customgpt_keys import (
     ADMIN,
     KEY_A,
     OWN_KEYS,
     PROJECT_A,
+    connect,
     open_modal,
     typed,
 )
+from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 
@@ -61,3 +64,29 @@ async def test_a_key_with_control_or_foreign_characters_is_refused_in_the_modal(
         "errors": {key_modal.BLOCK_ID: messages.KEY_MALFORMED},
     }
     assert accounts.requests == []
+
+
+async def test_a_key_customgpt_rejected_does_not_become_a_secret_redacted_everywhere(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+) -> None:
+    bot = await start_bot(**OWN_KEYS)
+    log_setup.use_secrets(["xoxb-test-token"])
+    try:
+        # An admin types an ordinary word; CustomGPT rejects it.
+        assert await connect(bot, slack, "request") == {
+            "response_action": "errors",
+            "errors": {key_modal.BLOCK_ID: messages.KEY_REJECTED},
+        }
+        await connect(bot, slack, KEY_A)
+        await run(bot, slack, f"use {PROJECT_A}", user=ADMIN)
+        accounts.queue_answer([], error_status=400, error_message="bad request for this project")
+        ts = await bot.mention("q")
+        await bot.idle()
+
+        # The word is still shown as it is: only a key that works is a secret.
+        (reply,) = slack.thread("C1", ts)
+        assert "bad request for this project" in final_text(reply)
+    finally:
+        log_setup.use_secrets(())
