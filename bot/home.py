@@ -54,6 +54,8 @@ class HomeFacts:
     store_down: bool
     is_admin: bool
     no_key: bool = False  # no CustomGPT key serves this workspace: an admin must connect one
+    #: The store, which says whose CustomGPT key serves this workspace, is unreachable.
+    account_unknown: bool = False
 
 
 async def publish_home(runtime: Runtime, team: str, user: str) -> None:
@@ -72,6 +74,9 @@ async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
         account = await runtime.customgpt_keys.account_for(team)
     except NoKey:
         return HomeFacts(None, [], [], store_down=False, is_admin=is_admin, no_key=True)
+    except StoreUnavailable as error:
+        log.warning("App Home without the workspace's key: store unreachable: %s", error)
+        return HomeFacts(None, [], [], store_down=True, is_admin=is_admin, account_unknown=True)
     customgpt, default_id = account.client, account.default_project
     default = None if default_id is None else await _default_project(customgpt, default_id)
     bound: list[tuple[str, str, str | None]] = []
@@ -127,7 +132,9 @@ def home_view(facts: HomeFacts) -> dict[str, Any]:
     """The Home tab's view (`type: home`), within Slack's block limits."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "CustomGPT knowledge bases"}},
-        _section(_default_text(facts.default)),
+        _section(
+            messages.HOME_ACCOUNT_UNKNOWN if facts.account_unknown else _default_text(facts.default)
+        ),
         {"type": "divider"},
     ]
     if facts.no_key:

@@ -13,6 +13,8 @@ from bot import key_modal, log_setup, messages
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
+from tests.redis_process import RedisProcess
+from tests.test_assistant import start_thread
 from tests.test_commands import run
 from tests.test_customgpt_keys import (
     ADMIN,
@@ -23,6 +25,7 @@ from tests.test_customgpt_keys import (
     open_modal,
     typed,
 )
+from tests.test_home import home_of
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -90,3 +93,40 @@ async def test_a_key_customgpt_rejected_does_not_become_a_secret_redacted_everyw
         assert "bad request for this project" in final_text(reply)
     finally:
         log_setup.use_secrets(())
+
+
+# -- the Home tab and the assistant pane while Redis is stopped ----------------------------------
+
+
+async def test_the_home_tab_opened_while_redis_is_stopped_says_so_instead_of_staying_empty(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    own_redis: RedisProcess,
+) -> None:
+    # Workspaces bring their own keys, and this one's is in Redis, which is stopped.
+    bot = await start_bot(redis_url=own_redis.url, **OWN_KEYS)
+    await own_redis.stop()
+
+    home = await home_of(bot, slack, "U1")
+
+    assert messages.HOME_ACCOUNT_UNKNOWN in home and messages.HELP in home
+    assert "none is set" not in home  # not a false "no default project"
+    assert accounts.requests == []
+
+
+async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    own_redis: RedisProcess,
+) -> None:
+    bot = await start_bot(redis_url=own_redis.url, **OWN_KEYS)
+    await own_redis.stop()
+
+    thread = await start_thread(bot)
+    await bot.idle()
+
+    (greeting,) = slack.thread("D1", thread)
+    assert greeting.text == messages.STORE_DOWN
+    assert accounts.requests == []
