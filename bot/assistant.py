@@ -100,6 +100,10 @@ async def _greet(runtime: Runtime, team: str, channel: str, thread_ts: str) -> N
     except NoKey:
         await _post(calls, channel, thread_ts, messages.NO_KEY)
         return
+    except StoreUnavailable as error:
+        log.warning("assistant thread: the workspace's key unknown, store unreachable: %s", error)
+        await _post(calls, channel, thread_ts, messages.STORE_DOWN)
+        return
     try:
         project_id = await runtime.answerer.project_for(team, channel, account.default_project)
     except StoreUnavailable as error:
