@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+import redis.asyncio as redis
 
-from bot import key_modal, log_setup, messages
+from bot import key_modal, keys, log_setup, messages
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, OAuthApp
 from tests.redis_process import RedisProcess
 from tests.test_assistant import start_thread
 from tests.test_commands import run
@@ -26,6 +27,7 @@ from tests.test_customgpt_keys import (
     typed,
 )
 from tests.test_home import home_of
+from tests.test_oauth import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, install
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -130,3 +132,58 @@ async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
     (greeting,) = slack.thread("D1", thread)
     assert greeting.text == messages.STORE_DOWN
     assert accounts.requests == []
+
+
+# -- the OAuth install flow when Redis or Slack fail ---------------------------------------------
+
+
+@pytest.fixture
+async def oauth_bot(start_bot: StartBot, own_redis: RedisProcess, slack: FakeSlack) -> RunningBot:
+    """The bot in OAuth mode (no bot token of its own) on a Redis of the test's own."""
+    slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
+    return await start_bot(
+        slack_bot_token="",
+        redis_url=own_redis.url,
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,
+        slack_scopes=("app_mentions:read", "chat:write"),
+        slack_redirect_uri=REDIRECT_URI,
+    )
+
+
+async def page(bot: RunningBot, path: str) -> tuple[int, str]:
+    async with bot.session.get(bot.url + path) as response:
+        return response.status, await response.text()
+
+
+async def test_the_install_page_while_redis_is_stopped_is_a_clear_page(
+    oauth_bot: RunningBot, own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    await own_redis.stop()
+
+    status, text = await page(oauth_bot, "/slack/install")
+
+    # The install link's state cannot be kept: a page saying to try later, not a bare 500.
+    assert status == 503
+    assert "try again in a minute" in text and 'href="/slack/install"' in text
+    assert "slack.com/oauth" not in text  # no link whose state would be refused
+    assert not [r for r in caplog.records if r.exc_info]  # a line, no traceback
+
+
+async def test_slack_unreachable_at_the_redirect_is_a_clear_page_and_nothing_is_installed(
+    oauth_bot: RunningBot,
+    slack: FakeSlack,
+    own_client: redis.Redis,
+    team: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack.disconnect("oauth.v2.access")
+
+    status, text, _ = await install(oauth_bot, slack, team)
+
+    assert status == 503
+    assert "try again in a minute" in text and 'href="/slack/install"' in text
+    assert len(slack.calls_to("oauth.v2.access")) == 1
+    assert await own_client.get(keys.installation(team)) is None
+    assert not [r for r in caplog.records if r.exc_info]
+    assert CLIENT_SECRET not in caplog.text
