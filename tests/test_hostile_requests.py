@@ -5,13 +5,15 @@ told something clear."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as redis
 
 from bot import key_modal, keys, log_setup, messages
-from tests.driver import RunningBot
+from tests.driver import RunningBot, sign
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack, OAuthApp
 from tests.redis_process import RedisProcess
@@ -187,3 +189,79 @@ async def test_slack_unreachable_at_the_redirect_is_a_clear_page_and_nothing_is_
     assert await own_client.get(keys.installation(team)) is None
     assert not [r for r in caplog.records if r.exc_info]
     assert CLIENT_SECRET not in caplog.text
+
+
+# -- whose key a modal submission connects -------------------------------------------------------
+
+
+async def test_a_key_submitted_from_a_slack_connect_partner_goes_to_the_installed_workspace(
+    start_bot: StartBot,
+    own_redis: RedisProcess,
+    own_client: redis.Redis,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    team: str,
+) -> None:
+    """Slack names the submitter's own workspace as the payload's `team` when the modal was
+    opened through a shared channel; the installation serving it is `app_installed_team_id`
+    (what Bolt authorizes with). The key is this workspace's, not the partner's."""
+    slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
+    bot = await start_bot(
+        slack_bot_token="",
+        redis_url=own_redis.url,
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,
+        slack_scopes=("app_mentions:read", "chat:write"),
+        slack_redirect_uri=REDIRECT_URI,
+        **OWN_KEYS,
+    )
+    await install(bot, slack, team)
+    await submit_from_partner(bot, slack, team)
+
+    assert await own_client.get(keys.customgpt_key(team)) is not None
+    assert await own_client.get(keys.customgpt_key(f"{team}P")) is None
+    ack, _ = await run(bot, slack, "list", user=ADMIN)
+    assert ack != messages.NO_KEY_FOR_COMMAND
+
+
+async def test_with_one_token_a_key_submitted_from_a_partner_is_connected_not_dropped(
+    start_bot: StartBot,
+    redis_client: redis.Redis,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    team: str,
+) -> None:
+    bot = await start_bot(**OWN_KEYS)
+
+    body = await submit_from_partner(bot, slack, team)
+
+    # Not ignored as another workspace's request (Slack would close the modal as if done).
+    assert isinstance(body, dict) and body["response_action"] == "update"
+    assert await redis_client.get(keys.customgpt_key(team)) is not None
+
+
+async def submit_from_partner(bot: RunningBot, slack: FakeSlack, team: str) -> object:
+    """An admin's key modal, submitted the way Slack sends it from a Slack Connect partner's
+    side of a shared channel; the submission's answer."""
+    view = await open_modal(bot, slack)
+    partner = f"{team}P"
+    payload = {
+        "type": "view_submission",
+        "team": {"id": partner, "domain": "partner"},
+        "user": {"id": ADMIN, "team_id": partner},
+        "api_app_id": "A1",
+        "view": {
+            **view,
+            "id": "V1",
+            "team_id": partner,
+            "app_installed_team_id": team,
+            "state": {"values": typed(KEY_A)},
+        },
+    }
+    form = urlencode({"payload": json.dumps(payload)})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(bot.secret, form)}
+    async with bot.session.post(bot.url + "/slack/events", data=form, headers=headers) as response:
+        assert response.status == 200
+        text = await response.text()
+    await bot.idle()
+    return json.loads(text) if text else text
