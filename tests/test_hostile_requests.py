@@ -29,7 +29,14 @@ from tests.test_customgpt_keys import (
     typed,
 )
 from tests.test_home import home_of
-from tests.test_oauth import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, install
+from tests.test_oauth import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REDIRECT_URI,
+    STATE_COOKIE,
+    install,
+    redirect,
+)
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -189,6 +196,22 @@ async def test_slack_unreachable_at_the_redirect_is_a_clear_page_and_nothing_is_
     assert await own_client.get(keys.installation(team)) is None
     assert not [r for r in caplog.records if r.exc_info]
     assert CLIENT_SECRET not in caplog.text
+
+
+async def test_redis_stopped_before_the_redirect_says_to_try_again_not_that_the_link_expired(
+    oauth_bot: RunningBot, slack: FakeSlack, own_redis: RedisProcess, team: str
+) -> None:
+    async with oauth_bot.session.get(oauth_bot.url + "/slack/install") as response:
+        assert response.status == 200
+        state = response.cookies[STATE_COOKIE].value
+    code = slack.approve_install(team, redirect_uri=REDIRECT_URI)
+    await own_redis.stop()
+
+    status, text = await redirect(oauth_bot, code, state, cookie=state)
+
+    assert status == 503
+    assert "try again in a minute" in text and "invalid_state" not in text
+    assert slack.calls_to("oauth.v2.access") == []
 
 
 # -- whose key a modal submission connects -------------------------------------------------------
