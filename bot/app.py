@@ -114,8 +114,8 @@ def build_app(runtime: Runtime) -> AsyncApp:
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if event.get("tab") != "home":
-            return  # the Messages tab is the DM: nothing to publish there
+        if event.get("tab") != "home" or not event.get("user"):
+            return  # the Messages tab is the DM: nothing to publish there (nor for no one)
         async with runtime.tasks.track():
             await home.publish_home(runtime, _team(context), str(event.get("user") or ""))
 

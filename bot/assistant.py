@@ -64,13 +64,12 @@ def build_assistant(runtime: Runtime, team_of: Callable[[AsyncBoltContext], str]
     @assistant.thread_started
     async def on_thread_started(payload: dict[str, Any], context: AsyncBoltContext) -> None:
         thread = payload.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            log.warning("an assistant thread started without its channel or thread: ignored")
+            return
         async with runtime.tasks.track():
-            await _greet(
-                runtime,
-                team_of(context),
-                str(thread.get("channel_id") or ""),
-                str(thread.get("thread_ts") or ""),
-            )
+            await _greet(runtime, team_of(context), str(channel), str(thread_ts))
 
     @assistant.user_message
     async def on_user_message(

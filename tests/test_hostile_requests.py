@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from bot import key_modal, keys, log_setup, messages
-from tests.driver import RunningBot, sign
+from tests.driver import RunningBot, next_ts, sign
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack, OAuthApp
 from tests.redis_process import RedisProcess
@@ -141,6 +141,26 @@ async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
     (greeting,) = slack.thread("D1", thread)
     assert greeting.text == messages.STORE_DOWN
     assert accounts.requests == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "assistant_thread_started"},
+        {"type": "assistant_thread_started", "assistant_thread": {"user_id": "U1"}},
+        {"type": "app_home_opened", "tab": "home"},
+    ],
+    ids=["no assistant_thread", "no channel nor thread", "no user"],
+)
+async def test_an_event_missing_what_it_is_about_costs_no_customgpt_or_slack_call(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT, event: dict[str, object]
+) -> None:
+    status, _ = await bot.event({**event, "event_ts": next_ts()})
+    await bot.idle()
+
+    assert status == 200
+    assert [c.method for c in slack.calls if c.method != "auth.test"] == []
+    assert customgpt.requests == []
 
 
 # -- the OAuth install flow when Redis or Slack fail ---------------------------------------------
