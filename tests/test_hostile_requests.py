@@ -143,6 +143,25 @@ async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
     assert accounts.requests == []
 
 
+async def test_an_assistant_thread_delivered_again_is_greeted_once(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    thread = next_ts()
+    event = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread},
+        "event_ts": thread,
+    }
+    _, event_id = await bot.event(event)
+    await bot.event(event, event_id=event_id, retry_num=1)  # Slack's retry
+    await bot.event(event)  # the same thread under another event id
+    await bot.idle()
+
+    assert len(slack.thread("D1", thread)) == 1
+    assert len(slack.calls_to("assistant.threads.setSuggestedPrompts")) == 1
+    assert len([r for r in customgpt.requests if r.path.endswith("/settings")]) == 1
+
+
 @pytest.mark.parametrize(
     "event",
     [
