@@ -253,6 +253,59 @@ async def test_redis_stopped_before_the_redirect_says_to_try_again_not_that_the_
     assert slack.calls_to("oauth.v2.access") == []
 
 
+async def test_no_secret_is_kept_in_redis_in_plaintext_but_the_bot_token_in_its_installation(
+    start_bot: StartBot,
+    own_redis: RedisProcess,
+    own_client: redis.Redis,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    team: str,
+) -> None:
+    slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
+    bot = await start_bot(
+        slack_bot_token="",
+        redis_url=own_redis.url,
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,
+        slack_scopes=("app_mentions:read", "chat:write"),
+        slack_redirect_uri=REDIRECT_URI,
+        **OWN_KEYS,
+    )
+    await install(bot, slack, team)
+    await connect(bot, slack, KEY_A)
+    await run(bot, slack, f"use {PROJECT_A}", user=ADMIN)
+    await bot.mention("what is alpha?")
+    await bot.idle()
+
+    (token,) = slack.installed
+    secrets = [KEY_A, CLIENT_SECRET, *OWN_KEYS["customgpt_key_encryption_keys"], token]
+    stored: dict[str, str] = {}
+    async for key in own_client.scan_iter():
+        kind = await own_client.type(key)
+        if kind == "string":
+            stored[key] = str(await own_client.get(key))
+        elif kind == "set":
+            stored[key] = " ".join(await own_client.smembers(key))
+        elif kind == "hash":
+            stored[key] = json.dumps(await own_client.hgetall(key))
+        elif kind == "zset":
+            stored[key] = " ".join(await own_client.zrange(key, 0, -1))
+    holders = {secret: [k for k, v in stored.items() if secret in v] for secret in secrets}
+    # Slack's own installation stores keep the bot token as it is; nothing else is kept.
+    assert holders == {
+        KEY_A: [],
+        CLIENT_SECRET: [],
+        OWN_KEYS["customgpt_key_encryption_keys"][0]: [],
+        token: [keys.installation(team)],
+    }
+    sent_to_slack = json.dumps([c.params for c in slack.calls]) + json.dumps(slack.responses)
+    assert not [
+        s
+        for s in (KEY_A, CLIENT_SECRET, *OWN_KEYS["customgpt_key_encryption_keys"])
+        if s in sent_to_slack
+    ]
+
+
 # -- whose key a modal submission connects -------------------------------------------------------
 
 
