@@ -24,10 +24,11 @@ from bot.customgpt import (
     failure_log_level,
 )
 from bot.customgpt_keys import NoKey
+from bot.degraded_store import FallbackStore
 from bot.indexing import Indexer, Watch
 from bot.runtime import Runtime
 from bot.slack_calls import SlackUnavailable
-from bot.store import StoreUnavailable
+from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,16 @@ async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
     except StoreUnavailable as error:
         log.warning("App Home without bindings: store unreachable: %s", error)
         store_down = True
+    if _answering_from_memory(runtime.store):  # marked down before or while listing
+        return HomeFacts(default, [], [], store_down=True, is_admin=is_admin)
     return HomeFacts(default, bound, indexing, store_down, is_admin=is_admin)
+
+
+def _answering_from_memory(store: Store) -> bool:
+    """Redis is marked down and this process's memory stands in (bot/degraded_store.py): it
+    holds the bindings this process has used, not the workspace's index of them nor its
+    watches, so a listing from it would say "none" where there are some."""
+    return isinstance(store, FallbackStore) and store.down
 
 
 async def _default_project(customgpt: CustomGPTClient, project_id: str) -> DefaultProject:

@@ -126,6 +126,22 @@ async def test_the_home_tab_opened_while_redis_is_stopped_says_so_instead_of_sta
     assert accounts.requests == []
 
 
+async def test_the_home_tab_while_redis_is_stopped_does_not_claim_no_channel_is_bound(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, own_redis: RedisProcess
+) -> None:
+    # The shared key serves every workspace: the tab is published from this process's memory.
+    bot = await start_bot(redis_url=own_redis.url)
+    customgpt.add_project(43, "Billing FAQ")
+    _, later = await run(bot, slack, "use 43", channel="C7")
+    assert "now asks" in later[0]
+    await own_redis.stop()
+
+    home = await home_of(bot, slack, "U1")
+
+    assert "every channel asks the default project" not in home
+    assert messages.HOME_STORE_DOWN in home
+
+
 async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
     start_bot: StartBot,
     slack: FakeSlack,
