@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -201,8 +202,9 @@ async def test_an_event_missing_what_it_is_about_costs_no_customgpt_or_slack_cal
 # -- the OAuth install flow when Redis or Slack fail ---------------------------------------------
 
 
-@pytest.fixture
-async def oauth_bot(start_bot: StartBot, own_redis: RedisProcess, slack: FakeSlack) -> RunningBot:
+async def start_oauth(
+    start_bot: StartBot, own_redis: RedisProcess, slack: FakeSlack, **changes: Any
+) -> RunningBot:
     """The bot in OAuth mode (no bot token of its own) on a Redis of the test's own."""
     slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
     return await start_bot(
@@ -212,7 +214,13 @@ async def oauth_bot(start_bot: StartBot, own_redis: RedisProcess, slack: FakeSla
         slack_client_secret=CLIENT_SECRET,
         slack_scopes=("app_mentions:read", "chat:write"),
         slack_redirect_uri=REDIRECT_URI,
+        **changes,
     )
+
+
+@pytest.fixture
+async def oauth_bot(start_bot: StartBot, own_redis: RedisProcess, slack: FakeSlack) -> RunningBot:
+    return await start_oauth(start_bot, own_redis, slack)
 
 
 async def page(bot: RunningBot, path: str) -> tuple[int, str]:
@@ -277,16 +285,7 @@ async def test_no_secret_is_kept_in_redis_in_plaintext_but_the_bot_token_in_its_
     accounts: FakeCustomGPT,
     team: str,
 ) -> None:
-    slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
-    bot = await start_bot(
-        slack_bot_token="",
-        redis_url=own_redis.url,
-        slack_client_id=CLIENT_ID,
-        slack_client_secret=CLIENT_SECRET,
-        slack_scopes=("app_mentions:read", "chat:write"),
-        slack_redirect_uri=REDIRECT_URI,
-        **OWN_KEYS,
-    )
+    bot = await start_oauth(start_bot, own_redis, slack, **OWN_KEYS)
     await install(bot, slack, team)
     await connect(bot, slack, KEY_A)
     await run(bot, slack, f"use {PROJECT_A}", user=ADMIN)
@@ -336,16 +335,7 @@ async def test_a_key_submitted_from_a_slack_connect_partner_goes_to_the_installe
     """Slack names the submitter's own workspace as the payload's `team` when the modal was
     opened through a shared channel; the installation serving it is `app_installed_team_id`
     (what Bolt authorizes with). The key is this workspace's, not the partner's."""
-    slack.oauth_app = OAuthApp(CLIENT_ID, CLIENT_SECRET)
-    bot = await start_bot(
-        slack_bot_token="",
-        redis_url=own_redis.url,
-        slack_client_id=CLIENT_ID,
-        slack_client_secret=CLIENT_SECRET,
-        slack_scopes=("app_mentions:read", "chat:write"),
-        slack_redirect_uri=REDIRECT_URI,
-        **OWN_KEYS,
-    )
+    bot = await start_oauth(start_bot, own_redis, slack, **OWN_KEYS)
     await install(bot, slack, team)
     await submit_from_partner(bot, slack, team)
 
