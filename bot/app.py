@@ -114,8 +114,8 @@ def build_app(runtime: Runtime) -> AsyncApp:
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if event.get("tab") != "home":
-            return  # the Messages tab is the DM: nothing to publish there
+        if event.get("tab") != "home" or not event.get("user"):
+            return  # the Messages tab is the DM: nothing to publish there (nor for no one)
         async with runtime.tasks.track():
             await home.publish_home(runtime, _team(context), str(event.get("user") or ""))
 
@@ -161,7 +161,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
         async with runtime.tasks.track():
             await _forget(runtime, context, "bot token revoked")
 
-    register_commands(app, runtime)
+    register_commands(app, runtime, _team)
 
     return app
 
@@ -237,9 +237,15 @@ def _served_workspace(
 
 def _named_workspaces(body: dict[str, Any]) -> tuple[set[str], set[str]]:
     """Teams and orgs a request names: an event's `team_id` and `authorizations`, a
-    command's `team_id`/`enterprise_id`, an action's `team.id`/`enterprise.id`."""
+    command's `team_id`/`enterprise_id`, an action's `team.id`/`enterprise.id`, a modal's
+    `app_installed_team_id` (submitted from a Slack Connect partner, its `team` is the
+    partner's)."""
     teams: set[str] = set()
     enterprises: set[str] = set()
+    view = body.get("view")
+    installed = view.get("app_installed_team_id") if isinstance(view, dict) else None
+    if isinstance(installed, str) and installed:
+        teams.add(installed)
     for holder in [body, *(a for a in body.get("authorizations") or [] if isinstance(a, dict))]:
         for ids, key in ((teams, "team"), (enterprises, "enterprise")):
             named = holder.get(f"{key}_id") or holder.get(key)

@@ -64,13 +64,12 @@ def build_assistant(runtime: Runtime, team_of: Callable[[AsyncBoltContext], str]
     @assistant.thread_started
     async def on_thread_started(payload: dict[str, Any], context: AsyncBoltContext) -> None:
         thread = payload.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            log.warning("an assistant thread started without its channel or thread: ignored")
+            return
         async with runtime.tasks.track():
-            await _greet(
-                runtime,
-                team_of(context),
-                str(thread.get("channel_id") or ""),
-                str(thread.get("thread_ts") or ""),
-            )
+            await _greet(runtime, team_of(context), str(channel), str(thread_ts))
 
     @assistant.user_message
     async def on_user_message(
@@ -94,11 +93,17 @@ def build_assistant(runtime: Runtime, team_of: Callable[[AsyncBoltContext], str]
 
 async def _greet(runtime: Runtime, team: str, channel: str, thread_ts: str) -> None:
     log_setup.bind(team=team, channel=channel, thread=thread_ts)
+    if not await _claimed(runtime, keys.assistant_greeted(team, channel, thread_ts)):
+        return  # greeted already: a retry, or the same start under another event id
     calls = runtime.slack_writes.for_team(team)
     try:
         account = await runtime.customgpt_keys.account_for(team)
     except NoKey:
         await _post(calls, channel, thread_ts, messages.NO_KEY)
+        return
+    except StoreUnavailable as error:
+        log.warning("assistant thread: the workspace's key unknown, store unreachable: %s", error)
+        await _post(calls, channel, thread_ts, messages.STORE_DOWN)
         return
     try:
         project_id = await runtime.answerer.project_for(team, channel, account.default_project)
@@ -120,6 +125,16 @@ async def _greet(runtime: Runtime, team: str, channel: str, thread_ts: str) -> N
         await calls.set_suggested_prompts(channel, thread_ts, prompts, messages.PROMPTS_TITLE)
     except SlackUnavailable as error:
         log.warning("could not offer suggested prompts: %s", error)
+
+
+async def _claimed(runtime: Runtime, key: str) -> bool:
+    """True for the one delivery that claims `key`; also True when the store cannot say (a
+    thread greeted twice beats one never greeted)."""
+    try:
+        return await runtime.store.claim(key, runtime.settings.store_ttl_seconds)
+    except StoreUnavailable as error:
+        log.warning("assistant thread greeted without checking for repeats: %s", error)
+        return True
 
 
 async def _post(calls: SlackCalls, channel: str, thread_ts: str, text: str) -> None:

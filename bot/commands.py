@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot import bindings, key_modal, keys, messages
 from bot.answer import DM_THREAD, PROJECT_NAME_TTL
@@ -98,7 +98,10 @@ def _created_id(recent: str | None) -> str | None:
     return str(json.loads(recent).get("project_id") or "") or None
 
 
-def register_commands(app: AsyncApp, runtime: Runtime) -> None:
+def register_commands(
+    app: AsyncApp, runtime: Runtime, team_of: Callable[[AsyncBoltContext], str]
+) -> None:
+    """`team_of` tells the workspace a request is served as."""
     commands = Commands(runtime, Indexer(runtime))
 
     @app.command(COMMAND)
@@ -107,11 +110,15 @@ def register_commands(app: AsyncApp, runtime: Runtime) -> None:
             await commands.handle(Invocation.from_payload(command), Reply(ack, respond))
 
     @app.view(key_modal.CALLBACK_ID)
-    async def on_key_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        team = str((body.get("team") or {}).get("id") or view.get("team_id") or "unknown")
+    async def on_key_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        # The served workspace, not the payload's `team`: a modal submitted from a Slack
+        # Connect partner names the partner there (the installation is the view's
+        # `app_installed_team_id`), and an org-wide install's payloads may name none.
         user = str((body.get("user") or {}).get("id") or "")
         async with runtime.tasks.track():
-            await commands.key_modal.submitted(team, user, view, ack)
+            await commands.key_modal.submitted(team_of(context), user, view, ack)
 
 
 Verb = Callable[["Invocation", "Reply", Account], Awaitable[None]]

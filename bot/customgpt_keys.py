@@ -128,8 +128,12 @@ class CustomGPTKeys:
         """Whether a workspace's key can be stored (an encryption key is set)."""
         return self._sealer.can_seal
 
-    def _client(self, api_key: str) -> CustomGPTClient:
-        log_setup.add_secret(api_key)
+    def _client(self, api_key: str, *, secret: bool = True) -> CustomGPTClient:
+        """`secret`: the key works (or is the operator's), so every log line and Slack text
+        redacts it from now on; a typed key is not one until CustomGPT accepts it (an admin
+        typing a word would otherwise redact that word everywhere)."""
+        if secret:
+            log_setup.add_secret(api_key)
         return CustomGPTClient(
             self._session,
             self._settings.customgpt_api_url,
@@ -195,7 +199,7 @@ class CustomGPTKeys:
         """Ask CustomGPT whether `api_key` works (one page of its projects, the cheapest
         authenticated call); the number of projects on it. Raises AuthError for a wrong key,
         another CustomGPTError when CustomGPT could not say in time."""
-        client = self._client(api_key)
+        client = self._client(api_key, secret=False)  # its own errors are redacted all the same
         try:
             async with asyncio.timeout(KEY_CHECK_TIMEOUT):
                 page = await client.list_projects(1)

@@ -24,10 +24,11 @@ from bot.customgpt import (
     failure_log_level,
 )
 from bot.customgpt_keys import NoKey
+from bot.degraded_store import FallbackStore
 from bot.indexing import Indexer, Watch
 from bot.runtime import Runtime
 from bot.slack_calls import SlackUnavailable
-from bot.store import StoreUnavailable
+from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class HomeFacts:
     store_down: bool
     is_admin: bool
     no_key: bool = False  # no CustomGPT key serves this workspace: an admin must connect one
+    #: The store, which says whose CustomGPT key serves this workspace, is unreachable.
+    account_unknown: bool = False
 
 
 async def publish_home(runtime: Runtime, team: str, user: str) -> None:
@@ -72,6 +75,9 @@ async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
         account = await runtime.customgpt_keys.account_for(team)
     except NoKey:
         return HomeFacts(None, [], [], store_down=False, is_admin=is_admin, no_key=True)
+    except StoreUnavailable as error:
+        log.warning("App Home without the workspace's key: store unreachable: %s", error)
+        return HomeFacts(None, [], [], store_down=True, is_admin=is_admin, account_unknown=True)
     customgpt, default_id = account.client, account.default_project
     default = None if default_id is None else await _default_project(customgpt, default_id)
     bound: list[tuple[str, str, str | None]] = []
@@ -86,7 +92,16 @@ async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
     except StoreUnavailable as error:
         log.warning("App Home without bindings: store unreachable: %s", error)
         store_down = True
+    if _answering_from_memory(runtime.store):  # marked down before or while listing
+        return HomeFacts(default, [], [], store_down=True, is_admin=is_admin)
     return HomeFacts(default, bound, indexing, store_down, is_admin=is_admin)
+
+
+def _answering_from_memory(store: Store) -> bool:
+    """Redis is marked down and this process's memory stands in (bot/degraded_store.py): it
+    holds the bindings this process has used, not the workspace's index of them nor its
+    watches, so a listing from it would say "none" where there are some."""
+    return isinstance(store, FallbackStore) and store.down
 
 
 async def _default_project(customgpt: CustomGPTClient, project_id: str) -> DefaultProject:
@@ -127,7 +142,9 @@ def home_view(facts: HomeFacts) -> dict[str, Any]:
     """The Home tab's view (`type: home`), within Slack's block limits."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "CustomGPT knowledge bases"}},
-        _section(_default_text(facts.default)),
+        _section(
+            messages.HOME_ACCOUNT_UNKNOWN if facts.account_unknown else _default_text(facts.default)
+        ),
         {"type": "divider"},
     ]
     if facts.no_key:

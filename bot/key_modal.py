@@ -86,6 +86,18 @@ def typed_key(view: dict[str, Any]) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _looks_like_a_key(text: str) -> bool:
+    """A CustomGPT key is printable ASCII without spaces. Anything else pasted with it (a
+    control or zero-width character) cannot travel in an HTTP header: refused here, beside
+    the field, rather than failing the check without an answer."""
+    return (
+        0 < len(text) <= MAX_KEY_LENGTH
+        and text.isascii()
+        and text.isprintable()
+        and " " not in text
+    )
+
+
 class KeyModal:
     def __init__(self, runtime: Runtime, may_administer: Callable[[str], bool]) -> None:
         self._runtime = runtime
@@ -132,7 +144,7 @@ class KeyModal:
             await self._refuse(ack, messages.KEY_NOT_ADMIN_SHORT)
             return
         api_key = typed_key(view)
-        if not api_key or any(c.isspace() for c in api_key) or len(api_key) > MAX_KEY_LENGTH:
+        if not _looks_like_a_key(api_key):
             await self._refuse(ack, messages.KEY_MALFORMED)
             return
         try:

@@ -187,6 +187,12 @@ def assistant_titled(team: str, channel: str, thread_ts: str) -> str:
     return f"{PREFIX}:{team}:assistant-titled:{channel}:{thread_ts}"
 
 
+def assistant_greeted(team: str, channel: str, thread_ts: str) -> str:
+    """Claimed by the one delivery of an assistant thread's start that greets it (Slack
+    retries events, and has delivered one under two event ids)."""
+    return f"{PREFIX}:{team}:assistant-greeted:{channel}:{thread_ts}"
+
+
 def customgpt_key(team: str) -> str:
     """The workspace's own CustomGPT API key, encrypted (a Fernet token: bot/customgpt_keys.py)
     with who connected it. Under the team's prefix, so an uninstall deletes it with the rest."""

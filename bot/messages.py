@@ -488,6 +488,10 @@ FILES_ONLY = (
 
 # -- the App Home ------------------------------------------------------------------------------
 
+HOME_ACCOUNT_UNKNOWN = (
+    "*Default project*: unknown right now: my storage, which says which CustomGPT account "
+    "answers here, is unreachable."
+)
 HOME_STORE_DOWN = (
     ":warning: My storage is unreachable right now, so I can't list the bound channels and "
     "the projects still indexing. Open this tab again in a minute."

@@ -241,10 +241,12 @@ class RedisOAuthStateStore(AsyncOAuthStateStore):
                 return False
             await self._shared.delete(key)
         except StoreUnavailable as error:
+            # Not "invalid state": the install link may be good. Raised, the redirect's
+            # page says to try again in a minute (bot/server.py).
             log.error(
                 "an install's state could not be checked: the store is unreachable (%s)", error
             )
-            return False
+            raise
         return self._clock.wall() - float(issued) <= self._ttl
 
 

@@ -15,6 +15,7 @@ cost a traceback), then whether the body parses at all.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from bot.config import Settings
 from bot.log_throttle import ThrottledLog
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
+from bot.slack_calls import NETWORK_ERRORS
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +69,45 @@ def web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
         # A person's browser, not Slack, asks these: nothing is signed. Bolt checks the
         # install link's state (its cookie and the state store) at the redirect.
         async def install(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(await flow.handle_installation(_browser(request)))
+            try:
+                response = await flow.handle_installation(_browser(request))
+            except INSTALL_OUTAGES as error:
+                log.error("the install page is unavailable: the store is unreachable (%s)", error)
+                return _install_unavailable(flow.install_path)
+            return await to_aiohttp_response(response)
 
         async def redirect(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(await flow.handle_callback(_browser(request)))
+            try:
+                response = await flow.handle_callback(_browser(request))
+            except INSTALL_OUTAGES as error:
+                log.error(
+                    "an install could not be finished: Slack or the store did not answer (%s)",
+                    type(error).__name__,
+                )
+                return _install_unavailable(flow.install_path)
+            return await to_aiohttp_response(response)
 
         application.router.add_get(flow.install_path, install)
         application.router.add_get(flow.redirect_uri_path, redirect)
     return application
+
+
+#: What Bolt's OAuth flow lets through (it turns Slack's refusals and a failed save into its
+#: own pages): the store unreachable when the install link's state is issued, Slack
+#: unreachable when the code is exchanged.
+INSTALL_OUTAGES = (StoreUnavailable, *NETWORK_ERRORS)
+
+
+def _install_unavailable(install_path: str) -> web.Response:
+    """The page a person installing the app sees when it cannot be done just now (instead
+    of a bare 500): nothing was installed, and the install page starts it again."""
+    page = (
+        "<html><body><h2>The app can't be installed just now</h2>"
+        "<p>Slack or the app's storage did not answer. Nothing was installed: please try again "
+        f'in a minute from <a href="{html.escape(install_path)}">the install page</a>.</p>'
+        "</body></html>"
+    )
+    return web.Response(status=503, text=page, content_type="text/html")
 
 
 def _browser(request: web.Request) -> AsyncBoltRequest:
