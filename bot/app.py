@@ -161,7 +161,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
         async with runtime.tasks.track():
             await _forget(runtime, context, "bot token revoked")
 
-    register_commands(app, runtime)
+    register_commands(app, runtime, _team)
 
     return app
 
@@ -237,9 +237,15 @@ def _served_workspace(
 
 def _named_workspaces(body: dict[str, Any]) -> tuple[set[str], set[str]]:
     """Teams and orgs a request names: an event's `team_id` and `authorizations`, a
-    command's `team_id`/`enterprise_id`, an action's `team.id`/`enterprise.id`."""
+    command's `team_id`/`enterprise_id`, an action's `team.id`/`enterprise.id`, and a modal's
+    `view.app_installed_team_id` (a modal opened in a Slack Connect channel is submitted
+    with the submitter's own team as `team`, and the installation's here)."""
     teams: set[str] = set()
     enterprises: set[str] = set()
+    view = body.get("view")
+    installed = view.get("app_installed_team_id") if isinstance(view, dict) else None
+    if isinstance(installed, str) and installed:
+        teams.add(installed)
     for holder in [body, *(a for a in body.get("authorizations") or [] if isinstance(a, dict))]:
         for ids, key in ((teams, "team"), (enterprises, "enterprise")):
             named = holder.get(f"{key}_id") or holder.get(key)
