@@ -56,6 +56,7 @@ class RedisInstallationStore(AsyncInstallationStore):
         self._shared = shared
         self._health = health
         self._cache: dict[str, Installation] = {}
+        self._present: set[str] = set()  # owners whose installation a listing saw in Redis
         self._tokens = TokenCache(clock or SystemClock())
         self._org_of: dict[str, str] = {}  # workspace → enterprise of its org-wide install
 
@@ -172,14 +173,21 @@ class RedisInstallationStore(AsyncInstallationStore):
         return teams
 
     async def _is_installed(self, owner: str) -> bool:
-        """Whether `owner`'s installation exists: known to the process (its cache follows
-        every read; a read finding it gone drops it), else read once."""
-        return owner in self._cache or await self._load(owner) is not None
+        """Whether `owner`'s installation exists: read once per process, and again after a
+        read found it gone. Not kept as an installation to serve from: only the workspaces
+        this process has served are answered while Redis is down."""
+        if owner in self._cache or owner in self._present:
+            return True
+        if await self._shared.get(keys.installation(owner)) is None:
+            return False
+        self._present.add(owner)
+        return True
 
     async def forget(self, owner: str) -> None:
         """Drop the installation of a team or an enterprise (its other data is deleted with
         its prefix, bot/uninstall.py), here and in Redis."""
         self._cache.pop(owner, None)
+        self._present.discard(owner)
         self._tokens.drop_owner(owner)
         enterprise = self._org_of.pop(owner, None)
         for team, org in list(self._org_of.items()):
@@ -209,6 +217,7 @@ class RedisInstallationStore(AsyncInstallationStore):
             raise
         if raw is None:
             self._cache.pop(owner, None)  # uninstalled, maybe through another replica
+            self._present.discard(owner)
             return None
         installation = _from_json(raw)
         self._cache[owner] = installation

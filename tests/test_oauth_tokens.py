@@ -219,6 +219,14 @@ async def test_index_members_whose_installation_is_gone_are_removed_when_found(
     assert await bot.runtime.served_teams() == {team}
     assert await own_client.smembers(keys.installations()) == {f"team:{team}"}
 
+    # Gone behind this process's back: found by the next write, then dropped from the index.
+    await own_client.delete(keys.installation(team))
+    with pytest.raises(SlackUnavailable) as refused:
+        await bot.runtime.slack_writes.for_team(team).post("C1", None, Content("anyone?"))
+    assert refused.value.code == NOT_INSTALLED
+    assert await bot.runtime.served_teams() == set()
+    assert await own_client.smembers(keys.installations()) == set()
+
 
 # -- served as the installed workspace --------------------------------------------------------
 
