@@ -14,9 +14,11 @@ import redis.asyncio as redis
 from cryptography.fernet import Fernet
 
 from bot import home, key_modal, keys, messages
+from tests.clocks import FastClock
 from tests.driver import RunningBot, SlackSender, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack, view_problem
+from tests.redis_process import RedisProcess
 from tests.test_customgpt_keys import (
     ADMIN,
     ENCRYPTION_KEY,
@@ -177,3 +179,18 @@ async def test_a_key_submitted_from_a_slack_connect_channel_is_the_installed_wor
     assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
     assert await redis_client.get(keys.customgpt_key(team)) is not None
     assert await redis_client.get(keys.customgpt_key(other)) is None
+
+
+async def test_with_the_store_unreachable_the_tab_says_so_and_offers_no_button(
+    start_bot: StartBot, slack: FakeSlack, accounts: FakeCustomGPT, own_redis: RedisProcess
+) -> None:
+    """Whether this workspace has a key cannot be read: the tab still opens, saying why."""
+    bot = await start_bot(clock=FastClock(), redis_url=own_redis.url, **OWN_KEYS)
+    await own_redis.stop()
+
+    shown = await home_of(bot, slack, ADMIN)
+
+    assert messages.HOME_STORE_DOWN in shown
+    assert messages.NO_KEY not in shown and messages.home_key(own=False) not in shown
+    assert key_buttons(slack, ADMIN) == []
+    assert accounts.requests == []
