@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
-from bot import bindings, key_modal, keys, messages
+from bot import bindings, home, key_modal, keys, messages
 from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError, failure_log_level
 from bot.customgpt_keys import Account, NoKey
@@ -52,11 +52,14 @@ class Invocation:
     trigger_id: str | None = None  # opens a modal (`/customgpt key`) for 3 seconds
 
     @classmethod
-    def from_payload(cls, command: dict[str, Any]) -> Invocation:
+    def from_payload(cls, command: dict[str, Any], team: str) -> Invocation:
+        """`team`: the workspace the request is served as (bot/app.py decides it once for
+        every request), not the payload's `team_id`: in Slack Connect and Enterprise Grid the
+        two can differ, and the data read and written must be the served workspace's."""
         verb, args = parse(str(command.get("text") or ""))
         channel = str(command.get("channel_id") or "")
         return cls(
-            team=str(command.get("team_id") or "unknown"),
+            team=team,
             channel=channel,
             user=str(command.get("user_id") or ""),
             verb=verb,
@@ -99,26 +102,36 @@ def _created_id(recent: str | None) -> str | None:
 
 
 def register_commands(
-    app: AsyncApp, runtime: Runtime, team_of: Callable[[AsyncBoltContext], str]
+    app: AsyncApp, runtime: Runtime, workspace_of: Callable[[AsyncBoltContext], str]
 ) -> None:
-    """`team_of` tells the workspace a request is served as."""
+    """`workspace_of`: the workspace a request is served as (bot/app.py's middleware set it)."""
     commands = Commands(runtime, Indexer(runtime))
 
     @app.command(COMMAND)
-    async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_command(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        invocation = Invocation.from_payload(command, workspace_of(context))
         async with runtime.tasks.track():
-            await commands.handle(Invocation.from_payload(command), Reply(ack, respond))
+            await commands.handle(invocation, Reply(ack, respond))
 
     @app.view(key_modal.CALLBACK_ID)
     async def on_key_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        # The served workspace, not the payload's `team`: a modal submitted from a Slack
-        # Connect partner names the partner there (the installation is the view's
-        # `app_installed_team_id`), and an org-wide install's payloads may name none.
         user = str((body.get("user") or {}).get("id") or "")
         async with runtime.tasks.track():
-            await commands.key_modal.submitted(team_of(context), user, view, ack)
+            await commands.key_modal.submitted(workspace_of(context), user, view, ack)
+
+    @app.action(home.KEY_BUTTON)
+    async def on_home_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        trigger_id = str(body.get("trigger_id") or "")
+        async with runtime.tasks.track():
+            await commands.key_modal.from_home(workspace_of(context), user, trigger_id)
 
 
 Verb = Callable[["Invocation", "Reply", Account], Awaitable[None]]

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 NAME_WAIT = 2.0  # seconds to learn one project's name before showing its id alone
 SECTION_LIMIT = 3000  # characters in a section block's text (Slack's limit)
 NAME_LIMIT = 100  # characters of a project name shown
+KEY_BUTTON = "connect_customgpt_key"  # opens the key modal (bot/key_modal.py), admins only
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class HomeFacts:
     store_down: bool
     is_admin: bool
     no_key: bool = False  # no CustomGPT key serves this workspace: an admin must connect one
+    own_key: bool = False  # the workspace connected a key of its own (else the shared one)
+    can_connect: bool = False  # a key can be stored here (an encryption key is set)
     #: The store, which says whose CustomGPT key serves this workspace, is unreachable.
     account_unknown: bool = False
 
@@ -71,13 +74,18 @@ async def publish_home(runtime: Runtime, team: str, user: str) -> None:
 async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
     admins = runtime.settings.customgpt_admin_users
     is_admin = not admins or user in admins
+    can_connect = runtime.customgpt_keys.can_connect
     try:
         account = await runtime.customgpt_keys.account_for(team)
     except NoKey:
-        return HomeFacts(None, [], [], store_down=False, is_admin=is_admin, no_key=True)
-    except StoreUnavailable as error:
+        return HomeFacts(
+            None, [], [], False, is_admin=is_admin, no_key=True, can_connect=can_connect
+        )
+    except StoreUnavailable as error:  # no shared key stands in: nothing can be said
         log.warning("App Home without the workspace's key: store unreachable: %s", error)
-        return HomeFacts(None, [], [], store_down=True, is_admin=is_admin, account_unknown=True)
+        return HomeFacts(
+            None, [], [], True, is_admin=is_admin, account_unknown=True, can_connect=can_connect
+        )
     customgpt, default_id = account.client, account.default_project
     default = None if default_id is None else await _default_project(customgpt, default_id)
     bound: list[tuple[str, str, str | None]] = []
@@ -93,8 +101,16 @@ async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
         log.warning("App Home without bindings: store unreachable: %s", error)
         store_down = True
     if _answering_from_memory(runtime.store):  # marked down before or while listing
-        return HomeFacts(default, [], [], store_down=True, is_admin=is_admin)
-    return HomeFacts(default, bound, indexing, store_down, is_admin=is_admin)
+        bound, indexing, store_down = [], [], True
+    return HomeFacts(
+        default,
+        bound,
+        indexing,
+        store_down,
+        is_admin=is_admin,
+        own_key=account.own_key,
+        can_connect=can_connect,
+    )
 
 
 def _answering_from_memory(store: Store) -> bool:
@@ -147,11 +163,14 @@ def home_view(facts: HomeFacts) -> dict[str, Any]:
         ),
         {"type": "divider"},
     ]
-    if facts.no_key:
-        blocks.append(_section(messages.NO_KEY))
-    elif facts.store_down:
+    if not facts.store_down:  # else whether a key is connected is not known
+        key_state = messages.NO_KEY if facts.no_key else messages.home_key(own=facts.own_key)
+        blocks.append(_section(key_state))
+        if facts.is_admin and facts.can_connect:
+            blocks.append(_key_button(replace=facts.own_key))
+    if facts.store_down:
         blocks.append(_section(messages.HOME_STORE_DOWN))
-    else:
+    elif not facts.no_key:
         blocks.append(_section(_bound_text(facts.bound)))
         blocks.append(_section(_indexing_text(facts.indexing)))
     blocks += [{"type": "divider"}, _section(messages.HELP)]
@@ -168,6 +187,22 @@ ADMIN_NOTE = (
     "the channel once it is ready. `/customgpt key` connects this workspace's own CustomGPT "
     "account. Everyone else can ask questions, `status` and `list`."
 )
+
+
+def _key_button(*, replace: bool) -> dict[str, Any]:
+    """Opens the key modal (bot/key_modal.py); drawn for admins only, and a click is checked
+    again there."""
+    text = "Replace CustomGPT key" if replace else "Connect CustomGPT key"
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": KEY_BUTTON,
+                "text": {"type": "plain_text", "text": text},
+            }
+        ],
+    }
 
 
 def _label(name: str | None, project_id: str) -> str:

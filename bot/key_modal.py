@@ -1,5 +1,5 @@
-"""`/customgpt key`: a workspace admin connects the workspace's own CustomGPT API key, or
-removes it (`/customgpt key remove`).
+"""`/customgpt key` and the Home tab's "Connect CustomGPT key" button: a workspace admin
+connects the workspace's own CustomGPT API key, or removes it (`/customgpt key remove`).
 
 The key is typed into a modal, never into a channel or the command's text: the modal's
 submission reaches only the bot. It is checked with CustomGPT before it is stored (a wrong key
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck
 
-from bot import messages
+from bot import home, messages
 from bot.customgpt import AuthError, CustomGPTError
 from bot.customgpt_keys import MAX_KEY_LENGTH, CannotSeal
 from bot.runtime import Runtime
@@ -31,13 +31,16 @@ CALLBACK_ID = "customgpt_key"
 BLOCK_ID = "api_key"
 ACTION_ID = "value"
 REMOVE = "remove"
+FROM_HOME = "home"  # the modal's private_metadata when the Home tab opened it
 
 
-def key_view(*, connected: bool, shared: bool) -> dict[str, Any]:
-    """The modal the key is typed into."""
+def key_view(*, connected: bool, shared: bool, from_home: bool = False) -> dict[str, Any]:
+    """The modal the key is typed into. Opened `from_home`, its submission shows the Home
+    tab again, now saying the key is connected."""
     return {
         "type": "modal",
         "callback_id": CALLBACK_ID,
+        "private_metadata": FROM_HOME if from_home else "",
         "title": {"type": "plain_text", "text": "CustomGPT key"},
         "submit": {"type": "plain_text", "text": "Connect"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -76,6 +79,16 @@ def connected_view(projects: int) -> dict[str, Any]:
                 "text": {"type": "mrkdwn", "text": messages.key_connected(projects)},
             }
         ],
+    }
+
+
+def notice_view(text: str) -> dict[str, Any]:
+    """A modal that only tells something (a click the bot refuses): no field, no submit."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "CustomGPT key"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
     }
 
 
@@ -137,6 +150,33 @@ class KeyModal:
             log.warning("/customgpt key: the modal did not open: %s", error)
             await reply.later(messages.KEY_MODAL_FAILED)
 
+    async def from_home(self, team: str, user: str, trigger_id: str) -> None:
+        """The Home tab's button opens the same modal. It is drawn for admins only, so a click
+        from anyone else is forged (or the admin list changed since the tab was drawn): it
+        opens a modal saying only admins can, and is logged; nothing else happens."""
+        if not trigger_id:
+            log.warning("the Home tab's key button came without a trigger id: no modal")
+            return
+        try:
+            if not self._may_administer(user):
+                log.warning("the Home tab's key button pressed by %s, not an admin: refused", user)
+                view = notice_view(messages.KEY_NOT_ADMIN_SHORT)
+            elif not self._keys.can_connect:
+                view = notice_view(messages.KEY_CANNOT_BE_STORED)
+            else:
+                view = key_view(
+                    connected=await self._keys.has_own_key(team),
+                    shared=self._keys.shared is not None,
+                    from_home=True,
+                )
+        except StoreUnavailable as error:
+            log.error("the Home tab's key button: store unreachable: %s", error)
+            view = notice_view(messages.STORE_DOWN)
+        try:
+            await self._runtime.slack_writes.for_team(team).open_view(trigger_id, view)
+        except SlackUnavailable as error:
+            log.warning("the Home tab's key button: the modal did not open: %s", error)
+
     async def submitted(self, team: str, user: str, view: dict[str, Any], ack: AsyncAck) -> None:
         """Check the typed key with CustomGPT, store it, and show the outcome in the modal:
         an error beside the field, or the confirmation. Within Slack's 3 seconds."""
@@ -164,6 +204,8 @@ class KeyModal:
             await self._refuse(ack, messages.KEY_NOT_STORED)
             return
         await ack(response_action="update", view=connected_view(projects))
+        if view.get("private_metadata") == FROM_HOME:
+            await home.publish_home(self._runtime, team, user)  # now says the key is connected
 
     @staticmethod
     async def _refuse(ack: AsyncAck, text: str) -> None:

@@ -589,6 +589,19 @@ def key_removed(removed: bool, *, shared: bool) -> str:
     return f":wastebasket: Removed this workspace's CustomGPT key. {after}"
 
 
+def home_key(*, own: bool) -> str:
+    """The Home tab's line on whose CustomGPT account answers (never any part of the key)."""
+    if own:
+        return (
+            ":key: *CustomGPT account*: this workspace's own key is connected. "
+            "`/customgpt key remove` disconnects it."
+        )
+    return (
+        ":key: *CustomGPT account*: the bot's own account answers here; no key of this "
+        "workspace's own is connected."
+    )
+
+
 def watch_without_key(name: str, project_id: str) -> str:
     return (
         f":warning: I stopped watching {_project_label(name, project_id)}: this workspace's "

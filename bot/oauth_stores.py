@@ -32,9 +32,10 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from bot import keys
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.rate_buckets import StoreHealth
 from bot.store import Store, StoreUnavailable
+from bot.token_cache import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,18 @@ _STATE = re.compile(r"[A-Za-z0-9_-]{20,128}")
 class RedisInstallationStore(AsyncInstallationStore):
     """Bot installations (no user tokens are asked for), one per workspace or org."""
 
-    def __init__(self, shared: Store, health: StoreHealth | None = None) -> None:
+    def __init__(
+        self, shared: Store, health: StoreHealth | None = None, clock: Clock | None = None
+    ) -> None:
         """`shared`: Redis itself, never a store that would stand in for it (a save must
         fail when Redis cannot keep it); `health`: Redis marked down (bot/degraded_store.py),
-        so known installations are served without waiting on a hung Redis."""
+        so known installations are served without waiting on a hung Redis; `clock`: times
+        the bot tokens kept for Slack's writes (bot/token_cache.py)."""
         self._shared = shared
         self._health = health
         self._cache: dict[str, Installation] = {}
+        self._present: set[str] = set()  # owners whose installation a listing saw in Redis
+        self._tokens = TokenCache(clock or SystemClock())
         self._org_of: dict[str, str] = {}  # workspace → enterprise of its org-wide install
 
     @property
@@ -74,6 +80,7 @@ class RedisInstallationStore(AsyncInstallationStore):
             # BoltError: Bolt shows the installer its failure page (storage_error).
             raise BoltError(f"the installation could not be stored ({error})") from error
         self._cache[owner] = installation
+        self._tokens.drop_owner(owner)  # installed again: the new token from now on
         log.info("installed in %s %s", "enterprise" if kind == ORG else "team", owner)
 
     async def async_find_installation(
@@ -115,13 +122,26 @@ class RedisInstallationStore(AsyncInstallationStore):
 
     async def bot_token(self, team: str) -> str | None:
         """The bot token serving `team`: its own installation's, else its org's; None when
-        neither exists. Raises StoreUnavailable when Redis cannot say and the process has
-        not seen the workspace."""
-        installation = await self._load(team)
+        neither exists. Every Slack write asks, so a token read lately is answered from the
+        process (bot/token_cache.py). Raises StoreUnavailable when Redis cannot say and the
+        process has not seen the workspace."""
+        kept = self._tokens.get(team)
+        if kept is not None:
+            return kept
+        owner, installation = team, await self._load(team)
         if installation is None:
             enterprise = await self._enterprise_of(team)
-            installation = None if enterprise is None else await self._load(enterprise)
-        return installation.bot_token if installation is not None else None
+            if enterprise is not None:
+                owner, installation = enterprise, await self._load(enterprise)
+        if installation is None or not installation.bot_token:
+            return None
+        self._tokens.put(team, installation.bot_token, owner)
+        return installation.bot_token
+
+    def token_refused(self, team: str, token: str) -> None:
+        """Slack refused `token` for good (revoked, or replaced by a reinstall elsewhere):
+        the next write for `team` reads its installation again."""
+        self._tokens.refused(team, token)
 
     async def note_org_team(self, enterprise: str, team: str) -> None:
         """`team` is served by `enterprise`'s org-wide installation (a request came from it):
@@ -138,20 +158,37 @@ class RedisInstallationStore(AsyncInstallationStore):
 
     async def teams(self) -> set[str]:
         """Every workspace served: workspace installs, and the workspaces seen under
-        org-wide installs."""
+        org-wide installs. A member of the index whose installation is gone (an uninstall
+        cut short between its two deletes) is removed from it here."""
         teams: set[str] = set()
         for member in await self._shared.members(keys.installations()):
             kind, _, owner = member.partition(":")
-            if kind == TEAM:
+            if not await self._is_installed(owner):
+                await self._shared.remove_member(keys.installations(), member)
+                log.warning("the installations index named %s, no longer installed: removed", owner)
+            elif kind == TEAM:
                 teams.add(owner)
             elif kind == ORG:
                 teams |= await self.org_teams(owner)
         return teams
 
+    async def _is_installed(self, owner: str) -> bool:
+        """Whether `owner`'s installation exists: read once per process, and again after a
+        read found it gone. Not kept as an installation to serve from: only the workspaces
+        this process has served are answered while Redis is down."""
+        if owner in self._cache or owner in self._present:
+            return True
+        if await self._shared.get(keys.installation(owner)) is None:
+            return False
+        self._present.add(owner)
+        return True
+
     async def forget(self, owner: str) -> None:
         """Drop the installation of a team or an enterprise (its other data is deleted with
         its prefix, bot/uninstall.py), here and in Redis."""
         self._cache.pop(owner, None)
+        self._present.discard(owner)
+        self._tokens.drop_owner(owner)
         enterprise = self._org_of.pop(owner, None)
         for team, org in list(self._org_of.items()):
             if org == owner:
@@ -180,6 +217,7 @@ class RedisInstallationStore(AsyncInstallationStore):
             raise
         if raw is None:
             self._cache.pop(owner, None)  # uninstalled, maybe through another replica
+            self._present.discard(owner)
             return None
         installation = _from_json(raw)
         self._cache[owner] = installation

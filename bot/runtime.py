@@ -151,7 +151,7 @@ class Runtime:
             store: Store = fallback
             buckets = RedisBuckets(redis_store.client, health=fallback)
             if settings.uses_oauth:  # config.py refuses OAuth without Redis
-                installations = RedisInstallationStore(redis_store, health=fallback)
+                installations = RedisInstallationStore(redis_store, health=fallback, clock=clock)
                 oauth_state = RedisOAuthStateStore(redis_store, clock)
         else:
             log.warning("REDIS_URL is not set: using an in-process store (one instance only)")
@@ -164,7 +164,7 @@ class Runtime:
             limits_for(settings),
             clock,
             metrics,
-            tokens=installations.bot_token if installations is not None else None,
+            tokens=installations,
         )
         customgpt_keys = CustomGPTKeys(settings, store, cgpt_session, clock, metrics)
         journal = Journal(store, writes, clock, settings.slack_update_interval)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -31,6 +31,7 @@ from bot.slack_scheduler import (
     WorkspaceScheduler,
 )
 from bot.store import StoreUnavailable
+from bot.token_cache import DEAD_TOKEN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,17 @@ def read_refusal(method: str, error: SlackApiError) -> Exception:
     return DeliveryFailed(f"{method}: {code}", code)
 
 
-#: The bot token serving a workspace (OAuth: its installation's); None when none does.
-TokenSource = Callable[[str], Awaitable[str | None]]
+class BotTokens(Protocol):
+    """Where each workspace's bot token comes from (OAuth: its installation,
+    bot/oauth_stores.py)."""
+
+    async def bot_token(self, team: str) -> str | None:
+        """The token serving `team`; None when none does (not installed)."""
+        ...
+
+    def token_refused(self, team: str, token: str) -> None:
+        """Slack refused `token` for good: it must not be handed out again."""
+        ...
 
 
 def sender(
@@ -386,7 +396,7 @@ class SlackSchedulers:
         limits: Limits,
         clock: Clock,
         metrics: Metrics | None = None,
-        tokens: TokenSource | None = None,
+        tokens: BotTokens | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._client = client
@@ -416,15 +426,31 @@ class SlackSchedulers:
         if tokens is None:
             return self._send
 
-        async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        async def token_for(method: str) -> str:
             try:
-                token = await tokens(team)
+                token = await tokens.bot_token(team)
             except StoreUnavailable as error:  # not seen by this process, store away: later
                 raise PassingFailure(f"token unknown ({error})", maybe_arrived=False) from error
             if token is None:
                 # Uninstalled (or never installed): Slack would refuse any token we have.
                 raise DeliveryFailed(f"{method}: the app is not installed in {team}", NOT_INSTALLED)
-            return dict(await sender(self._client, self._metrics, token)(method, params))
+            return token
+
+        async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            token = await token_for(method)
+            try:
+                return dict(await sender(self._client, self._metrics, token)(method, params))
+            except DeliveryFailed as error:
+                if error.code not in DEAD_TOKEN_ERRORS:
+                    raise
+                # Revoked, or replaced by a reinstall another replica stored: read the
+                # installation again. Slack acted on nothing, so a new token may resend it.
+                tokens.token_refused(team, token)
+                fresh = await token_for(method)
+                if fresh == token:
+                    raise
+                log.info("team %s: its bot token was refused (%s); using its new one", team, error)
+                return dict(await sender(self._client, self._metrics, fresh)(method, params))
 
         return send
 

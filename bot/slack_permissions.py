@@ -50,7 +50,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
     "views.publish": None,
-    "views.open": None,  # the `/customgpt key` form
+    "views.open": None,  # the key form (`/customgpt key`, the Home tab's button)
 }
 
 #: The scope the `/customgpt` slash command needs.

@@ -1,0 +1,196 @@
+"""The Home tab says whose CustomGPT account answers and, for admins, offers a button that
+opens the key modal; a click from anyone else opens only a refusal. The key modal's
+submission is stored for the workspace the request is served as, also when Slack names
+another team as the submitter's (a modal opened in a Slack Connect channel)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from cryptography.fernet import Fernet
+
+from bot import home, key_modal, keys, messages
+from tests.clocks import FastClock
+from tests.driver import RunningBot, SlackSender, next_ts
+from tests.fakes.customgpt import FakeCustomGPT
+from tests.fakes.slack import FakeSlack, view_problem
+from tests.redis_process import RedisProcess
+from tests.test_customgpt_keys import (
+    ADMIN,
+    ENCRYPTION_KEY,
+    KEY_A,
+    OWN_KEYS,
+    PROJECT_A,
+    open_modal,
+    typed,
+)
+from tests.test_home import home_of
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
+    """A CustomGPT account besides the operator's, with one knowledge base."""
+    customgpt.add_account(KEY_A)
+    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
+    return customgpt
+
+
+def key_buttons(slack: FakeSlack, user: str) -> list[dict[str, Any]]:
+    """The key buttons on the Home tab `user` sees now."""
+    return [
+        element
+        for block in slack.home_views[user]["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == home.KEY_BUTTON
+    ]
+
+
+def home_click(team: str, user: str) -> dict[str, Any]:
+    """A click on the Home tab's key button, as Slack sends it (`block_actions` from a view)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": team},
+        "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home", "team_id": team, "blocks": []},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": home.KEY_BUTTON,
+                "block_id": "key",
+                "action_ts": next_ts(),
+            }
+        ],
+        "trigger_id": f"trigger-home-{next_ts()}",
+    }
+
+
+async def test_an_admin_connects_the_key_from_the_home_tab_and_the_tab_then_says_so(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    redis_client: redis.Redis,
+    team: str,
+) -> None:
+    bot = await start_bot(**OWN_KEYS)
+    shown = await home_of(bot, slack, ADMIN)
+    assert messages.NO_KEY in shown
+    (button,) = key_buttons(slack, ADMIN)
+    assert button["text"]["text"] == "Connect CustomGPT key"
+
+    click = home_click(team, ADMIN)
+    assert await bot.action(click) == 200
+    await bot.idle()
+
+    (opened,) = slack.calls_to("views.open")
+    assert opened.ok and opened.params["trigger_id"] == click["trigger_id"]
+    view = slack.views[-1].view
+    assert view["callback_id"] == key_modal.CALLBACK_ID and view_problem(view) is None
+    published = len(slack.calls_to("views.publish"))
+    status, body = await bot.submit_view(view, typed(KEY_A), user=ADMIN)
+    await bot.idle()
+
+    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    stored = await redis_client.get(keys.customgpt_key(team))
+    assert stored is not None
+    assert json.loads(Fernet(ENCRYPTION_KEY).decrypt(stored.encode()))["api_key"] == KEY_A
+    # The tab is shown again, saying a key of the workspace's own is connected, none of it.
+    assert len(slack.calls_to("views.publish")) == published + 1
+    tab = json.dumps(slack.home_views[ADMIN])
+    assert messages.home_key(own=True) in tab and messages.NO_KEY not in tab
+    assert KEY_A not in tab and KEY_A[:6] not in tab
+    (button,) = key_buttons(slack, ADMIN)
+    assert button["text"]["text"] == "Replace CustomGPT key"
+
+
+async def test_others_see_no_button_and_a_forged_click_opens_only_a_refusal(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    redis_client: redis.Redis,
+    team: str,
+) -> None:
+    bot = await start_bot(**OWN_KEYS)
+    shown = await home_of(bot, slack, "U1")
+    assert messages.NO_KEY in shown
+    assert key_buttons(slack, "U1") == []
+
+    assert await bot.action(home_click(team, "U1")) == 200
+    await bot.idle()
+
+    (refusal,) = [v.view for v in slack.views]
+    assert view_problem(refusal) is None
+    assert "callback_id" not in refusal and "submit" not in refusal
+    assert messages.KEY_NOT_ADMIN_SHORT in json.dumps(refusal)
+    assert accounts.requests == []
+    assert await redis_client.get(keys.customgpt_key(team)) is None
+
+
+async def test_with_the_shared_key_the_tab_says_the_bots_account_answers(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot(
+        customgpt_key_encryption_keys=(ENCRYPTION_KEY,), customgpt_admin_users=frozenset({ADMIN})
+    )
+    shown = await home_of(bot, slack, ADMIN)
+
+    assert messages.home_key(own=False) in shown
+    (button,) = key_buttons(slack, ADMIN)
+    assert button["text"]["text"] == "Connect CustomGPT key"
+
+
+async def test_without_an_encryption_key_the_tab_offers_no_button(
+    bot: RunningBot, slack: FakeSlack
+) -> None:
+    shown = await home_of(bot, slack, "U1")  # everyone is an admin: no allow-list is set
+
+    assert messages.home_key(own=False) in shown
+    assert key_buttons(slack, "U1") == []
+
+
+# -- the workspace a request is served as -------------------------------------------------------
+
+
+async def test_a_key_submitted_from_a_slack_connect_channel_is_the_installed_workspaces(
+    start_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    redis_client: redis.Redis,
+    team: str,
+) -> None:
+    """The modal was opened in a channel shared with another organisation: Slack submits it
+    with the submitter's own team as `team`, and the installation's team as the view's
+    `app_installed_team_id`. The key is this workspace's; the other team gets nothing."""
+    other = f"{team}X"
+    bot = await start_bot(**OWN_KEYS)
+    view = await open_modal(bot, slack)
+    submitter = SlackSender(bot.url, bot.secret, other, bot.session)
+    status, body = await submitter.submit_view(
+        {**view, "app_installed_team_id": team}, typed(KEY_A), user=ADMIN
+    )
+    await bot.idle()
+
+    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    assert await redis_client.get(keys.customgpt_key(team)) is not None
+    assert await redis_client.get(keys.customgpt_key(other)) is None
+
+
+async def test_with_the_store_unreachable_the_tab_says_so_and_offers_no_button(
+    start_bot: StartBot, slack: FakeSlack, accounts: FakeCustomGPT, own_redis: RedisProcess
+) -> None:
+    """Whether this workspace has a key cannot be read: the tab still opens, saying why."""
+    bot = await start_bot(clock=FastClock(), redis_url=own_redis.url, **OWN_KEYS)
+    await own_redis.stop()
+
+    shown = await home_of(bot, slack, ADMIN)
+
+    assert messages.HOME_STORE_DOWN in shown
+    assert messages.NO_KEY not in shown and messages.home_key(own=False) not in shown
+    assert key_buttons(slack, ADMIN) == []
+    assert accounts.requests == []
