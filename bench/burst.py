@@ -65,6 +65,7 @@ from bench.harness import (
     parse_env,
     percentile,
     redis_reachable,
+    run_main,
     shown_settings,
     stop_on_signals,
     visible,
@@ -585,8 +586,4 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: bots stopped, keys deleted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -70,6 +70,7 @@ from bench.harness import (
     percentile,
     raise_open_files_limit,
     redis_reachable,
+    run_main,
     shown_settings,
     stop_on_signals,
     visible,
@@ -611,8 +612,4 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: bots stopped, keys deleted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -21,7 +21,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +271,13 @@ def percentile(values: Sequence[float], p: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
+    """A benchmark's entry point: its exit code, or 130 when interrupted (its bots are stopped
+    and its keys deleted on the way out)."""
+    try:
+        sys.exit(asyncio.run(main()))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: bots stopped, keys deleted", file=sys.stderr)
+        sys.exit(130)
