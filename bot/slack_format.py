@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from slackify_markdown.slackify import SlackifyMarkdown
@@ -44,6 +46,9 @@ TYPING_MARKER = "▍"
 
 SECTION_LIMIT = 3000
 """Slack's maximum for the text of a section block (and of a context element)."""
+
+PLAIN_TEXT_LIMIT = 3000
+"""The most a message's plain ``text`` (notifications) holds; longer text ends in "…"."""
 
 BUTTON_VALUE_LIMIT = 2000
 """Slack's maximum for a button's value."""
@@ -274,13 +279,36 @@ def _fence_parts(token: Token) -> tuple[str, str]:
     return prose, token.content
 
 
+# The parser slackify-markdown builds for every conversion (its `slackify`), built once: a
+# parser holds no state between documents, and building one cost more than parsing an answer.
+_PARSER = MarkdownIt(
+    "gfm-like", options_update={"html": False, "linkify": False, "breaks": False}
+).disable("table")
+_RULE_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+class _RulesOnce(RendererHTML):
+    """Lists a renderer class's token rules once per class instead of once per document.
+
+    markdown-it's renderer finds its rules with ``inspect.getmembers`` in every constructor,
+    which cost as much as rendering a whole message; the rules of a class never change.
+    """
+
+    def __init__(self, parser: Any = None) -> None:
+        names = _RULE_NAMES.get(type(self))
+        if names is None:
+            super().__init__(parser)
+            _RULE_NAMES[type(self)] = tuple(self.rules)
+        else:
+            self.rules = {name: getattr(self, name) for name in names}
+
+
 # slackify-markdown ships no type information, so mypy sees its renderer as Any.
-class _MrkdwnRenderer(SlackifyMarkdown):  # type: ignore[misc]
+class _MrkdwnRenderer(SlackifyMarkdown, _RulesOnce):  # type: ignore[misc]
     """slackify-markdown's renderer with escaping and mention safety fixed.
 
-    markdown-it builds one renderer per document (``renderer_cls(parser)``), so the state
-    kept here lives for one conversion. Helpers start with ``_`` because markdown-it treats
-    every other method as a token rule.
+    One renderer renders one document, so the state kept here lives for one conversion.
+    Helpers start with ``_`` because markdown-it treats every other method as a token rule.
     """
 
     _quote_prefix = "> "
@@ -494,8 +522,20 @@ class _PlainRenderer(_MrkdwnRenderer):
         return _escape_prose(tokens[idx].content)
 
 
+def _render_with(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
+    """`markdown` rendered by each renderer from one parse, as slackify-markdown's `slackify`
+    renders it (its structural-newline character scrubbed from the input first)."""
+    text = _normalise_fences(markdown).replace(SlackifyMarkdown.NEW_LINE, "")
+    env: EnvType = {}
+    tokens = _PARSER.parse(text, env)
+    return [
+        str(renderer(text).render(tokens, _PARSER.options, env)).strip("\n").rstrip()
+        for renderer in renderers
+    ]
+
+
 def _render(markdown: str, renderer: type[_MrkdwnRenderer]) -> str:
-    return str(renderer(_normalise_fences(markdown)).slackify()).strip("\n").rstrip()
+    return _render_with(markdown, renderer)[0]
 
 
 def to_mrkdwn(markdown: str) -> str:
@@ -561,6 +601,10 @@ def _matching_paren(text: str, start: int) -> int | None:
     return None
 
 
+_SCANNED = "\\`*_~[]"
+_SCANNED_CHAR = re.compile(r"[\\`*_~\[\]]")
+
+
 def _scan(text: str) -> _Unfinished:
     """Find the inline markup left open at the end of `text` (one paragraph or list item).
 
@@ -573,6 +617,13 @@ def _scan(text: str) -> _Unfinished:
     index = 0
     while index < len(text):
         char = text[index]
+        if char not in _SCANNED:
+            # Nothing to do between the characters below: find the next one in one call.
+            stop = _SCANNED_CHAR.search(text, index)
+            if stop is None:
+                break
+            index = stop.start()
+            char = text[index]
         if char == "\\":
             index += 2
             continue
@@ -697,14 +748,17 @@ def to_mrkdwn_partial(markdown: str) -> str:
     return to_mrkdwn(_repair(markdown))
 
 
-def plain_text(markdown: str, limit: int = 3000) -> str:
+def plain_text(markdown: str, limit: int = PLAIN_TEXT_LIMIT) -> str:
     """The answer as plain words for the message's ``text`` (notifications, screen readers).
 
     No Markdown marks are left: links read ``text (url)``, code loses its backticks,
     headings their ``#``. ``& < >`` are still escaped, because Slack parses this field for
     mentions too. Longer text ends in "…" within `limit` characters.
     """
-    text = _render(_repair(markdown), _PlainRenderer)
+    return _shorten(_render(_repair(markdown), _PlainRenderer), limit)
+
+
+def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: max(limit - 1, 0)]
@@ -1033,7 +1087,13 @@ def answer_blocks(
     suffix = f" {TYPING_MARKER}" if typing else ""
     placeholder = THINKING_TEXT if typing else EMPTY_ANSWER_TEXT
 
-    body = convert(markdown)
+    # The body and the plain text come from one parse when they convert the same text (while
+    # typing, and for a final text the streaming repair leaves alone): an edit renders once.
+    repaired = _repair(markdown)
+    if typing or repaired == markdown:
+        body, plain = _render_with(repaired, _MrkdwnRenderer, _PlainRenderer)
+    else:
+        body, plain = to_mrkdwn(markdown), _render(repaired, _PlainRenderer)
     if len(body) + len(suffix) <= SECTION_LIMIT:
         sections = [body] if body.strip() else []
     else:
@@ -1051,7 +1111,7 @@ def answer_blocks(
             blocks.append(source_list)
         if feedback_value is not None:
             blocks.append(feedback_block(feedback_value, selected))
-    text = plain_text(markdown) or placeholder
+    text = _shorten(plain, PLAIN_TEXT_LIMIT) or placeholder
     return text, blocks
 
 
