@@ -39,10 +39,11 @@ REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversa
 PROMPT_LIMIT = 8000  # characters CustomGPT accepts in one prompt
 FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, not read
 # Seconds between two reads of an answer's stream once its text flows. Models send a few
-# characters at a time, tens of events a second; waking for each one cost the process more
-# than everything else an answer does, while Slack shows the text at most once a second.
-# Read this often, each read takes every event that arrived meanwhile in one go.
-READ_PACE = 0.1
+# characters at a time, tens of events a second, and waking the process for each one cost it
+# more than everything else an answer does; read this often, each read takes every event
+# that arrived meanwhile in one go. Slack shows the text once a second at most
+# (SLACK_UPDATE_INTERVAL), so only the final text can land later, by at most this much.
+READ_PACE = 0.25
 CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
 # `no-cache` asks CustomGPT for a fresh answer. The SSE client sends it on every stream;
 # sending it in both modes keeps stream=0 and stream=1 answering alike.
