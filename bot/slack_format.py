@@ -522,16 +522,31 @@ class _PlainRenderer(_MrkdwnRenderer):
         return _escape_prose(tokens[idx].content)
 
 
-def _render_with(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
-    """`markdown` rendered by each renderer from one parse, as slackify-markdown's `slackify`
-    renders it (its structural-newline character scrubbed from the input first)."""
+def _raw_renders(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
+    """`markdown` rendered by each renderer from one parse, before `_finish`: what
+    slackify-markdown's `slackify` renders, its structural-newline character scrubbed from the
+    input first and its token filter applied. The raw renderings of consecutive paragraphs
+    concatenate to the raw rendering of the whole (see `TypingRender`)."""
     text = _normalise_fences(markdown).replace(SlackifyMarkdown.NEW_LINE, "")
     env: EnvType = {}
     tokens = _PARSER.parse(text, env)
+    kept = [token for token in tokens if token.type in SlackifyMarkdown.SUPPORTED_TOKENS]
     return [
-        str(renderer(text).render(tokens, _PARSER.options, env)).strip("\n").rstrip()
+        str(RendererHTML.render(renderer(text), kept, _PARSER.options, env))
         for renderer in renderers
     ]
+
+
+def _finish(raw: str) -> str:
+    """A raw rendering as text: slackify-markdown's end of `render` (at most one blank line
+    from its structural newlines), without the blank lines and spaces around it."""
+    newline = SlackifyMarkdown.NEW_LINE
+    capped = SlackifyMarkdown._NEW_LINE_CAP_RE.sub(newline * 2, raw)
+    return str(capped).replace(newline, "\n").strip("\n").rstrip()
+
+
+def _render_with(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
+    return [_finish(raw) for raw in _raw_renders(markdown, *renderers)]
 
 
 def _render(markdown: str, renderer: type[_MrkdwnRenderer]) -> str:
@@ -1083,10 +1098,6 @@ def answer_blocks(
     several sections rather than rejected by Slack. An empty answer shows a placeholder,
     since Slack refuses an empty section.
     """
-    convert = to_mrkdwn_partial if typing else to_mrkdwn
-    suffix = f" {TYPING_MARKER}" if typing else ""
-    placeholder = THINKING_TEXT if typing else EMPTY_ANSWER_TEXT
-
     # The body and the plain text come from one parse when they convert the same text (while
     # typing, and for a final text the streaming repair leaves alone): an edit renders once.
     repaired = _repair(markdown)
@@ -1094,6 +1105,22 @@ def answer_blocks(
         body, plain = _render_with(repaired, _MrkdwnRenderer, _PlainRenderer)
     else:
         body, plain = to_mrkdwn(markdown), _render(repaired, _PlainRenderer)
+    return _answer_message(markdown, body, plain, sources, feedback_value, selected, typing)
+
+
+def _answer_message(
+    markdown: str,
+    body: str,
+    plain: str,
+    sources: Sequence[Source],
+    feedback_value: str | None,
+    selected: str | None,
+    typing: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """`answer_blocks` once `markdown` is converted to `body` and `plain`."""
+    convert = to_mrkdwn_partial if typing else to_mrkdwn
+    suffix = f" {TYPING_MARKER}" if typing else ""
+    placeholder = THINKING_TEXT if typing else EMPTY_ANSWER_TEXT
     if len(body) + len(suffix) <= SECTION_LIMIT:
         sections = [body] if body.strip() else []
     else:
@@ -1113,6 +1140,74 @@ def answer_blocks(
             blocks.append(feedback_block(feedback_value, selected))
     text = _shorten(plain, PLAIN_TEXT_LIMIT) or placeholder
     return text, blocks
+
+
+# A blank line, then a line starting with a letter: a new paragraph, whatever came before
+# (CommonMark: nothing continues across a blank line into an unindented line of text).
+_PARAGRAPH_AFTER_BLANK = re.compile(r"\n\n(?=[A-Za-z])")
+_FENCE_RUN_LINE = re.compile(r"[^\n]*`{3}[^\n]*")  # a line holding a run of three backticks
+
+
+class TypingRender:
+    """``answer_blocks(markdown, typing=True)`` for the text of one message while it grows,
+    rendering each finished paragraph once: a long message edited every second otherwise
+    converts all of its text again at every edit.
+
+    The text is cut after a blank line followed by a letter outside code blocks: there one
+    paragraph ends and another begins, the parse of the text is the parse of the two sides
+    joined, and so is its raw rendering (``_raw_renders``). Only the text after the last
+    such cut is repaired (``_repair`` only touches the last paragraph and an open code
+    block) and rendered again. A text with a reference-style link definition (``]:``) is
+    rendered whole: the definition changes links in paragraphs before it. Any text that is
+    not a continuation of the last one starts the cache afresh.
+    """
+
+    def __init__(self) -> None:
+        self._done = ""  # the finished paragraphs' markdown
+        self._raw = ("", "")  # their raw renderings: mrkdwn, plain text
+
+    def blocks(self, markdown: str) -> tuple[str, list[dict[str, Any]]]:
+        if "]:" in markdown:
+            return answer_blocks(markdown, typing=True)
+        if not markdown.startswith(self._done):
+            self._done, self._raw = "", ("", "")
+        rest = markdown[len(self._done) :]
+        cut = _last_paragraph_start(rest)
+        if cut:
+            body, plain = _raw_renders(rest[:cut], _MrkdwnRenderer, _PlainRenderer)
+            self._raw = (self._raw[0] + body, self._raw[1] + plain)
+            self._done += rest[:cut]
+            rest = rest[cut:]
+        body, plain = _raw_renders(_repair(rest), _MrkdwnRenderer, _PlainRenderer)
+        return _answer_message(
+            markdown,
+            _finish(self._raw[0] + body),
+            _finish(self._raw[1] + plain),
+            (),
+            None,
+            None,
+            typing=True,
+        )
+
+
+def _last_paragraph_start(text: str) -> int:
+    """Where the last paragraph that starts after a blank line, outside code blocks, begins
+    (0: none). Never after a code block opened at the end of a line of prose, nor after one
+    closed by a line with prose after its run: how those read depends on the text after them
+    (see `_fences`), or gets new lines of its own (`_normalise_fences`)."""
+    fences = _fences(text)
+    stop = min(
+        [
+            *(m.start() for m in _FENCE_RUN_LINE.finditer(text) if _mid_line_opener(m[0])),
+            *(f.start for f in fences if f.closed and text[f.end - 1] != "\n"),
+            len(text),
+        ]
+    )
+    for match in reversed(list(_PARAGRAPH_AFTER_BLANK.finditer(text, 0, stop))):
+        cut = match.end()
+        if not any(fence.start < cut < fence.end for fence in fences):
+            return cut
+    return 0
 
 
 # --- Markdown sent as is (native streams) ---------------------------------------------
