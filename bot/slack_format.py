@@ -1145,7 +1145,7 @@ def _answer_message(
 # A blank line, then a line starting with a letter: a new paragraph, whatever came before
 # (CommonMark: nothing continues across a blank line into an unindented line of text).
 _PARAGRAPH_AFTER_BLANK = re.compile(r"\n\n(?=[A-Za-z])")
-_FENCE_RUN_LINE = re.compile(r"[^\n]*`{3}[^\n]*")  # a line holding a run of three backticks
+_FENCE_RUN_LINE = re.compile(r"^.*`{3}.*$", re.MULTILINE)  # a line holding three backticks
 
 
 class TypingRender:
@@ -1195,14 +1195,18 @@ def _last_paragraph_start(text: str) -> int:
     (0: none). Never after a code block opened at the end of a line of prose, nor after one
     closed by a line with prose after its run: how those read depends on the text after them
     (see `_fences`), or gets new lines of its own (`_normalise_fences`)."""
-    fences = _fences(text)
-    stop = min(
-        [
-            *(m.start() for m in _FENCE_RUN_LINE.finditer(text) if _mid_line_opener(m[0])),
-            *(f.start for f in fences if f.closed and text[f.end - 1] != "\n"),
-            len(text),
-        ]
-    )
+    if "```" not in text and "~~~" not in text:
+        fences: list[_Fence] = []
+        stop = len(text)
+    else:
+        fences = _fences(text)
+        stop = min(
+            [
+                *(m.start() for m in _FENCE_RUN_LINE.finditer(text) if _mid_line_opener(m[0])),
+                *(f.start for f in fences if f.closed and text[f.end - 1] != "\n"),
+                len(text),
+            ]
+        )
     for match in reversed(list(_PARAGRAPH_AFTER_BLANK.finditer(text, 0, stop))):
         cut = match.end()
         if not any(fence.start < cut < fence.end for fence in fences):
