@@ -8,7 +8,9 @@ HTTP error, would end the whole answer on one frame of invalid UTF-8 or one line
 and would drop a last frame that lacks its blank line. `_OneShotSession` performs exactly one
 request and turns a non-200 answer into a typed error before the SSE parser sees it;
 `_EventReader` reads the frames itself (leniently, skipping oversized ones, delivering a final
-frame left in the buffer) and never reconnects.
+frame left in the buffer) and never reconnects. Once text flows it reads at most every
+`READ_PACE` seconds, not watching the connection in between, so the events that arrived
+meanwhile cost one wake-up of the process instead of one each.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversa
 PROMPT_LIMIT = 8000  # characters CustomGPT accepts in one prompt
 CONVERSATION_NAME_LIMIT = 255  # characters in a conversation's `name`
 FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, not read
+# Seconds between two reads of an answer's stream once its text flows. Models send a few
+# characters at a time, tens of events a second, and waking the process for each one cost it
+# more than everything else an answer does; read this often, each read takes every event
+# that arrived meanwhile in one go. Slack shows the text once a second at most
+# (SLACK_UPDATE_INTERVAL), so only the final text can land later, by at most this much.
+READ_PACE = 0.25
 CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
 # `no-cache` asks CustomGPT for a fresh answer. The SSE client sends it on every stream;
 # sending it in both modes keeps stream=0 and stream=1 answering alike.
@@ -337,20 +345,45 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
         self._ended = False
 
     async def __anext__(self) -> MessageEvent:
-        while True:
-            while self._pending:
-                event = self._take(self._pending.popleft())
-                if event is not None:
-                    return event
-            if self._ended or self._response is None:
+        # Never the library's iteration, which reconnects (asking the question again).
+        while (event := self.pending()) is None:
+            if self.ended:
                 raise StopAsyncIteration
-            chunk = await self._response.content.readany()
-            if chunk:
-                self._pending.extend(self._lines.feed(chunk))
-            else:
-                # A blank line after whatever is left: the final frame counts even without one.
-                self._ended = True
-                self._pending.extend([*self._lines.end(), b""])
+            await self.read(paced=False)
+        return event
+
+    def pending(self) -> MessageEvent | None:
+        """The next event among the bytes already read, if one is complete (no waiting)."""
+        while self._pending:
+            event = self._take(self._pending.popleft())
+            if event is not None:
+                return event
+        return None
+
+    @property
+    def ended(self) -> bool:
+        """No event is left: the stream has ended (or never started) and all was taken."""
+        return not self._pending and (self._ended or self._response is None)
+
+    async def read(self, *, paced: bool) -> None:
+        """Wait for more of the stream (its end counts). `paced`: first let `READ_PACE`
+        pass with the connection not watched, so what arrives meanwhile is read at once."""
+        response = self._response
+        if paced and response.connection is not None:
+            transport = response.connection.transport
+            if transport is not None:
+                transport.pause_reading()
+                try:
+                    await asyncio.sleep(READ_PACE)
+                finally:
+                    transport.resume_reading()
+        chunk = await response.content.readany()
+        if chunk:
+            self._pending.extend(self._lines.feed(chunk))
+        else:
+            # A blank line after whatever is left: the final frame counts even without one.
+            self._ended = True
+            self._pending.extend([*self._lines.end(), b""])
 
     def _take(self, line: bytes | None) -> MessageEvent | None:
         """Apply one line; return the event it completes, if any."""
@@ -588,11 +621,16 @@ class CustomGPTClient:
                     # Not 200 + text/event-stream; the one-shot session raised real errors.
                     raise ServerError(0, "CustomGPT did not start a stream") from exc
             while True:
-                deadline = loop.time() + self.idle_timeout if got_chunk else first_chunk_deadline
-                async with asyncio.timeout_at(deadline):
-                    event = await self._next_event(source)
+                event = source.pending()
                 if event is None:
-                    raise StreamInterrupted(0, "the answer stream ended early")
+                    if source.ended:
+                        raise StreamInterrupted(0, "the answer stream ended early")
+                    idle_deadline = loop.time() + self.idle_timeout
+                    async with asyncio.timeout_at(
+                        idle_deadline if got_chunk else first_chunk_deadline
+                    ):
+                        await self._read_more(source, paced=got_chunk)
+                    continue
                 parsed = parse_event_data(event.data)
                 if isinstance(parsed, StreamError):
                     raise StreamError(0, self._redact(parsed.message))
@@ -625,11 +663,9 @@ class CustomGPTClient:
             self._metrics.customgpt_total_seconds.observe(seconds)
 
     @staticmethod
-    async def _next_event(source: _EventReader) -> MessageEvent | None:
+    async def _read_more(source: _EventReader, *, paced: bool) -> None:
         try:
-            return await source.__anext__()
-        except StopAsyncIteration:
-            return None
+            await source.read(paced=paced)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise StreamInterrupted(0, "the answer stream was cut off") from exc
 

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from slackify_markdown.slackify import SlackifyMarkdown
@@ -44,6 +46,9 @@ TYPING_MARKER = "▍"
 
 SECTION_LIMIT = 3000
 """Slack's maximum for the text of a section block (and of a context element)."""
+
+PLAIN_TEXT_LIMIT = 3000
+"""The most a message's plain ``text`` (notifications) holds; longer text ends in "…"."""
 
 BUTTON_VALUE_LIMIT = 2000
 """Slack's maximum for a button's value."""
@@ -274,13 +279,36 @@ def _fence_parts(token: Token) -> tuple[str, str]:
     return prose, token.content
 
 
+# The parser slackify-markdown builds for every conversion (its `slackify`), built once: a
+# parser holds no state between documents, and building one cost more than parsing an answer.
+_PARSER = MarkdownIt(
+    "gfm-like", options_update={"html": False, "linkify": False, "breaks": False}
+).disable("table")
+_RULE_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+class _RulesOnce(RendererHTML):
+    """Lists a renderer class's token rules once per class instead of once per document.
+
+    markdown-it's renderer finds its rules with ``inspect.getmembers`` in every constructor,
+    which cost as much as rendering a whole message; the rules of a class never change.
+    """
+
+    def __init__(self, parser: Any = None) -> None:
+        names = _RULE_NAMES.get(type(self))
+        if names is None:
+            super().__init__(parser)
+            _RULE_NAMES[type(self)] = tuple(self.rules)
+        else:
+            self.rules = {name: getattr(self, name) for name in names}
+
+
 # slackify-markdown ships no type information, so mypy sees its renderer as Any.
-class _MrkdwnRenderer(SlackifyMarkdown):  # type: ignore[misc]
+class _MrkdwnRenderer(SlackifyMarkdown, _RulesOnce):  # type: ignore[misc]
     """slackify-markdown's renderer with escaping and mention safety fixed.
 
-    markdown-it builds one renderer per document (``renderer_cls(parser)``), so the state
-    kept here lives for one conversion. Helpers start with ``_`` because markdown-it treats
-    every other method as a token rule.
+    One renderer renders one document, so the state kept here lives for one conversion.
+    Helpers start with ``_`` because markdown-it treats every other method as a token rule.
     """
 
     _quote_prefix = "> "
@@ -494,8 +522,35 @@ class _PlainRenderer(_MrkdwnRenderer):
         return _escape_prose(tokens[idx].content)
 
 
+def _raw_renders(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
+    """`markdown` rendered by each renderer from one parse, before `_finish`: what
+    slackify-markdown's `slackify` renders, its structural-newline character scrubbed from the
+    input first and its token filter applied. The raw renderings of consecutive paragraphs
+    concatenate to the raw rendering of the whole (see `TypingRender`)."""
+    text = _normalise_fences(markdown).replace(SlackifyMarkdown.NEW_LINE, "")
+    env: EnvType = {}
+    tokens = _PARSER.parse(text, env)
+    kept = [token for token in tokens if token.type in SlackifyMarkdown.SUPPORTED_TOKENS]
+    return [
+        str(RendererHTML.render(renderer(text), kept, _PARSER.options, env))
+        for renderer in renderers
+    ]
+
+
+def _finish(raw: str) -> str:
+    """A raw rendering as text: slackify-markdown's end of `render` (at most one blank line
+    from its structural newlines), without the blank lines and spaces around it."""
+    newline = SlackifyMarkdown.NEW_LINE
+    capped = SlackifyMarkdown._NEW_LINE_CAP_RE.sub(newline * 2, raw)
+    return str(capped).replace(newline, "\n").strip("\n").rstrip()
+
+
+def _render_with(markdown: str, *renderers: type[_MrkdwnRenderer]) -> list[str]:
+    return [_finish(raw) for raw in _raw_renders(markdown, *renderers)]
+
+
 def _render(markdown: str, renderer: type[_MrkdwnRenderer]) -> str:
-    return str(renderer(_normalise_fences(markdown)).slackify()).strip("\n").rstrip()
+    return _render_with(markdown, renderer)[0]
 
 
 def to_mrkdwn(markdown: str) -> str:
@@ -561,6 +616,10 @@ def _matching_paren(text: str, start: int) -> int | None:
     return None
 
 
+_SCANNED = "\\`*_~[]"
+_SCANNED_CHAR = re.compile(r"[\\`*_~\[\]]")
+
+
 def _scan(text: str) -> _Unfinished:
     """Find the inline markup left open at the end of `text` (one paragraph or list item).
 
@@ -573,6 +632,13 @@ def _scan(text: str) -> _Unfinished:
     index = 0
     while index < len(text):
         char = text[index]
+        if char not in _SCANNED:
+            # Nothing to do between the characters below: find the next one in one call.
+            stop = _SCANNED_CHAR.search(text, index)
+            if stop is None:
+                break
+            index = stop.start()
+            char = text[index]
         if char == "\\":
             index += 2
             continue
@@ -697,14 +763,17 @@ def to_mrkdwn_partial(markdown: str) -> str:
     return to_mrkdwn(_repair(markdown))
 
 
-def plain_text(markdown: str, limit: int = 3000) -> str:
+def plain_text(markdown: str, limit: int = PLAIN_TEXT_LIMIT) -> str:
     """The answer as plain words for the message's ``text`` (notifications, screen readers).
 
     No Markdown marks are left: links read ``text (url)``, code loses its backticks,
     headings their ``#``. ``& < >`` are still escaped, because Slack parses this field for
     mentions too. Longer text ends in "…" within `limit` characters.
     """
-    text = _render(_repair(markdown), _PlainRenderer)
+    return _shorten(_render(_repair(markdown), _PlainRenderer), limit)
+
+
+def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: max(limit - 1, 0)]
@@ -1029,11 +1098,29 @@ def answer_blocks(
     several sections rather than rejected by Slack. An empty answer shows a placeholder,
     since Slack refuses an empty section.
     """
+    # The body and the plain text come from one parse when they convert the same text (while
+    # typing, and for a final text the streaming repair leaves alone): an edit renders once.
+    repaired = _repair(markdown)
+    if typing or repaired == markdown:
+        body, plain = _render_with(repaired, _MrkdwnRenderer, _PlainRenderer)
+    else:
+        body, plain = to_mrkdwn(markdown), _render(repaired, _PlainRenderer)
+    return _answer_message(markdown, body, plain, sources, feedback_value, selected, typing)
+
+
+def _answer_message(
+    markdown: str,
+    body: str,
+    plain: str,
+    sources: Sequence[Source],
+    feedback_value: str | None,
+    selected: str | None,
+    typing: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """`answer_blocks` once `markdown` is converted to `body` and `plain`."""
     convert = to_mrkdwn_partial if typing else to_mrkdwn
     suffix = f" {TYPING_MARKER}" if typing else ""
     placeholder = THINKING_TEXT if typing else EMPTY_ANSWER_TEXT
-
-    body = convert(markdown)
     if len(body) + len(suffix) <= SECTION_LIMIT:
         sections = [body] if body.strip() else []
     else:
@@ -1051,8 +1138,80 @@ def answer_blocks(
             blocks.append(source_list)
         if feedback_value is not None:
             blocks.append(feedback_block(feedback_value, selected))
-    text = plain_text(markdown) or placeholder
+    text = _shorten(plain, PLAIN_TEXT_LIMIT) or placeholder
     return text, blocks
+
+
+# A blank line, then a line starting with a letter: a new paragraph, whatever came before
+# (CommonMark: nothing continues across a blank line into an unindented line of text).
+_PARAGRAPH_AFTER_BLANK = re.compile(r"\n\n(?=[A-Za-z])")
+_FENCE_RUN_LINE = re.compile(r"^.*`{3}.*$", re.MULTILINE)  # a line holding three backticks
+
+
+class TypingRender:
+    """``answer_blocks(markdown, typing=True)`` for the text of one message while it grows,
+    rendering each finished paragraph once: a long message edited every second otherwise
+    converts all of its text again at every edit.
+
+    The text is cut after a blank line followed by a letter outside code blocks: there one
+    paragraph ends and another begins, the parse of the text is the parse of the two sides
+    joined, and so is its raw rendering (``_raw_renders``). Only the text after the last
+    such cut is repaired (``_repair`` only touches the last paragraph and an open code
+    block) and rendered again. A text with a reference-style link definition (``]:``) is
+    rendered whole: the definition changes links in paragraphs before it. Any text that is
+    not a continuation of the last one starts the cache afresh.
+    """
+
+    def __init__(self) -> None:
+        self._done = ""  # the finished paragraphs' markdown
+        self._raw = ("", "")  # their raw renderings: mrkdwn, plain text
+
+    def blocks(self, markdown: str) -> tuple[str, list[dict[str, Any]]]:
+        if "]:" in markdown:
+            return answer_blocks(markdown, typing=True)
+        if not markdown.startswith(self._done):
+            self._done, self._raw = "", ("", "")
+        rest = markdown[len(self._done) :]
+        cut = _last_paragraph_start(rest)
+        if cut:
+            body, plain = _raw_renders(rest[:cut], _MrkdwnRenderer, _PlainRenderer)
+            self._raw = (self._raw[0] + body, self._raw[1] + plain)
+            self._done += rest[:cut]
+            rest = rest[cut:]
+        body, plain = _raw_renders(_repair(rest), _MrkdwnRenderer, _PlainRenderer)
+        return _answer_message(
+            markdown,
+            _finish(self._raw[0] + body),
+            _finish(self._raw[1] + plain),
+            (),
+            None,
+            None,
+            typing=True,
+        )
+
+
+def _last_paragraph_start(text: str) -> int:
+    """Where the last paragraph that starts after a blank line, outside code blocks, begins
+    (0: none). Never after a code block opened at the end of a line of prose, nor after one
+    closed by a line with prose after its run: how those read depends on the text after them
+    (see `_fences`), or gets new lines of its own (`_normalise_fences`)."""
+    if "```" not in text and "~~~" not in text:
+        fences: list[_Fence] = []
+        stop = len(text)
+    else:
+        fences = _fences(text)
+        stop = min(
+            [
+                *(m.start() for m in _FENCE_RUN_LINE.finditer(text) if _mid_line_opener(m[0])),
+                *(f.start for f in fences if f.closed and text[f.end - 1] != "\n"),
+                len(text),
+            ]
+        )
+    for match in reversed(list(_PARAGRAPH_AFTER_BLANK.finditer(text, 0, stop))):
+        cut = match.end()
+        if not any(fence.start < cut < fence.end for fence in fences):
+            return cut
+    return 0
 
 
 # --- Markdown sent as is (native streams) ---------------------------------------------

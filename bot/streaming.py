@@ -52,6 +52,8 @@ class _Part:
     ts: str | None = None
     shown: str | None = None  # the markdown the message displays now
     done: bool = False  # its final text has landed
+    # Its partial edits, rendering each finished paragraph once.
+    typing: slack_format.TypingRender = field(default_factory=slack_format.TypingRender)
 
 
 class _Message(Protocol):
@@ -352,7 +354,7 @@ class AnswerStream:
         # Counted as shown while in flight: text arriving meanwhile may split this part,
         # and the split must keep what Slack is about to display.
         part.shown = part.markdown
-        return self._typing(part.markdown)
+        return Content(*part.typing.blocks(part.markdown))
 
     async def _settle(self, ticket: EditTicket) -> bool:
         """The edit's fate, or its withdrawal when the answer ends first."""
