@@ -629,6 +629,11 @@ class FakeSlack(LoopbackServer):
         message.streaming = False
         message.stopped_by_user = True
 
+    def heal(self, method: str) -> None:
+        """Calls to `method` answer normally again: queued failures and refusals are dropped."""
+        self._failures.pop(method, None)
+        self._refused_methods.pop(method, None)
+
     def refuse_method(self, method: str, error: str) -> None:
         """Every call to `method` from now on answers `ok: false` with `error` (an app or
         token the method is not for: `unknown_method`, `missing_scope`, …)."""
