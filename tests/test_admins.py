@@ -162,6 +162,31 @@ async def test_an_owner_of_one_workspace_is_no_admin_in_another(
     await open_modal(bot, slack, user=owner)
 
 
+async def test_an_owner_met_through_a_shared_channel_is_no_admin_here(
+    start_oauth_bot: StartBot,
+    slack: FakeSlack,
+    accounts: FakeCustomGPT,
+    stored: redis.Redis,
+    team: str,
+) -> None:
+    """Slack Connect: workspace B's token finds A's owner, with A's flags; they count in A."""
+    other = f"{team}B"
+    bot = await start_oauth_bot(**OWN_KEYS)
+    await install(bot, slack, team)
+    await install(bot, slack, other)
+    owner = slack.add_user("UOWNERA", team, owner=True)
+    owner.seen_from.add(other)
+    in_b = SlackSender(bot.url, bot.secret, other, bot.session)
+
+    ack, _ = await command_in(in_b, slack, bot, "key", owner.id)
+
+    assert ack == messages.KEY_NOT_ADMIN
+    (asked,) = users_info_calls(slack, owner.id)
+    assert asked.ok and asked.token == token_of(slack, other)
+    assert slack.views == [] and accounts.requests == []
+    assert await stored_key(stored, other) is None
+
+
 async def test_slack_failing_the_check_says_so_and_changes_nothing(
     start_oauth_bot: StartBot,
     slack: FakeSlack,

@@ -267,6 +267,9 @@ class FakeUser:
     is_owner: bool = False
     is_primary_owner: bool = False
     is_bot: bool = False
+    #: Other workspaces sharing a channel with them (Slack Connect): those workspaces' tokens
+    #: find them too, as Slack does, described as members of their own `team_id`.
+    seen_from: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -1128,10 +1131,11 @@ class FakeSlack(LoopbackServer):
         member = self.users.get(user or "")
         if member is None:
             raise SlackError("user_not_found")
+        visible = {member.team_id, *member.seen_from}
         here = (
-            self._serves(installed, member.team_id)
+            any(self._serves(installed, t) for t in visible)
             if installed is not None
-            else member.team_id == self.team_id
+            else self.team_id in visible
         )
         if not here:
             raise SlackError("user_not_found")
