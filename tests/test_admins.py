@@ -18,9 +18,10 @@ import pytest
 import redis.asyncio as redis
 from cryptography.fernet import Fernet
 
-from bot import home, keys, messages
+from bot import admins, home, keys, messages
 from bot.key_modal import key_view
 from tests import test_oauth
+from tests.clocks import ManualClock
 from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
@@ -236,6 +237,28 @@ async def test_slack_failing_the_check_says_so_and_changes_nothing(
     ack, _ = await run(bot, slack, "key remove", user=WS_ADMIN)
     assert ack == messages.key_removed(True, shared=False)
     assert await stored_key(stored, team) is None
+
+
+async def test_slacks_answer_is_kept_for_its_lifetime_then_asked_again(
+    start_oauth_bot: StartBot, slack: FakeSlack, accounts: FakeCustomGPT, team: str
+) -> None:
+    """An admin demoted in Slack keeps the rights here at most `ANSWER_TTL` seconds."""
+    clock = ManualClock()
+    bot = await start_oauth_bot(clock=clock, **OWN_KEYS)
+    await install(bot, slack, team)
+    admin = slack.add_user(WS_ADMIN, team, admin=True)
+    await open_modal(bot, slack, user=WS_ADMIN)
+
+    admin.is_admin = False
+    clock.advance(admins.ANSWER_TTL - 1)
+    await open_modal(bot, slack, user=WS_ADMIN)  # Slack's answer of before still holds
+    assert len(users_info_calls(slack, WS_ADMIN)) == 1
+    clock.advance(1)
+    ack, _ = await run(bot, slack, "key", user=WS_ADMIN)
+
+    assert ack == messages.KEY_NOT_ADMIN
+    assert len(users_info_calls(slack, WS_ADMIN)) == 2
+    assert len(slack.views) == 2
 
 
 async def test_the_operators_list_still_decides_with_oauth(
