@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot import bindings, home, key_modal, keys, messages
+from bot.admins import AdminCheckFailed
 from bot.answer import DM_THREAD, PROJECT_NAME_TTL
 from bot.customgpt import CustomGPTError, failure_log_level
 from bot.customgpt_keys import Account, NoKey
@@ -167,11 +168,11 @@ class Reply:
 class Commands:
     def __init__(self, runtime: Runtime, indexer: Indexer) -> None:
         self._runtime = runtime
-        self._settings = runtime.settings
         self._store = runtime.store
         self._keys = runtime.customgpt_keys
         self._indexer = indexer
-        self.key_modal = key_modal.KeyModal(runtime, self._may_administer)
+        self._admins = runtime.admins
+        self.key_modal = key_modal.KeyModal(runtime)
 
     async def handle(self, invocation: Invocation, reply: Reply) -> None:
         verbs: dict[str, Verb] = {
@@ -195,6 +196,11 @@ class Commands:
             except StoreUnavailable as error:
                 log.error("/customgpt %s: store unreachable: %s", invocation.verb, error)
                 await reply.anyhow(messages.STORE_DOWN)
+            except AdminCheckFailed as error:
+                log.warning("/customgpt %s: admin check failed: %s", invocation.verb, error)
+                await reply.anyhow(
+                    messages.admin_not_checked(missing_scope=error.code == "missing_scope")
+                )
 
     async def _run(self, invocation: Invocation, reply: Reply, verb: Verb | None) -> None:
         """`key` (None here) manages the workspace's CustomGPT key; every other verb runs with
@@ -209,13 +215,8 @@ class Commands:
             return
         await verb(invocation, reply, account)
 
-    def _may_administer(self, user: str) -> bool:
-        """Creating and binding are for the allow-list; with none set, for everyone."""
-        admins = self._settings.customgpt_admin_users
-        return not admins or user in admins
-
     async def _create(self, invocation: Invocation, reply: Reply, account: Account) -> None:
-        if not self._may_administer(invocation.user):
+        if not await self._admins.may_administer(invocation.team, invocation.user):
             await reply.now(messages.NOT_ADMIN)
             return
         words = [w for w in invocation.args if w.lower() != NO_BIND]
@@ -255,7 +256,7 @@ class Commands:
         await self._store.set(recent, json.dumps({"project_id": project.id}), ttl=RECENT_CREATE_TTL)
 
     async def _use(self, invocation: Invocation, reply: Reply, account: Account) -> None:
-        if not self._may_administer(invocation.user):
+        if not await self._admins.may_administer(invocation.team, invocation.user):
             await reply.now(messages.NOT_ADMIN)
             return
         if len(invocation.args) != 1:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot import bindings, keys, messages
+from bot.admins import AdminCheckFailed
 from bot.answer import PROJECT_NAME_TTL
 from bot.customgpt import (
     CustomGPTClient,
@@ -60,6 +61,8 @@ class HomeFacts:
     can_connect: bool = False  # a key can be stored here (an encryption key is set)
     #: The store, which says whose CustomGPT key serves this workspace, is unreachable.
     account_unknown: bool = False
+    #: Slack could not say whether the viewer is an admin (bot/admins.py): no admin controls.
+    admin_unknown: bool = False
 
 
 async def publish_home(runtime: Runtime, team: str, user: str) -> None:
@@ -72,8 +75,17 @@ async def publish_home(runtime: Runtime, team: str, user: str) -> None:
 
 
 async def gather_facts(runtime: Runtime, team: str, user: str) -> HomeFacts:
-    admins = runtime.settings.customgpt_admin_users
-    is_admin = not admins or user in admins
+    is_admin, admin_unknown = False, False
+    try:
+        is_admin = await runtime.admins.may_administer(team, user)
+    except AdminCheckFailed as error:
+        log.warning("App Home without admin controls: %s", error)
+        admin_unknown = True
+    facts = await _gather(runtime, team, is_admin)
+    return replace(facts, admin_unknown=admin_unknown) if admin_unknown else facts
+
+
+async def _gather(runtime: Runtime, team: str, is_admin: bool) -> HomeFacts:
     can_connect = runtime.customgpt_keys.can_connect
     try:
         account = await runtime.customgpt_keys.account_for(team)
@@ -176,6 +188,8 @@ def home_view(facts: HomeFacts) -> dict[str, Any]:
     blocks += [{"type": "divider"}, _section(messages.HELP)]
     if facts.is_admin:
         blocks.append(_section(ADMIN_NOTE))
+    elif facts.admin_unknown:
+        blocks.append(_section(messages.HOME_ADMIN_NOT_CHECKED))
     return {"type": "home", "blocks": blocks}
 
 

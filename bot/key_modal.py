@@ -10,12 +10,12 @@ and never shown again: not in the modal, a message or a log line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck
 
 from bot import home, messages
+from bot.admins import AdminCheckFailed
 from bot.customgpt import AuthError, CustomGPTError
 from bot.customgpt_keys import MAX_KEY_LENGTH, CannotSeal
 from bot.runtime import Runtime
@@ -112,14 +112,15 @@ def _looks_like_a_key(text: str) -> bool:
 
 
 class KeyModal:
-    def __init__(self, runtime: Runtime, may_administer: Callable[[str], bool]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._keys = runtime.customgpt_keys
-        self._may_administer = may_administer
+        self._admins = runtime.admins
 
     async def command(self, invocation: Invocation, reply: Reply) -> None:
-        """`/customgpt key` opens the modal; `/customgpt key remove` disconnects the key."""
-        if not self._may_administer(invocation.user):
+        """`/customgpt key` opens the modal; `/customgpt key remove` disconnects the key.
+        AdminCheckFailed (Slack could not say who is an admin) reaches the command's caller."""
+        if not await self._admins.may_administer(invocation.team, invocation.user):
             await reply.now(messages.KEY_NOT_ADMIN)
             return
         words = [w.lower() for w in invocation.args]
@@ -158,7 +159,7 @@ class KeyModal:
             log.warning("the Home tab's key button came without a trigger id: no modal")
             return
         try:
-            if not self._may_administer(user):
+            if not await self._admins.may_administer(team, user):
                 log.warning("the Home tab's key button pressed by %s, not an admin: refused", user)
                 view = notice_view(messages.KEY_NOT_ADMIN_SHORT)
             elif not self._keys.can_connect:
@@ -172,6 +173,11 @@ class KeyModal:
         except StoreUnavailable as error:
             log.error("the Home tab's key button: store unreachable: %s", error)
             view = notice_view(messages.STORE_DOWN)
+        except AdminCheckFailed as error:
+            log.warning("the Home tab's key button: admin check failed: %s", error)
+            view = notice_view(
+                messages.admin_not_checked(missing_scope=error.code == "missing_scope")
+            )
         try:
             await self._runtime.slack_writes.for_team(team).open_view(trigger_id, view)
         except SlackUnavailable as error:
@@ -179,8 +185,16 @@ class KeyModal:
 
     async def submitted(self, team: str, user: str, view: dict[str, Any], ack: AsyncAck) -> None:
         """Check the typed key with CustomGPT, store it, and show the outcome in the modal:
-        an error beside the field, or the confirmation. Within Slack's 3 seconds."""
-        if not self._may_administer(user):
+        an error beside the field, or the confirmation. Within Slack's 3 seconds (whoever
+        opened the modal was just found an admin: that answer is usually still kept)."""
+        try:
+            admin = await self._admins.may_administer(team, user)
+        except AdminCheckFailed as error:
+            log.warning("/customgpt key: admin check failed for the submission: %s", error)
+            missing_scope = error.code == "missing_scope"
+            await self._refuse(ack, messages.admin_not_checked_short(missing_scope=missing_scope))
+            return
+        if not admin:
             await self._refuse(ack, messages.KEY_NOT_ADMIN_SHORT)
             return
         api_key = typed_key(view)

@@ -607,3 +607,33 @@ def watch_without_key(name: str, project_id: str) -> str:
         f":warning: I stopped watching {_project_label(name, project_id)}: this workspace's "
         "CustomGPT key was removed. A workspace admin can connect one with `/customgpt key`."
     )
+
+
+# -- who may administer (bot/admins.py) ------------------------------------------------------
+
+
+def admin_not_checked(*, missing_scope: bool = False) -> str:
+    """Slack could not say whether the user is a workspace admin: nothing was changed."""
+    text = (
+        ":warning: I couldn't check with Slack whether you are an admin of this workspace, "
+        "so nothing was changed. Please try again in a moment."
+    )
+    if missing_scope:
+        text += (
+            " (Slack refused: the app lacks the `users:read` permission; a workspace admin "
+            "must reinstall it.)"
+        )
+    return text
+
+
+def admin_not_checked_short(*, missing_scope: bool = False) -> str:
+    """The same, where a modal field's error shows it (at most a line or two)."""
+    if missing_scope:
+        return "Couldn't check that you are an admin: the app lacks users:read (reinstall it)."
+    return "Couldn't check with Slack that you are an admin. Nothing changed; please try again."
+
+
+HOME_ADMIN_NOT_CHECKED = (
+    "_I couldn't check with Slack whether you are an admin of this workspace, so the admin "
+    "controls are not shown. Open this tab again in a moment._"
+)

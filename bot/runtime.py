@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admins import Admins
 from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -109,6 +110,11 @@ class Runtime:
     oauth_state: RedisOAuthStateStore | None = None
     _identity: Identity | None = None
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Who may administer the bot in each workspace (bot/admins.py).
+    admins: Admins = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admins = Admins(self.settings, self.slack_writes, self.clock)
 
     async def identity(self) -> Identity:
         """The token's team and bot user. Bolt would otherwise call `auth.test` for every

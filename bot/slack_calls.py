@@ -337,6 +337,15 @@ class SlackCalls:
             stale_since=self._clock.now(),
         )
 
+    async def user_info(self, user: str) -> dict[str, Any]:
+        """Slack's profile of `user` as this workspace sees it (bot/admins.py reads whether
+        they are an admin). A read, on its own lane (Tier 4) so it never waits behind posts."""
+        response = await self.scheduler.must_land(
+            "users.info", {"user": user}, lane="users", repeatable=True
+        )
+        found = response.get("user")
+        return dict(found) if isinstance(found, dict) else {}
+
     # -- App Home and the assistant pane ---------------------------------------------------
 
     async def publish_home(self, user: str, view: dict[str, Any]) -> None:

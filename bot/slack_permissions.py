@@ -51,6 +51,8 @@ METHOD_SCOPES: dict[str, str | None] = {
     "reactions.remove": "reactions:write",
     "views.publish": None,
     "views.open": None,  # the key form (`/customgpt key`, the Home tab's button)
+    # Whether someone is a workspace admin or owner (OAuth installs, bot/admins.py).
+    "users.info": "users:read",
 }
 
 #: The scope the `/customgpt` slash command needs.

@@ -93,6 +93,8 @@ class Limits:
     views: Rate = TIER_4
     #: assistant.threads.setSuggestedPrompts and setTitle (Tier 4).
     assistant: Rate = TIER_4
+    #: users.info (Tier 4): whether someone is a workspace admin (bot/admins.py).
+    users: Rate = TIER_4
 
 
 @dataclass(eq=False)
@@ -288,6 +290,8 @@ class WorkspaceScheduler:
             return (Bucket(name, self._limits.views),)
         if name == "assistant":
             return (Bucket(name, self._limits.assistant),)
+        if name == "users":
+            return (Bucket(name, self._limits.users),)
         return (Bucket(name, self._limits.reactions),)
 
     def _enqueue(

@@ -174,6 +174,7 @@ async def test_slack_accepts_form_bodies_with_token_field(slack: FakeSlack) -> N
 async def test_slack_other_methods_answer_plausibly(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
+    slack.add_user("U7")
     channel = await client.conversations_info(channel="C1")
     user = await client.users_info(user="U7")
     ephemeral = await client.chat_postEphemeral(channel="C1", user="U7", text="only you")

@@ -286,6 +286,7 @@ async def test_a_command_under_an_org_wide_install_writes_the_workspaces_data(
 ) -> None:
     enterprise = f"E{team[1:]}"
     slack.team_enterprise[team] = enterprise
+    slack.add_user(ADMIN, team, admin=True)  # the org-wide token finds the workspace's admin
     bot = await start_oauth_bot()
     await install(bot, slack, None, enterprise=enterprise)
 

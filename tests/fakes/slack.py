@@ -41,6 +41,7 @@ BOT_SCOPES = (
     "commands",
     "reactions:write",
     "assistant:write",
+    "users:read",
 )
 MAX_SECTION_TEXT = 3000
 MAX_MARKDOWN_BLOCK_TEXT = 12000
@@ -257,6 +258,21 @@ class FakeView:
 
 
 @dataclass
+class FakeUser:
+    """A member of one workspace, as `users.info` describes them there."""
+
+    id: str
+    team_id: str
+    is_admin: bool = False
+    is_owner: bool = False
+    is_primary_owner: bool = False
+    is_bot: bool = False
+    #: Other workspaces sharing a channel with them (Slack Connect): those workspaces' tokens
+    #: find them too, as Slack does, described as members of their own `team_id`.
+    seen_from: set[str] = field(default_factory=set)
+
+
+@dataclass
 class _RateLimit:
     retry_after: int
     as_http_200: bool
@@ -362,6 +378,8 @@ class FakeSlack(LoopbackServer):
         self.channel_teams: dict[str, str] = {}
         #: Which enterprise (Enterprise Grid org) each workspace belongs to.
         self.team_enterprise: dict[str, str] = {}
+        #: The people `users.info` knows, by id (see `add_user`); the bot user is `team_id`'s.
+        self.users: dict[str, FakeUser] = {bot_user_id: FakeUser(bot_user_id, team_id, is_bot=True)}
         self._approvals: dict[str, _Approval] = {}
         self.clock: Clock = clock or MonotonicClock()
         self._limits = limits
@@ -547,6 +565,27 @@ class FakeSlack(LoopbackServer):
         """`channel` belongs to workspace `team`: other workspaces' tokens cannot see it."""
         self.channel_teams[channel] = team
 
+    def add_user(
+        self,
+        user: str,
+        team: str | None = None,
+        *,
+        admin: bool = False,
+        owner: bool = False,
+        primary_owner: bool = False,
+    ) -> FakeUser:
+        """`user` is a member of workspace `team` (default `team_id`), an admin or owner
+        there as said. Only the tokens serving that workspace find them with `users.info`."""
+        member = FakeUser(
+            user,
+            team or self.team_id,
+            is_admin=admin or owner or primary_owner,  # Slack: owners are admins too
+            is_owner=owner or primary_owner,
+            is_primary_owner=primary_owner,
+        )
+        self.users[user] = member
+        return member
+
     def revoke(self, token: str) -> None:
         """The token stops working (an uninstall, a revocation): `invalid_auth` from now on."""
         self.installed[token].revoked = True
@@ -592,6 +631,11 @@ class FakeSlack(LoopbackServer):
         message = self.message(channel, ts)
         message.streaming = False
         message.stopped_by_user = True
+
+    def heal(self, method: str) -> None:
+        """Calls to `method` answer normally again: queued failures and refusals are dropped."""
+        self._failures.pop(method, None)
+        self._refused_methods.pop(method, None)
 
     def refuse_method(self, method: str, error: str) -> None:
         """Every call to `method` from now on answers `ok: false` with `error` (an app or
@@ -719,7 +763,7 @@ class FakeSlack(LoopbackServer):
             body = {"ok": False, "error": self._refused_methods[method]}
         else:
             handler = self._methods.get(method, _plain_ok)
-            if method in ("auth.test", "oauth.v2.access"):
+            if method in ("auth.test", "oauth.v2.access", "users.info"):
                 params["_token"], params["_authorization"] = token, _authorization(request)
             try:
                 body = await handler(params)
@@ -1075,19 +1119,43 @@ class FakeSlack(LoopbackServer):
         return {"ok": True, "view": {**view, "id": opened.id, "team_id": self.team_id}}
 
     async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """As strict as Slack: the token needs `users:read`, and finds only the members of
+        the workspace it serves (anyone else, an owner elsewhere included, is
+        `user_not_found`)."""
+        token = params.get("_token")
+        installed = self.installed.get(token or "")
+        scopes = installed.scopes if installed is not None else self.scopes
+        if "users:read" not in scopes:
+            raise SlackError("missing_scope")
         user = _opt_str(params, "user")
-        if not user:
+        member = self.users.get(user or "")
+        if member is None:
             raise SlackError("user_not_found")
-        name = "bot" if user == self.bot_user_id else f"user-{user.lower()}"
+        visible = {member.team_id, *member.seen_from}
+        here = (
+            any(self._serves(installed, t) for t in visible)
+            if installed is not None
+            else self.team_id in visible
+        )
+        if not here:
+            raise SlackError("user_not_found")
+        name = "bot" if member.is_bot else f"user-{member.id.lower()}"
         return {
             "ok": True,
             "user": {
-                "id": user,
-                "team_id": self.team_id,
+                "id": member.id,
+                "team_id": member.team_id,
                 "name": name,
+                "deleted": False,
                 "real_name": name.title(),
                 "tz": "UTC",
-                "is_bot": user == self.bot_user_id,
+                "is_admin": member.is_admin,
+                "is_owner": member.is_owner,
+                "is_primary_owner": member.is_primary_owner,
+                "is_restricted": False,
+                "is_ultra_restricted": False,
+                "is_bot": member.is_bot,
+                "is_app_user": False,
                 "profile": {"display_name": name, "real_name": name.title()},
             },
         }
