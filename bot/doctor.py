@@ -26,6 +26,7 @@ from bot.config import ConfigError, Settings
 from bot.customgpt import AuthError, CustomGPTClient, CustomGPTError, NotFound
 from bot.log_setup import Redactor
 from bot.runtime import HTTP_TIMEOUT, customgpt_client, slack_client
+from bot.slack_permissions import OAUTH_ONLY_SCOPES
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
 CHECK_TIMEOUT = 10.0  # seconds per check: a host that does not answer is a failure too
@@ -164,7 +165,7 @@ async def _slack_token(slack: AsyncWebClient, settings: Settings, manifest: Path
         ]
     who = f"valid for team {answer.get('team_id')} as bot user {answer.get('user_id')}"
     granted = _granted_scopes(answer.headers)
-    return [ok(name, who), _scopes(scopes, granted, manifest)]
+    return [ok(name, who), _scopes(scopes, granted, manifest, oauth=False)]
 
 
 def _granted_scopes(headers: Any) -> set[str] | None:
@@ -175,12 +176,20 @@ def _granted_scopes(headers: Any) -> set[str] | None:
 
 
 def _scopes(
-    name: str, granted: set[str] | None, manifest: Path, asked: str | None = None
+    name: str,
+    granted: set[str] | None,
+    manifest: Path,
+    asked: str | None = None,
+    *,
+    oauth: bool = True,
 ) -> Result:
     """Whether the token's scopes (or, with `asked`, the setting asking for them at install)
-    cover every bot scope the manifest lists."""
+    cover every bot scope the manifest lists; a single token (`oauth=False`) is not held to
+    the scopes only OAuth installs use."""
     try:
         required = manifest_bot_scopes(manifest)
+        if not oauth:
+            required -= OAUTH_ONLY_SCOPES
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         return skipped(name, f"manifest.yml not readable here ({type(error).__name__})")
     if granted is None:

@@ -55,6 +55,10 @@ METHOD_SCOPES: dict[str, str | None] = {
     "users.info": "users:read",
 }
 
+#: Scopes only an app installed through OAuth uses: a single-token deployment decides who is
+#: an admin by CUSTOMGPT_ADMIN_USERS or lets everyone (bot/admins.py), never by `users.info`.
+OAUTH_ONLY_SCOPES: frozenset[str] = frozenset({"users:read"})
+
 #: The scope the `/customgpt` slash command needs.
 COMMAND_SCOPE = "commands"
 

@@ -128,6 +128,18 @@ async def test_missing_scopes_are_named(good: Settings, slack: FakeSlack) -> Non
     assert status(line) == "FAIL" and "missing commands, reactions:write" in line
 
 
+async def test_a_single_token_is_not_held_to_the_scopes_only_oauth_uses(
+    good: Settings, slack: FakeSlack
+) -> None:
+    slack.scopes = [s for s in BOT_SCOPES if s != "users:read"]
+    code, lines = await diagnose(good)
+    assert code == 0, lines
+    assert status(lines["Slack token scopes"]) == "ok"
+    slack.scopes = [s for s in BOT_SCOPES if s not in ("users:read", "assistant:write")]
+    code, lines = await diagnose(good)
+    assert code == 1 and "missing assistant:write" in lines["Slack token scopes"]
+
+
 async def test_a_project_still_indexing_fails(good: Settings, customgpt: FakeCustomGPT) -> None:
     customgpt.set_active(PROJECT_ID, False)
     code, lines = await diagnose(good)
