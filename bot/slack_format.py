@@ -991,6 +991,12 @@ def feedback_block(value: str, selected: str | None = None) -> dict[str, Any]:
     limit). `selected` ("liked" or "disliked") highlights the button already recorded, so
     the message shows the user's choice; None or "neutral" highlights neither.
     """
+    # Ordinary buttons, not Slack's native `feedback_buttons` (a `context_actions` block):
+    # those carry only a text, a value and an accessibility label per button, with no field
+    # that marks one as chosen, so the message cannot show everyone the recorded verdict
+    # (the highlight Slack's client shows after a click is the clicker's own), and a click
+    # on the recorded verdict could not take it back. Their click payload (the button's
+    # value and the clicker) would keep the asker-only rule; the first failing is enough.
     if len(value) > BUTTON_VALUE_LIMIT:
         raise ValueError(f"button value longer than {BUTTON_VALUE_LIMIT} characters")
     if selected not in (None, "neutral", "liked", "disliked"):
