@@ -1,7 +1,7 @@
 """One answer streamed by Slack's native chat streams, or by the update transport it wraps.
 
-Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it with the first
-words, `chat.appendStream` adds only the new text, `chat.stopStream` ends it with the blocks
+Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it (with the
+search step below), `chat.appendStream` adds only the new text, `chat.stopStream` ends it with the blocks
 shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a minute), append
 Tier 4, so which transport an answer uses is decided when it starts (see `Transports`):
 
@@ -17,6 +17,11 @@ every `SLACK_UPDATE_INTERVAL`: a few streams at once outrun that budget. So appe
 answer streams are offered like partial edits (the text new when the budget lets one go, else
 nothing), and the last words go with chat.stopStream, so an answer's end never queues behind
 other answers' appends.
+
+While CustomGPT searches, the stream already shows a task step, "Searching <project>…", sent
+with the start; the call that brings the first words marks it complete, and a stop with no
+words marks it failed with a short reason (the notice under it says the rest). The step
+costs no call of its own, and the status line is spent only where nothing is posted yet.
 
 Whatever happens mid-answer, no text is lost: a stream Slack refuses, expires (about five
 minutes after it starts) or fails is handed to the update transport, which finishes that
@@ -378,10 +383,13 @@ class NativeStream:
         anyway carries it."""
         if self._search is None:
             return
-        await self._start(self._pieces[0], [self._search_chunk("in_progress")])
+        step = [self._search_chunk("in_progress")]
+        await self._start(self._pieces[0], step, task_display_mode=TASK_DISPLAY)
         self._search_open = True
 
-    async def _start(self, piece: _Piece, chunks: list[dict[str, Any]]) -> None:
+    async def _start(
+        self, piece: _Piece, chunks: list[dict[str, Any]], task_display_mode: str | None = None
+    ) -> None:
         """Start the piece's stream with `chunks` (its first words, or the search step)."""
         try:
             piece.ts = await self._calls.start_stream(
@@ -390,7 +398,7 @@ class NativeStream:
                 chunks,
                 recipient_team=self._place.team,
                 recipient_user=self._place.user,
-                task_display_mode=TASK_DISPLAY if self._search is not None else None,
+                task_display_mode=task_display_mode,
             )
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
