@@ -1,9 +1,10 @@
 """One answer streamed by Slack's native chat streams, or by the update transport it wraps.
 
 Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it (with the
-search step below), `chat.appendStream` adds only the new text, `chat.stopStream` ends it with the blocks
-shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a minute), append
-Tier 4, so which transport an answer uses is decided when it starts (see `Transports`):
+search step below), `chat.appendStream` adds only the new text, `chat.stopStream` ends it
+with the blocks shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a
+minute), append Tier 4, so which transport an answer uses is decided when it starts (see
+`Transports`):
 
 - natively where the asker is the one who watches (DM and assistant threads), by the update
   transport (bot/streaming.py) in channel threads, where only the asker would see a native
@@ -254,12 +255,18 @@ class NativeStream:
         self._status_wanted = (status_text(project_name), loading_messages(project_name))
         self._search = search_step(project_name)
 
-    def _offer_status(self) -> None:
+    def _offer_status(self, *, while_searching: bool = False) -> None:
+        """Offer the status line; `while_searching`: only until the first words arrive (it
+        says the bot is searching, which is over then)."""
         if self._status_wanted is None or self._place.reply_thread is None:
             return
         status, loading = self._status_wanted
         self._status = self._calls.offer_status(
-            self._place.channel, self._place.reply_thread, status, loading
+            self._place.channel,
+            self._place.reply_thread,
+            status,
+            loading,
+            wanted=(lambda: not self.text) if while_searching else (lambda: True),
         )
 
     async def open(self, placeholder: str) -> str | None:
@@ -278,7 +285,8 @@ class NativeStream:
         scheduler.stops_expected += 1
         self._start_counted = self._stop_counted = True
         if not room:
-            self._offer_status()  # the start waits for its budget: the status line meanwhile
+            # The start waits for its budget: the status line says the bot is searching.
+            self._offer_status(while_searching=True)
         self._writer = asyncio.create_task(
             self._write(), name=f"native-{self._place.channel}-{self._place.reply_thread}"
         )

@@ -315,10 +315,16 @@ class SlackCalls:
         )
 
     def offer_status(
-        self, channel: str, thread_ts: str, status: str, loading: list[str]
+        self,
+        channel: str,
+        thread_ts: str,
+        status: str,
+        loading: list[str],
+        wanted: Callable[[], bool] = lambda: True,
     ) -> EditTicket:
         """Slack's status line under a thread ("is searching…"): a courtesy from its own
-        budget, withdrawn when the answer's first message comes first (which clears it)."""
+        budget, withdrawn when the answer's first message comes first (which clears it), and
+        not sent when `wanted()` says no by its turn."""
         params = {
             "channel_id": channel,
             "thread_ts": thread_ts,
@@ -327,7 +333,7 @@ class SlackCalls:
         }
         return self.scheduler.offer(
             "assistant.threads.setStatus",
-            lambda: params,
+            lambda: params if wanted() else None,
             lane="status",
             stale_since=self._clock.now(),
         )

@@ -19,6 +19,8 @@ from tests.conftest import PROJECT_ID
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import MAX_LOADING_MESSAGES, FakeMessage, FakeSlack, SlackCall
+from tests.polling import until
+from tests.test_metrics import scrape, value
 from tests.test_native_stream import STREAM_METHODS, ask_in_dm_thread, stream_calls, text_of
 from tests.views import final_text
 
@@ -34,6 +36,11 @@ def notice(message: FakeMessage) -> str:
         if b["type"] == "context"
         for e in b["elements"]
     )
+
+
+async def answer_read(bot: RunningBot) -> bool:
+    """CustomGPT's answer has reached the bot whole (its `/metrics` say so)."""
+    return value(await scrape(bot), "customgpt_answer_seconds_count") == 1
 
 
 def steps_in(call: SlackCall) -> list[dict[str, Any]]:
@@ -159,10 +166,12 @@ async def test_a_native_start_waiting_for_its_budget_shows_the_status_line_meanw
     await RedisBuckets(redis_client).take(
         bot.team, [Bucket("stream-start", Rate(per_minute=1, burst=1))], clock.wall()
     )
-    customgpt.queue_answer(["Later."])
+    held = customgpt.queue_answer(["Later."], hold_after=0)
     thread = await ask_in_dm_thread(bot, "Now?")
+    await held.reached_hold.wait()
     await slack.wait_for(lambda: bool(slack.statuses.get(("D1", thread))))
     assert not slack.calls_to("chat.startStream")  # a minute away
+    held.release.set()
     clock.advance(61)
     await bot.idle()
 
@@ -184,3 +193,27 @@ async def test_a_long_project_name_is_shortened_where_slack_gives_little_room(
     title = message.tasks["search"]["title"]
     assert title.startswith("Searching Handbook Handbook") and title.endswith("…")
     assert len(title) < 100 and message.text == "Short answer."
+
+
+async def test_a_status_line_whose_turn_comes_after_the_first_words_is_not_sent(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
+) -> None:
+    clock = ManualClock()
+    bot = await start_bot(
+        clock=clock, slack_streaming="native", slack_stream_budget=1, slack_stream_burst=1
+    )
+    # The start and the status line both wait for their budgets; the words come first.
+    await RedisBuckets(redis_client).take(
+        bot.team, [Bucket("stream-start", Rate(per_minute=1, burst=1))], clock.wall()
+    )
+    status = Bucket("status", Rate(per_minute=50, burst=10))
+    for _ in range(10):
+        await RedisBuckets(redis_client).take(bot.team, [status], clock.wall())
+    customgpt.queue_answer(["Found it."])
+    thread = await ask_in_dm_thread(bot, "Now?")
+    await until(lambda: answer_read(bot))
+    clock.advance(61)
+    await bot.idle()
+
+    assert [final_text(m) for m in slack.thread("D1", thread)] == ["Found it."]
+    assert not slack.calls_to("assistant.threads.setStatus")  # no longer true by its turn
