@@ -443,7 +443,9 @@ class NativeStream:
             self._result.first_shown_at = piece.shown_at
 
     async def _stream_all(self) -> None:
-        next_at = float("-inf")
+        # The start counts as a call of the stream's pace: opened for the search step, the
+        # first words wait out the interval from it, so the step costs no call of its own.
+        next_at = self._pieces[0].shown_at + self._interval
         while True:
             await self._wake.wait()
             self._wake.clear()
