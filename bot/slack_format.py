@@ -763,6 +763,21 @@ def _makes_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
     return match is not None and _opens(match)
 
 
+def _ends_in_a_fence(text: str, position: int) -> bool:
+    """Whether a cut at `position` would end the head with a fence that was not one.
+
+    "```00 0```" is an inline code span (a backtick run's info string holds no backtick);
+    cut after "```00 ", the head's last line opens a code block whose tag "00" is not shown.
+    """
+    line_start = text.rfind("\n", 0, position) + 1
+    line_end = text.find("\n", position)
+    whole = _FENCE_LINE.fullmatch(text[line_start : None if line_end < 0 else line_end])
+    if whole is not None and _opens(whole):
+        return False  # a fence already: the splitter's fence rules apply
+    head = _FENCE_LINE.fullmatch(text[line_start:position].rstrip("\r"))
+    return head is not None and _opens(head)
+
+
 def _opening_prose(text: str, fence: _Fence) -> bool:
     """Whether the block's opening line has prose after its run (shown before the block)."""
     line = text[fence.start : fence.content_start].rstrip("\r\n")
@@ -847,7 +862,7 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     def allowed(position: int) -> bool:
         if not 0 < position < len(markdown) or not markdown[:position].strip():
             return False
-        if _makes_a_fence(markdown, position, fences):
+        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
             return False
         if not markdown[position:].strip():
             return False
@@ -888,7 +903,9 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     in_span = {p for start, end in spans for p in range(start + 1, min(end, limit + 1))}
 
     def fallback(position: int, level: int) -> bool:
-        if _makes_a_fence(markdown, position, fences) or (level < 2 and position in in_span):
+        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
+            return False
+        if level < 2 and position in in_span:
             return False
         for fence in fences:
             # Right after an opening line with prose, the prose can go alone.
