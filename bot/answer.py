@@ -32,13 +32,7 @@ from bot.customgpt import (
 from bot.customgpt_keys import CustomGPTKeys, NoKey
 from bot.journal import Entry, Journal
 from bot.metrics import ANSWERED, Metrics, reason_for
-from bot.native_stream import (
-    NativeStream,
-    Placement,
-    Transports,
-    loading_messages,
-    status_text,
-)
+from bot.native_stream import NativeStream, Placement, Transports
 from bot.slack_calls import (
     Content,
     PostedThenCancelled,
@@ -368,7 +362,7 @@ class Answerer:
                 stream.existing_ts = await self._post_waiting(question, calls, messages.ADMISSION)
             await admission
             name = await self.project_name(question.team, project_id, customgpt)
-            stream.show_status(status_text(name), loading_messages(name))
+            stream.show_searching(name)
             await stream.open(messages.searching(name) if name else messages.THINKING)
             ending = await stream.unless_stopped(
                 self._fill(question, project_id, customgpt, stream)

@@ -6,7 +6,8 @@ Clicking the recorded reaction again takes it back (`neutral`).
 
 The buttons are on a message everyone in the channel sees, but what CustomGPT records is the
 asker's verdict: they also carry who asked, and anybody else's click only earns a note.
-Buttons posted before they carried it accept any click, as they always did.
+Buttons posted before they carried it accept any click, as they always did. (Why these are
+not Slack's native `feedback_buttons`: see `slack_format.feedback_block`.)
 """
 
 from __future__ import annotations

@@ -86,6 +86,30 @@ def searching(project_name: str) -> str:
     return f"_Searching {escape(project_name)}…_"
 
 
+#: Why a native answer's search step failed, in the few words a task step shows (plain
+#: text; the notice under the message says the rest).
+_SEARCH_FAILURES = {
+    "customgpt_auth_error": "CustomGPT refused this workspace's key",
+    "customgpt_not_found": "The project or conversation was not found",
+    "customgpt_rate_limited": "The CustomGPT account is out of query credits",
+    "customgpt_prompt_too_long": "The question is too long",
+    "customgpt_stream_timeout": "CustomGPT didn't answer in time",
+    "customgpt_stream_interrupted": "The answer broke off",
+    "customgpt_stream_error": "CustomGPT reported an error",
+    "customgpt_server_error": "CustomGPT had a problem",
+    "customgpt_request_timeout": "CustomGPT had a problem",
+    "store_unavailable": "My storage is unreachable",
+    "empty_answer": "CustomGPT returned an empty answer",
+}
+
+
+def search_failed(failure: str | None) -> str:
+    """The reason a search step shows when no words came (`failure`: the metrics reason)."""
+    if failure is None:
+        return "Interrupted before an answer came"
+    return _SEARCH_FAILURES.get(failure, "The search failed")
+
+
 def _credits_exhausted(error: RateLimited) -> str:
     """A 429 from CustomGPT: the account's query credits are used up. Waiting does not help,
     so the user learns who can fix it, with CustomGPT's own words (already redacted by the

@@ -1,9 +1,10 @@
 """One answer streamed by Slack's native chat streams, or by the update transport it wraps.
 
-Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it with the first
-words, `chat.appendStream` adds only the new text, `chat.stopStream` ends it with the blocks
-shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a minute), append
-Tier 4, so which transport an answer uses is decided when it starts (see `Transports`):
+Slack's AI-app methods stream a reply in a thread: `chat.startStream` posts it (with the
+search step below), `chat.appendStream` adds only the new text, `chat.stopStream` ends it
+with the blocks shown under it (sources, feedback). Start and stop are Tier 2 (about 20 a
+minute), append Tier 4, so which transport an answer uses is decided when it starts (see
+`Transports`):
 
 - natively where the asker is the one who watches (DM and assistant threads), by the update
   transport (bot/streaming.py) in channel threads, where only the asker would see a native
@@ -17,6 +18,11 @@ every `SLACK_UPDATE_INTERVAL`: a few streams at once outrun that budget. So appe
 answer streams are offered like partial edits (the text new when the budget lets one go, else
 nothing), and the last words go with chat.stopStream, so an answer's end never queues behind
 other answers' appends.
+
+While CustomGPT searches, the stream already shows a task step, "Searching <project>…", sent
+with the start; the call that brings the first words marks it complete, and a stop with no
+words marks it failed with a short reason (the notice under it says the rest). The step
+costs no call of its own, and the status line is spent only where nothing is posted yet.
 
 Whatever happens mid-answer, no text is lost: a stream Slack refuses, expires (about five
 minutes after it starts) or fails is handed to the update transport, which finishes that
@@ -58,14 +64,34 @@ REFUSAL_MEMORY = 3600.0  # seconds a workspace that refused native streams is no
 APPEND_LIMIT = 12_000  # Slack's limit for `markdown_text` in one call
 
 
+SEARCH_TASK = "search"  # the id of the one task step a native answer shows
+TASK_DISPLAY = "timeline"  # the step as a card above the answer's text, not a plan block
+NAME_SHOWN = 80  # characters of a project's name in the status line and the search step
+
+
+def _where(project_name: str | None) -> str:
+    """The project's name as the status line and the search step show it (Slack gives them
+    little room; a project's name is not bounded by us)."""
+    where = project_name or "the knowledge base"
+    return where if len(where) <= NAME_SHOWN else where[: NAME_SHOWN - 1] + "…"
+
+
 def loading_messages(project_name: str | None) -> list[str]:
     """The lines Slack cycles through under "is searching…" (at most 10)."""
-    where = project_name or "the knowledge base"
-    return [f"Searching {where}…", "Reading the most relevant pages…", "Writing the answer…"]
+    return [
+        f"Searching {_where(project_name)}…",
+        "Reading the most relevant pages…",
+        "Writing the answer…",
+    ]
 
 
 def status_text(project_name: str | None) -> str:
-    return f"is searching {project_name}…" if project_name else "is searching…"
+    return f"is searching {_where(project_name)}…" if project_name else "is searching…"
+
+
+def search_step(project_name: str | None) -> str:
+    """The title of the task step a native stream opens with while CustomGPT searches."""
+    return f"Searching {_where(project_name)}…"
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,7 @@ class _Piece:
     sent: str = ""  # the (neutralised) text Slack holds
     covered: int = 0  # how much of `markdown` `sent` covers
     stopped: bool = False  # its stream has ended (a later piece continues the answer)
+    shown_at: float = float("-inf")  # when Slack last showed something new of it
 
 
 class NativeStream:
@@ -179,6 +206,9 @@ class NativeStream:
         self._result = StreamResult()
         self._status: EditTicket | None = None
         self._status_wanted: tuple[str, list[str]] | None = None
+        self._search: str | None = None  # the search step's title, when one is shown
+        self._search_open = False  # the step shows "in progress": the first words complete it
+        self._placeholder = messages.THINKING
         self._start_counted = False
         self._stop_counted = False
         #: Set when the user pressed Stop on the stream: stop reading the answer.
@@ -212,34 +242,51 @@ class NativeStream:
         posted = [p for p in self._pieces if p.ts is not None]
         return bool(posted) and not posted[-1].stopped
 
-    def show_status(self, status: str, loading: list[str]) -> None:
-        """Slack's status line to show under the thread until the answer's first message
-        appears (the message clears it), where no placeholder is posted meanwhile: before a
-        native stream's first words, and while an answer is delivered whole. Where the
-        update transport posts a placeholder at once, the placeholder says it all."""
-        self._status_wanted = (status, loading)
+    def show_searching(self, project_name: str | None) -> None:
+        """What people see while CustomGPT searches `project_name`.
 
-    def _offer_status(self) -> None:
+        A native stream opens at once with a task step ("Searching <project>…") in progress;
+        the call carrying the first words marks it complete, and the stop marks it errored,
+        with a short reason, when no words came. Slack's status line (with a few loading
+        messages) shows where nothing is posted meanwhile: while an answer is delivered
+        whole, and while a native stream's start waits for its budget; the answer's first
+        message clears it. Where the update transport posts a placeholder at once, the
+        placeholder says it all."""
+        self._status_wanted = (status_text(project_name), loading_messages(project_name))
+        self._search = search_step(project_name)
+
+    def _offer_status(self, *, while_searching: bool = False) -> None:
+        """Offer the status line; `while_searching`: only until the first words arrive (it
+        says the bot is searching, which is over then)."""
         if self._status_wanted is None or self._place.reply_thread is None:
             return
         status, loading = self._status_wanted
         self._status = self._calls.offer_status(
-            self._place.channel, self._place.reply_thread, status, loading
+            self._place.channel,
+            self._place.reply_thread,
+            status,
+            loading,
+            wanted=(lambda: not self.text) if while_searching else (lambda: True),
         )
 
     async def open(self, placeholder: str) -> str | None:
-        """Decide the transport and start it. Native: nothing is posted until the first
-        words (the status line is what people see meanwhile); returns None."""
+        """Decide the transport and start it. Native: the stream starts at once with the
+        search step (see `show_searching`; without one, with the first words); returns
+        None."""
         scheduler = self._calls.scheduler
         native = self._native and self.existing_ts is None
+        room = native and await scheduler.stream_room()
         if native and self._must_have_room:
-            native = await scheduler.stream_room()
+            native = room
         if not native:
             return await self._open_fallback(placeholder)
+        self._placeholder = placeholder
         scheduler.starts_expected += 1
         scheduler.stops_expected += 1
         self._start_counted = self._stop_counted = True
-        self._offer_status()
+        if not room:
+            # The start waits for its budget: the status line says the bot is searching.
+            self._offer_status(while_searching=True)
         self._writer = asyncio.create_task(
             self._write(), name=f"native-{self._place.channel}-{self._place.reply_thread}"
         )
@@ -328,6 +375,7 @@ class NativeStream:
     async def _write(self) -> StreamResult:
         try:
             try:
+                await self._open_search()
                 await self._stream_all()
             except _Failed as failure:
                 return await self._hand_over(failure)
@@ -337,8 +385,67 @@ class NativeStream:
             self._placed.set()
             await self._drop_status()
 
+    async def _open_search(self) -> None:
+        """Start the stream at once with the search step in progress, when one is wanted:
+        people see the bot at work while CustomGPT searches, and the start that had to go out
+        anyway carries it."""
+        if self._search is None:
+            return
+        step = [self._search_chunk("in_progress")]
+        await self._start(self._pieces[0], step, task_display_mode=TASK_DISPLAY)
+        self._search_open = True
+
+    async def _start(
+        self, piece: _Piece, chunks: list[dict[str, Any]], task_display_mode: str | None = None
+    ) -> None:
+        """Start the piece's stream with `chunks` (its first words, or the search step)."""
+        try:
+            piece.ts = await self._calls.start_stream(
+                self._place.channel,
+                str(self._place.reply_thread),
+                chunks,
+                recipient_team=self._place.team,
+                recipient_user=self._place.user,
+                task_display_mode=task_display_mode,
+            )
+        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+            raise _failure(error) from error
+        await self._drop_status()  # shown meanwhile, the stream's message clears it
+        self._started()
+        piece.shown_at = self._clock.now()
+        self._result.message_ts.append(piece.ts)
+        self._result.edits += 1
+        self._report()
+
+    def _carrying(self, text: str) -> list[dict[str, Any]]:
+        """The chunks of a call that adds `text` to a stream: the first words also mark the
+        search step complete (in the same call, never one of its own)."""
+        chunks: list[dict[str, Any]] = []
+        if self._search_open and text:
+            self._search_open = False
+            chunks.append(self._search_chunk("complete"))
+        if text:
+            chunks.append({"type": "markdown_text", "text": text})
+        return chunks
+
+    def _search_chunk(self, status: str, reason: str | None = None) -> dict[str, Any]:
+        chunk = {"type": "task_update", "id": SEARCH_TASK, "title": self._search, "status": status}
+        if reason is not None:
+            chunk["output"] = reason
+        return chunk
+
+    def _shown(self, piece: _Piece, text: str) -> None:
+        """Slack took `text` for the piece: it is what people see now."""
+        if not text:
+            return
+        piece.shown_at = self._clock.now()
+        if self._result.first_shown_at is None:
+            self._result.first_shown_at = piece.shown_at
+
     async def _stream_all(self) -> None:
-        next_at = float("-inf")
+        # The start counts as a call of the stream's pace: opened for the search step, the
+        # first words wait out the interval from it, so the step costs no call of its own.
+        next_at = self._pieces[0].shown_at + self._interval
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -359,18 +466,23 @@ class NativeStream:
         # The last words go with chat.stopStream: the final text then waits for the stop
         # budget `auto` made sure of, never behind other answers' appends.
         tail, _ = self._delta(last, final=True)
+        ending = self._ending or Ending()
+        if self._search_open and not tail:
+            # No words at all: the search step says it failed, the notice below says why.
+            self._search_open = False
+            chunks = [self._search_chunk("error", messages.search_failed(ending.failure))]
+        else:
+            chunks = self._carrying(tail)
         try:
             await self._calls.stop_stream(
-                self._place.channel,
-                last.ts,
-                self._ending_blocks(self._ending or Ending()),
-                markdown=tail,
+                self._place.channel, last.ts, self._ending_blocks(ending), chunks=chunks
             )
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
         last.sent += tail
         last.stopped = True
         self._result.edits += 1
+        self._shown(last, tail)
 
     async def _push(self, *, final: bool) -> bool:
         """Send what Slack does not have yet: finish each piece that is full (stopping its
@@ -398,31 +510,24 @@ class NativeStream:
             return False
         if piece.ts is not None and not final:
             return await self._append_partial(piece)
-        chunks = [delta[i : i + APPEND_LIMIT] for i in range(0, len(delta), APPEND_LIMIT)]
+        texts = [delta[i : i + APPEND_LIMIT] for i in range(0, len(delta), APPEND_LIMIT)]
         held = False
+        if piece.ts is None:
+            first = texts.pop(0)
+            await self._start(piece, self._carrying(first))
+            piece.sent += first
+            self._shown(piece, first)
+        elif hold_back:
+            texts.pop()  # the stop carries it
+            held = True
         try:
-            if piece.ts is None:
-                first = chunks.pop(0)
-                await self._drop_status()  # the reply clears a status already shown
-                piece.ts = await self._calls.start_stream(
-                    self._place.channel,
-                    str(self._place.reply_thread),
-                    first,
-                    recipient_team=self._place.team,
-                    recipient_user=self._place.user,
+            for text in texts:
+                await self._calls.append_stream(
+                    self._place.channel, str(piece.ts), self._carrying(text)
                 )
-                self._started()
-                piece.sent += first
-                self._result.message_ts.append(piece.ts)
+                piece.sent += text
                 self._result.edits += 1
-                self._report()
-            elif hold_back:
-                chunks.pop()  # the stop carries it
-                held = True
-            for chunk in chunks:
-                await self._calls.append_stream(self._place.channel, piece.ts, chunk)
-                piece.sent += chunk
-                self._result.edits += 1
+                self._shown(piece, text)
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
             raise _failure(error) from error
         if not held:
@@ -446,9 +551,13 @@ class NativeStream:
             rendered, before = True, (piece.sent, piece.covered)
             piece.sent += delta  # counted as sent while in flight: a split must keep it
             piece.covered = covered
-            return {"channel": self._place.channel, "ts": piece.ts, "markdown_text": delta}
+            shown.append(delta)
+            return {"channel": self._place.channel, "ts": piece.ts, "chunks": self._carrying(delta)}
 
-        ticket = self._calls.offer_append(render)
+        shown: list[str] = []
+        # The stream whose text went longest without news goes first (the first words of a
+        # stream opened for the search step, above all).
+        ticket = self._calls.offer_append(render, stale_since=piece.shown_at)
         try:
             sent = await self._settle(ticket)
         except (SlackUnavailable, MessageTooLong, MessageGone) as error:
@@ -460,6 +569,7 @@ class NativeStream:
             raise _Failed(None)
         if sent:
             self._result.edits += 1
+            self._shown(piece, "".join(shown))
         return sent
 
     async def _settle(self, ticket: EditTicket) -> bool:
@@ -538,7 +648,7 @@ class NativeStream:
         if not self._closed.is_set():
             # Carry on by chat.update; the first edit shows the message as it was.
             shown = self._typing(piece.markdown) or self._typing(piece.markdown[: piece.covered])
-            await delegate.open(shown or messages.THINKING)
+            await delegate.open(shown or self._placeholder)
         await self._closed.wait()
         ending = self._ending or Ending()
         if failure.code == STOPPED:
@@ -546,7 +656,8 @@ class NativeStream:
         result = await delegate.close(ending)
         kept = [ts for ts in self._result.message_ts if ts not in result.message_ts]
         edits = self._result.edits + result.edits
-        return StreamResult(kept + result.message_ts, edits, result.complete)
+        first_shown_at = self._result.first_shown_at or result.first_shown_at
+        return StreamResult(kept + result.message_ts, edits, result.complete, first_shown_at)
 
     async def _stop_quietly(self, piece: _Piece) -> None:
         """End a stream that failed otherwise, so chat.update may finish its message."""

@@ -254,26 +254,33 @@ class SlackCalls:
 
     # -- native streams (chat.startStream / appendStream / stopStream) ----------------------
 
+    # A stream's text goes as `chunks` (`markdown_text` chunks, with task steps between
+    # them), never as the `markdown_text` argument: Slack holds a stream to the form it was
+    # started with, and only chunks carry the steps.
+
     async def start_stream(
         self,
         channel: str,
         thread_ts: str,
-        markdown: str,
+        chunks: list[dict[str, Any]],
         *,
         recipient_team: str,
         recipient_user: str,
+        task_display_mode: str | None = None,
     ) -> str:
-        """Start a native stream replying in `thread_ts`; returns the message's ts. Never
-        repeated after a failure that may have landed (that would start a second message)."""
+        """Start a native stream replying in `thread_ts` with `chunks` (its first words, a
+        task step); returns the message's ts. Never repeated after a failure that may have
+        landed (that would start a second message)."""
         response = await self.scheduler.must_land(
             "chat.startStream",
             _without_none(
                 {
                     "channel": channel,
                     "thread_ts": thread_ts,
-                    "markdown_text": markdown or None,
+                    "chunks": chunks,
                     "recipient_team_id": recipient_team,
                     "recipient_user_id": recipient_user,
+                    "task_display_mode": task_display_mode,
                 }
             ),
             lane="stream-start",
@@ -281,19 +288,22 @@ class SlackCalls:
         )
         return str(response["ts"])
 
-    async def append_stream(self, channel: str, ts: str, markdown: str) -> None:
-        """Add `markdown` (new text only) to a native stream; never repeated when it may have
+    async def append_stream(self, channel: str, ts: str, chunks: list[dict[str, Any]]) -> None:
+        """Add `chunks` (new text only) to a native stream; never repeated when it may have
         landed, or the text would show twice."""
-        params = {"channel": channel, "ts": ts, "markdown_text": markdown}
+        params = {"channel": channel, "ts": ts, "chunks": chunks}
         await self.scheduler.must_land(
             "chat.appendStream", params, lane="stream-append", repeatable=False
         )
 
-    def offer_append(self, render: Callable[[], dict[str, Any] | None]) -> EditTicket:
+    def offer_append(
+        self, render: Callable[[], dict[str, Any] | None], *, stale_since: float
+    ) -> EditTicket:
         """A partial `chat.appendStream`, rendered (the text new by then) when the append
-        budget lets it go; the stream's end withdraws it if it is still waiting."""
+        budget lets it go; the stream's end withdraws it if it is still waiting. Among the
+        offers waiting, the stream showing nothing new since the longest goes first."""
         return self.scheduler.offer(
-            "chat.appendStream", render, lane="stream-append", stale_since=self._clock.now()
+            "chat.appendStream", render, lane="stream-append", stale_since=stale_since
         )
 
     async def stop_stream(
@@ -302,28 +312,29 @@ class SlackCalls:
         ts: str,
         blocks: list[dict[str, Any]] | None = None,
         *,
-        markdown: str | None = None,
+        chunks: list[dict[str, Any]] | None = None,
     ) -> None:
-        """End a native stream with its last words (`markdown`, new text only); `blocks`
-        are shown under its text (sources, feedback). Repeating it is safe: a stop that
-        landed makes the repeat fail, and the caller then finishes by chat.update."""
+        """End a native stream with its last `chunks` (new text only, a step's end);
+        `blocks` are shown under its text (sources, feedback). Repeating it is safe: a stop
+        that landed makes the repeat fail, and the caller then finishes by chat.update."""
         params = _without_none(
-            {
-                "channel": channel,
-                "ts": ts,
-                "markdown_text": markdown or None,
-                "blocks": blocks or None,
-            }
+            {"channel": channel, "ts": ts, "chunks": chunks or None, "blocks": blocks or None}
         )
         await self.scheduler.must_land(
             "chat.stopStream", params, lane="stream-stop", repeatable=True
         )
 
     def offer_status(
-        self, channel: str, thread_ts: str, status: str, loading: list[str]
+        self,
+        channel: str,
+        thread_ts: str,
+        status: str,
+        loading: list[str],
+        wanted: Callable[[], bool] = lambda: True,
     ) -> EditTicket:
         """Slack's status line under a thread ("is searching…"): a courtesy from its own
-        budget, withdrawn when the answer's first message comes first (which clears it)."""
+        budget, withdrawn when the answer's first message comes first (which clears it), and
+        not sent when `wanted()` says no by its turn."""
         params = {
             "channel_id": channel,
             "thread_ts": thread_ts,
@@ -332,7 +343,7 @@ class SlackCalls:
         }
         return self.scheduler.offer(
             "assistant.threads.setStatus",
-            lambda: params,
+            lambda: params if wanted() else None,
             lane="status",
             stale_since=self._clock.now(),
         )

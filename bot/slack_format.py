@@ -832,6 +832,21 @@ def _makes_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
     return match is not None and _opens(match)
 
 
+def _ends_in_a_fence(text: str, position: int) -> bool:
+    """Whether a cut at `position` would end the head with a fence that was not one.
+
+    "```00 0```" is an inline code span (a backtick run's info string holds no backtick);
+    cut after "```00 ", the head's last line opens a code block whose tag "00" is not shown.
+    """
+    line_start = text.rfind("\n", 0, position) + 1
+    line_end = text.find("\n", position)
+    whole = _FENCE_LINE.fullmatch(text[line_start : None if line_end < 0 else line_end])
+    if whole is not None and _opens(whole):
+        return False  # a fence already: the splitter's fence rules apply
+    head = _FENCE_LINE.fullmatch(text[line_start:position].rstrip("\r"))
+    return head is not None and _opens(head)
+
+
 def _opening_prose(text: str, fence: _Fence) -> bool:
     """Whether the block's opening line has prose after its run (shown before the block)."""
     line = text[fence.start : fence.content_start].rstrip("\r\n")
@@ -916,7 +931,7 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     def allowed(position: int) -> bool:
         if not 0 < position < len(markdown) or not markdown[:position].strip():
             return False
-        if _makes_a_fence(markdown, position, fences):
+        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
             return False
         if not markdown[position:].strip():
             return False
@@ -957,7 +972,9 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     in_span = {p for start, end in spans for p in range(start + 1, min(end, limit + 1))}
 
     def fallback(position: int, level: int) -> bool:
-        if _makes_a_fence(markdown, position, fences) or (level < 2 and position in in_span):
+        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
+            return False
+        if level < 2 and position in in_span:
             return False
         for fence in fences:
             # Right after an opening line with prose, the prose can go alone.
@@ -1060,6 +1077,12 @@ def feedback_block(value: str, selected: str | None = None) -> dict[str, Any]:
     limit). `selected` ("liked" or "disliked") highlights the button already recorded, so
     the message shows the user's choice; None or "neutral" highlights neither.
     """
+    # Ordinary buttons, not Slack's native `feedback_buttons` (a `context_actions` block):
+    # those carry only a text, a value and an accessibility label per button, with no field
+    # that marks one as chosen, so the message cannot show everyone the recorded verdict
+    # (the highlight Slack's client shows after a click is the clicker's own), and a click
+    # on the recorded verdict could not take it back. Their click payload (the button's
+    # value and the clicker) would keep the asker-only rule; the first failing is enough.
     if len(value) > BUTTON_VALUE_LIMIT:
         raise ValueError(f"button value longer than {BUTTON_VALUE_LIMIT} characters")
     if selected not in (None, "neutral", "liked", "disliked"):

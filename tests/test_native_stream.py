@@ -18,7 +18,7 @@ from bot.slack_format import safe_markdown
 from bot.streaming import AnswerStream, Ending
 from tests.driver import RunningBot, next_ts
 from tests.fakes.customgpt import FakeCustomGPT
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeMessage, FakeSlack, SlackCall
 from tests.views import final_text
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -32,18 +32,33 @@ async def ask_in_dm_thread(bot: RunningBot, text: str) -> str:
     return thread
 
 
-def streamed_text(slack: FakeSlack, ts: str) -> list[str]:
-    """The `markdown_text` of every accepted stream call for one message, in order."""
-    texts = []
-    for call in slack.calls:
-        if call.method not in STREAM_METHODS or not call.ok:
-            continue
-        if call.method != "chat.startStream" and call.params.get("ts") != ts:
-            continue
-        if call.method == "chat.startStream" and call.params.get("thread_ts") is None:
-            continue
-        texts.append(str(call.params.get("markdown_text") or ""))
-    return texts
+def stream_calls(slack: FakeSlack, message: FakeMessage) -> list[SlackCall]:
+    """The accepted stream calls for a message, in order (the start: the one in its thread;
+    a thread holding one stream)."""
+    return [
+        call
+        for call in slack.calls
+        if call.method in STREAM_METHODS
+        and call.ok
+        and call.params.get("channel") == message.channel
+        and (
+            call.params.get("ts") == message.ts
+            or (call.method == "chat.startStream" and call.params["thread_ts"] == message.thread_ts)
+        )
+    ]
+
+
+def text_of(call: SlackCall) -> str:
+    """The answer text a stream call carries: its `markdown_text`, or its text chunks."""
+    chunks = call.params.get("chunks") or []
+    return str(call.params.get("markdown_text") or "") + "".join(
+        str(c["text"]) for c in chunks if c["type"] == "markdown_text"
+    )
+
+
+def streamed_text(slack: FakeSlack, message: FakeMessage) -> list[str]:
+    """The text of every accepted stream call for a message, in order."""
+    return [text_of(call) for call in stream_calls(slack, message)]
 
 
 async def test_a_dm_thread_answer_streams_natively_in_deltas_that_add_up_to_the_answer(
@@ -52,7 +67,7 @@ async def test_a_dm_thread_answer_streams_natively_in_deltas_that_add_up_to_the_
     chunks = ["Refunds take ", "5 days. Ask <!here> ", "or <@U999>", " for help."]
     held = customgpt.queue_answer(chunks, message_id=7, hold_after=1)
     thread = await ask_in_dm_thread(bot, "How long do refunds take?")
-    await slack.wait_for(lambda: len(slack.streams()) == 1)
+    await slack.wait_for(lambda: [m.text for m in slack.streams()] == ["Refunds take "])
     held.release.set()
     await bot.idle()
 
@@ -61,9 +76,11 @@ async def test_a_dm_thread_answer_streams_natively_in_deltas_that_add_up_to_the_
     assert not message.streaming
     expected, _ = safe_markdown("".join(chunks), final=True)
     assert message.text == expected
-    # Deltas only: the calls carry the answer exactly once, in order.
-    sent = streamed_text(slack, message.ts)
-    assert "".join(sent) == expected and len(sent) >= 2 and all(sent[:-1])
+    # Deltas only: the calls carry the answer exactly once, in order (the start carries the
+    # search step, before any words).
+    sent = streamed_text(slack, message)
+    assert "".join(sent) == expected and len(sent) >= 3
+    assert sent[0] == "" and all(sent[1:-1])
     assert "<!here>" not in message.text and "<@U999>" not in message.text
     stop = slack.calls_to("chat.stopStream")[-1]
     assert [b["type"] for b in stop.params["blocks"]] == ["actions"]  # the feedback buttons
@@ -71,20 +88,22 @@ async def test_a_dm_thread_answer_streams_natively_in_deltas_that_add_up_to_the_
     assert not slack.calls_to("chat.postMessage") and not slack.calls_to("chat.update")
 
 
-async def test_the_status_line_shows_while_searching_and_the_first_words_clear_it(
+async def test_the_stream_opens_with_the_search_step_and_the_first_words_complete_it(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
     held = customgpt.queue_answer(["Hello."], hold_after=0)
-    thread = await ask_in_dm_thread(bot, "Hi?")
+    await ask_in_dm_thread(bot, "Hi?")
     await held.reached_hold.wait()
-    await slack.wait_for(lambda: bool(slack.statuses.get(("D1", thread))))
-    assert slack.statuses[("D1", thread)] == "is searching Acme Docs…"
-    (set_call,) = slack.calls_to("assistant.threads.setStatus")
-    assert "Searching Acme Docs…" in set_call.params["loading_messages"]
+    await slack.wait_for(lambda: len(slack.streams()) == 1)
+    (message,) = slack.streams()
+    assert message.tasks["search"]["status"] == "in_progress" and message.text == ""
+    assert message.tasks["search"]["title"] == "Searching Acme Docs…"
     held.release.set()
     await bot.idle()
-    assert slack.statuses[("D1", thread)] == ""  # cleared by the reply
-    assert [m.text for m in slack.streams()] == ["Hello."]
+    assert message.task_log == [("search", "in_progress"), ("search", "complete")]
+    assert message.text == "Hello."
+    # The step is what people see while CustomGPT searches: no status line is spent on it.
+    assert not slack.calls_to("assistant.threads.setStatus")
 
 
 async def test_refused_stream_methods_fall_back_to_chat_update_and_are_not_tried_again(
@@ -203,7 +222,8 @@ async def test_the_end_of_a_native_answer_never_waits_behind_the_append_budget(
     assert spent == 0.0
     held = customgpt.queue_answer(["First words, ", "then the rest."], hold_after=1)
     thread = await ask_in_dm_thread(bot, "Quick?")
-    await slack.wait_for(lambda: [m.text for m in slack.streams()] == ["First words, "])
+    await held.reached_hold.wait()
+    await slack.wait_for(lambda: len(slack.streams()) == 1)
     held.release.set()
 
     # Before: the last words waited for an append token, a minute away (and behind the
@@ -212,8 +232,17 @@ async def test_the_end_of_a_native_answer_never_waits_behind_the_append_budget(
     await slack.wait_for(lambda: not message.streaming)
     assert message.text == "First words, then the rest."
     assert not slack.calls_to("chat.appendStream") and not slack.count_429()
+    # The stop carries every word, and the search step's end with the first of them.
     (stop,) = slack.calls_to("chat.stopStream")
-    assert stop.params["markdown_text"] == "then the rest."
+    assert stop.params["chunks"] == [
+        {
+            "type": "task_update",
+            "id": "search",
+            "title": "Searching Acme Docs…",
+            "status": "complete",
+        },
+        {"type": "markdown_text", "text": "First words, then the rest."},
+    ]
 
 
 async def test_an_append_lost_on_the_way_is_never_sent_again_and_chat_update_finishes(

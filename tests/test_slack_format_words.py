@@ -224,6 +224,9 @@ def markdown_answers(draw: st.DrawFn) -> str:
 @given(markdown=markdown_answers(), limit=st.sampled_from([60, 120, 300, 3000]))
 @example(markdown="Run ```pip install x``` and then ```\nimport x\n``` to finish.", limit=3000)
 @example(markdown="x ```\ncode\n``` after text", limit=3000)
+# An inline code span ("```00 0```") cut after "```00 ": the head's last line opened a block.
+@example(markdown="0 0 0 0 000000 & & ``` ``0 00 0000 00000 00000``\n```00 0```\n", limit=60)
+@example(markdown="0 ``` & 0 000 00000 **0 0 0 000** <!channel>\n```00 0``` 0\n", limit=60)
 def test_no_word_is_lost_on_the_way_to_slack(markdown: str, limit: int) -> None:
     out = delivered(markdown, limit)
     assert not missing_words(input_words(markdown), shown_text(out)), (markdown, out)

@@ -20,7 +20,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import aiohttp
@@ -48,8 +48,28 @@ MAX_MARKDOWN_BLOCK_TEXT = 12000
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_VALUE = 2000
-MAX_MARKDOWN_TEXT = 12000  # `markdown_text` of one stream call
+MAX_MARKDOWN_TEXT = 12000  # `markdown_text` of one stream call (or its chunks' together)
 MAX_LOADING_MESSAGES = 10
+#: Slack publishes no length for a loading message or the status itself; the fake holds
+#: them to one short line, stricter than any Slack is known to enforce.
+MAX_LOADING_MESSAGE = 100
+MAX_STATUS = 100
+#: chat.*Stream `chunks`: each chunk type with the fields it may carry and those it must.
+CHUNK_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "markdown_text": (frozenset({"type", "text"}), frozenset({"type", "text"})),
+    "task_update": (
+        frozenset({"type", "id", "title", "status", "details", "output", "sources"}),
+        frozenset({"type", "id", "title", "status"}),
+    ),
+    "plan_update": (frozenset({"type", "title"}), frozenset({"type", "title"})),
+    "blocks": (frozenset({"type", "blocks"}), frozenset({"type", "blocks"})),
+}
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+TASK_DISPLAY_MODES = frozenset({"timeline", "plan"})
+#: A task's `details` and `output` (Slack's limit), held to its `title`, its id and a plan's
+#: title too (no figure published for those: stricter).
+MAX_TASK_TEXT = 256
+MAX_CHUNKS = 50  # chunks in one call: no figure is published; as many as a message's blocks
 #: Block Kit's limits on a view (a modal from views.open, the Home tab from views.publish).
 MAX_VIEW_BLOCKS = 100
 MAX_VIEW_TITLE = 24  # a modal's title, submit and close texts
@@ -234,6 +254,15 @@ class FakeMessage:
     #: chat.startStream's recipient (team, user): in a channel, the one person who sees the
     #: stream grow (others see the first words, then the end).
     recipient: tuple[str, str] | None = None
+    #: How the stream carries its text ("markdown_text" or "chunks"), fixed by the first call
+    #: that carries any: Slack refuses the other form after it (`streaming_mode_mismatch`).
+    stream_mode: str | None = None
+    task_display_mode: str | None = None
+    #: Each task step of the stream as it stands now (its last `task_update` chunk), by id.
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Every task update received, in order: (id, status).
+    task_log: list[tuple[str, str]] = field(default_factory=list)
+    plan_title: str | None = None
 
 
 @dataclass
@@ -1015,30 +1044,32 @@ class FakeSlack(LoopbackServer):
         team, user = _opt_str(params, "recipient_team_id"), _opt_str(params, "recipient_user_id")
         if thread_ts is None or not team or not user:
             raise SlackError("invalid_arguments")
-        text = self._checked_markdown(params, required=False)
-        message = self._store(channel, thread_ts, text, None)
+        mode = params.get("task_display_mode")
+        if mode is not None and mode not in TASK_DISPLAY_MODES:
+            raise SlackError("invalid_arguments")
+        content = self._checked_stream_content(params, None, required=False)
+        message = self._store(channel, thread_ts, content.text, None)
         message.streaming = True
         message.recipient = (team, user)
+        message.task_display_mode = None if mode is None else str(mode)
+        self._add_stream_content(message, replace(content, text=""), record=False)
         self._reply_clears_status(message)
         return {"ok": True, "channel": channel, "ts": message.ts}
 
     async def _chat_append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        text = self._checked_markdown(params, required=True)
-        if len(message.text) + len(text) > MAX_MARKDOWN_BLOCK_TEXT:
-            raise SlackError("msg_too_long")
-        message.text += text
-        self._record_version(message)
+        content = self._checked_stream_content(params, message, required=True)
+        self._add_stream_content(message, content)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     async def _chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(params)
-        text = self._checked_markdown(params, required=False)
-        if len(message.text) + len(text) > MAX_MARKDOWN_BLOCK_TEXT:
-            raise SlackError("msg_too_long")  # the last words count like an append's
-        message.text += text
+        # The last words count like an append's.
+        content = self._checked_stream_content(params, message, required=False)
+        blocks = self._checked_blocks(params["blocks"]) if "blocks" in params else None
+        self._add_stream_content(message, content, record=False)
         if "blocks" in params:
-            message.blocks = self._checked_blocks(params["blocks"])
+            message.blocks = blocks
         message.streaming = False
         self._record_version(message)
         return {
@@ -1198,14 +1229,78 @@ class FakeSlack(LoopbackServer):
             raise SlackError("message_not_in_streaming_state")
         return message
 
-    @staticmethod
-    def _checked_markdown(params: dict[str, Any], *, required: bool) -> str:
-        text = _opt_str(params, "markdown_text") or ""
-        if required and not text:
+    def _checked_stream_content(
+        self, params: dict[str, Any], message: FakeMessage | None, *, required: bool
+    ) -> _StreamContent:
+        """What a stream call adds, refused as Slack refuses it: its text as `markdown_text`
+        or as `chunks`, never both in one call and never the form the stream did not start
+        with; at most 12,000 characters a call and 12,000 in the message; `required` (an
+        append) when the call must add something. `task_display_mode` only starts a
+        stream."""
+        if message is not None and "task_display_mode" in params:
             raise SlackError("invalid_arguments")
-        if len(text) > MAX_MARKDOWN_TEXT:
+        has_text, has_chunks = (params.get(k) is not None for k in ("markdown_text", "chunks"))
+        if has_text and has_chunks:
+            raise SlackError("invalid_arguments")
+        mode = "chunks" if has_chunks else "markdown_text" if has_text else None
+        if message is not None and None not in (mode, message.stream_mode):
+            if mode != message.stream_mode:
+                raise SlackError("streaming_mode_mismatch")
+        if has_chunks:
+            content = self._checked_chunks(params["chunks"])
+        else:
+            content = _StreamContent(_opt_str(params, "markdown_text") or "")
+        if required and not content.text and not content.tasks and not content.plan_title:
+            raise SlackError("invalid_arguments")
+        if len(content.text) > MAX_MARKDOWN_TEXT:
             raise SlackError("msg_too_long")
-        return text
+        shown = "" if message is None else message.text
+        if len(shown) + len(content.text) > MAX_MARKDOWN_BLOCK_TEXT:
+            raise SlackError("msg_too_long")
+        content.mode = mode
+        return content
+
+    def _checked_chunks(self, raw: Any) -> _StreamContent:
+        """`chunks` as Slack's documentation describes them, refused (`invalid_chunks`) for
+        an unknown type, a field the type does not have, a missing or empty one, a task
+        status other than the four, or text over a task's limit."""
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CHUNKS:
+            raise SlackError("invalid_chunks")
+        content = _StreamContent("")
+        for chunk in raw:
+            if not isinstance(chunk, dict) or chunk.get("type") not in CHUNK_FIELDS:
+                raise SlackError("invalid_chunks")
+            allowed, required = CHUNK_FIELDS[chunk["type"]]
+            if not required <= set(chunk) <= allowed:
+                raise SlackError("invalid_chunks")
+            if chunk["type"] == "markdown_text":
+                if not isinstance(chunk["text"], str) or not chunk["text"]:
+                    raise SlackError("invalid_chunks")
+                content.text += chunk["text"]
+            elif chunk["type"] == "task_update":
+                content.tasks.append(_checked_task(chunk))
+            elif chunk["type"] == "plan_update":
+                if not _short_text(chunk["title"]):
+                    raise SlackError("invalid_chunks")
+                content.plan_title = chunk["title"]
+            elif not isinstance(chunk["blocks"], list) or not chunk["blocks"]:
+                raise SlackError("invalid_chunks")
+            else:
+                self._checked_blocks(chunk["blocks"])
+        return content
+
+    def _add_stream_content(
+        self, message: FakeMessage, content: _StreamContent, *, record: bool = True
+    ) -> None:
+        message.text += content.text
+        message.stream_mode = message.stream_mode or content.mode
+        for task in content.tasks:
+            message.tasks[task["id"]] = task
+            message.task_log.append((task["id"], task["status"]))
+        if content.plan_title is not None:
+            message.plan_title = content.plan_title
+        if record:
+            self._record_version(message)
 
     async def _set_status(self, params: dict[str, Any]) -> dict[str, Any]:
         channel, thread_ts = _opt_str(params, "channel_id"), _opt_str(params, "thread_ts")
@@ -1216,6 +1311,11 @@ class FakeSlack(LoopbackServer):
         if not SLACK_TS.match(thread_ts):
             raise SlackError("invalid_arguments")
         if not isinstance(loading, list) or len(loading) > MAX_LOADING_MESSAGES:
+            raise SlackError("invalid_arguments")
+        if len(status) > MAX_STATUS or not all(
+            isinstance(line, str) and line.strip() and len(line) <= MAX_LOADING_MESSAGE
+            for line in loading
+        ):
             raise SlackError("invalid_arguments")
         self.statuses[(channel, thread_ts)] = status
         self.status_log.append((channel, thread_ts, status, [str(x) for x in loading]))
@@ -1487,6 +1587,43 @@ def _bearer_token(request: web.Request) -> str | None:
 def _pop_str(params: dict[str, Any], key: str) -> str | None:
     value = params.pop(key, None)
     return str(value) if value else None
+
+
+@dataclass
+class _StreamContent:
+    """What one stream call adds to its message."""
+
+    text: str
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    plan_title: str | None = None
+    mode: str | None = None  # "markdown_text", "chunks", or None: it carried neither
+
+
+def _checked_task(chunk: dict[str, Any]) -> dict[str, Any]:
+    if chunk["status"] not in TASK_STATUSES:
+        raise SlackError("invalid_chunks")
+    if not _short_text(chunk["id"]) or not _short_text(chunk["title"]):
+        raise SlackError("invalid_chunks")
+    for optional in ("details", "output"):
+        if optional in chunk and not _short_text(chunk[optional]):
+            raise SlackError("invalid_chunks")
+    sources = chunk.get("sources", [])
+    if not isinstance(sources, list) or not all(_url_source(s) for s in sources):
+        raise SlackError("invalid_chunks")
+    return dict(chunk)
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_TASK_TEXT
+
+
+def _url_source(source: Any) -> bool:
+    """A URL source element: `type` "url", `url` and `text`, optionally `icon_url`."""
+    if not isinstance(source, dict) or source.get("type") != "url":
+        return False
+    if not {"type", "url", "text"} <= set(source) <= {"type", "url", "text", "icon_url"}:
+        return False
+    return all(isinstance(source[k], str) and source[k] for k in source)
 
 
 def _opt_str(params: dict[str, Any], key: str) -> str | None:
