@@ -2,7 +2,8 @@
 
 A streaming answer sends a `chat.update` about once a second, each after a token taken from
 the workspace's shared bucket in Redis. This runs that path in-process against the fake Slack
-and the real Redis, and prints the CPU time (the fake Slack serves from a process of its own) per call for:
+and the real Redis, and prints the CPU time per call (the fake Slack serves from a process of
+its own, so only the bot's side is counted) for:
 
   take     the Redis token take alone (`RedisBuckets.take`)
   api      slack_sdk's `AsyncWebClient.api_call("chat.update")` alone
