@@ -30,6 +30,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from bot import log_setup
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.metrics import Metrics
@@ -145,6 +146,7 @@ def main() -> None:
     if args.serve_slack:
         asyncio.run(serve_slack())
         return
+    log_setup.configure("INFO", [])  # as the bot runs by default (LOG_LEVEL=INFO)
     print(f"$ python -m bench.edit_cost --calls {args.calls} --parallel", *args.parallel)
     print("µs of the bot's CPU per call (best of", args.repeat, "runs)")
     print(f"{'parallel':>8} | {'take':>6} {'api':>6} {'send':>6} {'edit':>6}")
