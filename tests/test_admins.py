@@ -27,7 +27,14 @@ from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.redis_process import RedisProcess
 from tests.test_commands import run
-from tests.test_customgpt_keys import ENCRYPTION_KEY, KEY_A, PROJECT_A, open_modal, typed
+from tests.test_customgpt_keys import (
+    ENCRYPTION_KEY,
+    KEY_A,
+    PROJECT_A,
+    add_account_a,
+    open_modal,
+    typed,
+)
 from tests.test_home import home_of
 from tests.test_home_key import home_click, key_buttons
 from tests.test_oauth import install, token_of
@@ -51,9 +58,7 @@ _names = count()
 @pytest.fixture
 def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
     """A CustomGPT account besides the operator's, with one knowledge base."""
-    customgpt.add_account(KEY_A)
-    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
-    return customgpt
+    return add_account_a(customgpt)
 
 
 @pytest.fixture

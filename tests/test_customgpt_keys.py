@@ -39,12 +39,19 @@ OWN_KEYS: dict[str, Any] = {
 }
 
 
+def add_account_a(customgpt: FakeCustomGPT) -> FakeCustomGPT:
+    """Gives the fake a CustomGPT account besides the operator's (KEY_A), with one knowledge
+    base (PROJECT_A): the account a workspace connects in most tests of its own key."""
+    customgpt.add_account(KEY_A)
+    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
+    return customgpt
+
+
 @pytest.fixture
 def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
     """Two CustomGPT accounts besides the operator's, one knowledge base each."""
-    customgpt.add_account(KEY_A)
+    add_account_a(customgpt)
     customgpt.add_account(KEY_B)
-    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
     customgpt.add_project(PROJECT_B, "Bravo Docs", account=KEY_B)
     return customgpt
 

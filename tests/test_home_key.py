@@ -24,7 +24,7 @@ from tests.test_customgpt_keys import (
     ENCRYPTION_KEY,
     KEY_A,
     OWN_KEYS,
-    PROJECT_A,
+    add_account_a,
     open_modal,
     typed,
 )
@@ -36,9 +36,7 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 @pytest.fixture
 def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
     """A CustomGPT account besides the operator's, with one knowledge base."""
-    customgpt.add_account(KEY_A)
-    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
-    return customgpt
+    return add_account_a(customgpt)
 
 
 def key_buttons(slack: FakeSlack, user: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from tests.test_customgpt_keys import (
     KEY_A,
     OWN_KEYS,
     PROJECT_A,
+    add_account_a,
     connect,
     open_modal,
     typed,
@@ -46,9 +47,7 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 @pytest.fixture
 def accounts(customgpt: FakeCustomGPT) -> FakeCustomGPT:
     """A workspace's own CustomGPT account, with one knowledge base."""
-    customgpt.add_account(KEY_A)
-    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
-    return customgpt
+    return add_account_a(customgpt)
 
 
 # -- the key modal -----------------------------------------------------------------------------

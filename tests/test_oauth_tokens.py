@@ -25,7 +25,14 @@ from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.redis_process import RedisProcess
-from tests.test_customgpt_keys import ADMIN, KEY_A, OWN_KEYS, PROJECT_A, open_modal, typed
+from tests.test_customgpt_keys import (
+    ADMIN,
+    KEY_A,
+    OWN_KEYS,
+    add_account_a,
+    open_modal,
+    typed,
+)
 from tests.test_oauth import STATE_COOKIE, answered, install, redirect, tokens_used
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -240,8 +247,7 @@ async def test_a_key_submitted_through_a_slack_connect_modal_is_the_installation
 ) -> None:
     """Bolt finds the installation through the view's `app_installed_team_id`; the key is
     stored for that workspace, not for the submitter's own team named as `team`."""
-    customgpt.add_account(KEY_A)
-    customgpt.add_project(PROJECT_A, "Alpha Docs", account=KEY_A)
+    add_account_a(customgpt)
     bot = await start_oauth_bot(**OWN_KEYS)
     await install(bot, slack, team)
     view = await open_modal(bot, slack)
