@@ -4,31 +4,24 @@ with, the sizes, `task_display_mode` on the start only, loading messages few and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.messages.chunk import MarkdownTextChunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests import test_fakes
 from tests.fakes.slack import FakeSlack
 
 THREAD = "1700000000.000001"
 STEP = {"type": "task_update", "id": "search", "title": "Searching…", "status": "in_progress"}
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def client(slack: FakeSlack) -> AsyncIterator[AsyncWebClient]:
-    async with aiohttp.ClientSession() as session:
-        yield AsyncWebClient(token="xoxb-test", base_url=slack.api_url, session=session)
+# The bare fake Slack and slack_sdk's client on it, of tests/test_fakes.py (fixtures are found
+# by name in this module).
+slack = test_fakes.slack
+client = test_fakes.client
 
 
 async def start(client: AsyncWebClient, **params: Any) -> str:
