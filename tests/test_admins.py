@@ -93,6 +93,39 @@ def users_info_calls(slack: FakeSlack, user: str) -> list[Any]:
     return [c for c in slack.calls_to("users.info") if c.params.get("user") == user]
 
 
+async def submit_key(
+    sender: SlackSender, bot: RunningBot, view: dict[str, Any], user: str, key: str = KEY_A
+) -> dict[str, Any]:
+    """`key` submitted in the key modal `view` by `user` through `sender`'s workspace; the
+    body of the bot's answer, which must be a 200 with a body (an update or the errors)."""
+    status, body = await sender.submit_view(view, typed(key), user=user)
+    await bot.idle()
+    assert status == 200 and isinstance(body, dict)
+    return body
+
+
+async def installed_with_admin(
+    start_oauth_bot: StartBot, slack: FakeSlack, team: str
+) -> RunningBot:
+    """The OAuth bot installed in `team`, where Slack knows WS_ADMIN as a workspace admin."""
+    bot = await start_oauth_bot(**OWN_KEYS)
+    await install(bot, slack, team)
+    slack.add_user(WS_ADMIN, team, admin=True)
+    return bot
+
+
+async def two_workspaces(
+    start_oauth_bot: StartBot, slack: FakeSlack, team: str
+) -> tuple[RunningBot, str, SlackSender]:
+    """The OAuth bot installed in `team` and in a second workspace: (the bot, the second
+    workspace's team id, a sender of requests from it)."""
+    other = f"{team}B"
+    bot = await start_oauth_bot(**OWN_KEYS)
+    await install(bot, slack, team)
+    await install(bot, slack, other)
+    return bot, other, SlackSender(bot.url, bot.secret, other, bot.session)
+
+
 async def test_a_workspace_admin_connects_the_key_and_a_plain_member_is_refused(
     start_oauth_bot: StartBot,
     slack: FakeSlack,
@@ -100,9 +133,7 @@ async def test_a_workspace_admin_connects_the_key_and_a_plain_member_is_refused(
     stored: redis.Redis,
     team: str,
 ) -> None:
-    bot = await start_oauth_bot(**OWN_KEYS)
-    await install(bot, slack, team)
-    slack.add_user(WS_ADMIN, team, admin=True)
+    bot = await installed_with_admin(start_oauth_bot, slack, team)
     slack.add_user(MEMBER, team)
 
     # The member: refused at the command, and a forged submission changes nothing.
@@ -110,11 +141,7 @@ async def test_a_workspace_admin_connects_the_key_and_a_plain_member_is_refused(
     assert (ack, later) == (messages.KEY_NOT_ADMIN, [])
     ack, _ = await run(bot, slack, "key remove", user=MEMBER)
     assert ack == messages.KEY_NOT_ADMIN
-    status, body = await bot.submit_view(
-        key_view(connected=False, shared=False), typed(KEY_A), user=MEMBER
-    )
-    await bot.idle()
-    assert status == 200 and isinstance(body, dict)
+    body = await submit_key(bot, bot, key_view(connected=False, shared=False), MEMBER)
     assert body["errors"] == {"api_key": messages.KEY_NOT_ADMIN_SHORT}
     assert slack.views == []
     assert accounts.requests == []
@@ -122,9 +149,8 @@ async def test_a_workspace_admin_connects_the_key_and_a_plain_member_is_refused(
 
     # The workspace's admin: the modal opens and the key is checked, then kept.
     view = await open_modal(bot, slack, user=WS_ADMIN)
-    status, body = await bot.submit_view(view, typed(KEY_A), user=WS_ADMIN)
-    await bot.idle()
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    body = await submit_key(bot, bot, view, WS_ADMIN)
+    assert body["response_action"] == "update"
     assert [(r.method, r.path, r.key) for r in accounts.requests] == [("GET", "/projects", KEY_A)]
     assert await stored_key(stored, team) == KEY_A
 
@@ -142,13 +168,9 @@ async def test_an_owner_of_one_workspace_is_no_admin_in_another(
     stored: redis.Redis,
     team: str,
 ) -> None:
-    other = f"{team}B"
-    bot = await start_oauth_bot(**OWN_KEYS)
-    await install(bot, slack, team)
-    await install(bot, slack, other)
+    bot, other, in_b = await two_workspaces(start_oauth_bot, slack, team)
     owner = "UOWNERA"
     slack.add_user(owner, team, primary_owner=True)
-    in_b = SlackSender(bot.url, bot.secret, other, bot.session)
 
     ack, later = await command_in(in_b, slack, bot, "key", owner)
 
@@ -156,11 +178,7 @@ async def test_an_owner_of_one_workspace_is_no_admin_in_another(
     (asked,) = users_info_calls(slack, owner)
     assert asked.token == token_of(slack, other) and asked.error == "user_not_found"
     assert slack.views == []
-    status, body = await in_b.submit_view(
-        key_view(connected=False, shared=False), typed(KEY_A), user=owner
-    )
-    await bot.idle()
-    assert status == 200 and isinstance(body, dict)
+    body = await submit_key(in_b, bot, key_view(connected=False, shared=False), owner)
     assert body["errors"] == {"api_key": messages.KEY_NOT_ADMIN_SHORT}
     assert accounts.requests == []
     assert await stored_key(stored, other) is None
@@ -176,13 +194,9 @@ async def test_an_owner_met_through_a_shared_channel_is_no_admin_here(
     team: str,
 ) -> None:
     """Slack Connect: workspace B's token finds A's owner, with A's flags; they count in A."""
-    other = f"{team}B"
-    bot = await start_oauth_bot(**OWN_KEYS)
-    await install(bot, slack, team)
-    await install(bot, slack, other)
+    bot, other, in_b = await two_workspaces(start_oauth_bot, slack, team)
     owner = slack.add_user("UOWNERA", team, owner=True)
     owner.seen_from.add(other)
-    in_b = SlackSender(bot.url, bot.secret, other, bot.session)
 
     ack, _ = await command_in(in_b, slack, bot, "key", owner.id)
 
@@ -200,9 +214,7 @@ async def test_slack_failing_the_check_says_so_and_changes_nothing(
     stored: redis.Redis,
     team: str,
 ) -> None:
-    bot = await start_oauth_bot(**OWN_KEYS)
-    await install(bot, slack, team)
-    slack.add_user(WS_ADMIN, team, admin=True)
+    bot = await installed_with_admin(start_oauth_bot, slack, team)
     await bot.runtime.customgpt_keys.connect(team, KEY_A, "UEARLIER")
 
     # Slack refuses users.info (an install from before the app asked for users:read).
@@ -213,11 +225,9 @@ async def test_slack_failing_the_check_says_so_and_changes_nothing(
     assert messages.KEY_NOT_ADMIN not in ack
     ack, _ = await run(bot, slack, f"use {PROJECT_A}", user=WS_ADMIN)
     assert ack == messages.admin_not_checked(missing_scope=True)
-    status, body = await bot.submit_view(
-        key_view(connected=True, shared=False), typed("another-key-Abc123"), user=WS_ADMIN
+    body = await submit_key(
+        bot, bot, key_view(connected=True, shared=False), WS_ADMIN, key="another-key-Abc123"
     )
-    await bot.idle()
-    assert status == 200 and isinstance(body, dict)
     assert body["errors"] == {"api_key": messages.admin_not_checked_short(missing_scope=True)}
     shown = await home_of(bot, slack, WS_ADMIN)
     assert messages.HOME_ADMIN_NOT_CHECKED in shown and home.ADMIN_NOTE not in shown
@@ -281,10 +291,9 @@ async def test_the_operators_list_still_decides_with_oauth(
     ack, _ = await run(bot, slack, "key", user=WS_ADMIN)
     assert ack == messages.KEY_NOT_ADMIN
     view = await open_modal(bot, slack, user=listed)
-    status, body = await bot.submit_view(view, typed(KEY_A), user=listed)
-    await bot.idle()
+    body = await submit_key(bot, bot, view, listed)
 
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    assert body["response_action"] == "update"
     assert await stored_key(stored, team) == KEY_A
     assert slack.calls_to("users.info") == []
 
@@ -292,9 +301,7 @@ async def test_the_operators_list_still_decides_with_oauth(
 async def test_the_home_tab_shows_admin_controls_to_the_workspaces_admins_only(
     start_oauth_bot: StartBot, slack: FakeSlack, accounts: FakeCustomGPT, team: str
 ) -> None:
-    bot = await start_oauth_bot(**OWN_KEYS)
-    await install(bot, slack, team)
-    slack.add_user(WS_ADMIN, team, admin=True)
+    bot = await installed_with_admin(start_oauth_bot, slack, team)
     slack.add_user(MEMBER, team)
 
     as_admin = await home_of(bot, slack, WS_ADMIN)
@@ -316,9 +323,8 @@ async def test_one_bot_token_without_a_list_still_lets_everyone(
     bot = await start_bot(**OWN_KEYS)
 
     view = await open_modal(bot, slack, user="U1")
-    status, body = await bot.submit_view(view, typed(KEY_A), user="U1")
-    await bot.idle()
+    body = await submit_key(bot, bot, view, "U1")
 
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    assert body["response_action"] == "update"
     assert await redis_client.get(keys.customgpt_key(bot.team)) is not None
     assert slack.calls_to("users.info") == []

@@ -25,14 +25,7 @@ from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.redis_process import RedisProcess
-from tests.test_customgpt_keys import (
-    ADMIN,
-    KEY_A,
-    OWN_KEYS,
-    add_account_a,
-    open_modal,
-    typed,
-)
+from tests.test_customgpt_keys import ADMIN, KEY_A, OWN_KEYS, add_account_a, open_modal, typed
 from tests.test_oauth import STATE_COOKIE, answered, install, redirect, tokens_used
 
 StartBot = Callable[..., Awaitable[RunningBot]]
