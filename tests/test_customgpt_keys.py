@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from bot import key_modal, keys, log_setup, messages
 from tests.clocks import FastClock
-from tests.driver import RunningBot, next_ts
+from tests.driver import RunningBot
 from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits, view_problem
 from tests.redis_process import RedisProcess
@@ -97,6 +97,14 @@ async def connect(
     return body
 
 
+async def reply_to(bot: RunningBot, slack: FakeSlack, question: str) -> str:
+    """`question` asked by a mention in C1; the final text of the bot's one reply, once idle."""
+    ts = await bot.mention(question)
+    await bot.idle()
+    (reply,) = slack.thread("C1", ts)
+    return final_text(reply)
+
+
 def keys_used(customgpt: FakeCustomGPT, since: int = 0) -> set[str | None]:
     return {r.key for r in customgpt.requests[since:]}
 
@@ -166,11 +174,9 @@ async def test_an_admin_connects_a_key_in_a_modal_and_the_workspace_then_asks_wi
     assert json.loads(Fernet(ENCRYPTION_KEY).decrypt(stored.encode()))["api_key"] == KEY_A
 
     await run(own_keys, slack, f"use {PROJECT_A}", user=ADMIN)
-    ts = await own_keys.mention("what is alpha?")
-    await own_keys.idle()
+    answer = await reply_to(own_keys, slack, "what is alpha?")
 
-    (reply,) = slack.thread("C1", ts)
-    assert final_text(reply) == "You asked: what is alpha?"
+    assert answer == "You asked: what is alpha?"
     assert keys_used(accounts) == {KEY_A}
     assert KEY_A not in everything_slack_received(slack)
 
@@ -257,10 +263,7 @@ async def test_removing_the_key_stops_the_workspace_asking_customgpt(
     assert ack == messages.key_removed(False, shared=False)
 
     asked = len(accounts.requests)
-    ts = await own_keys.mention("still there?")
-    await own_keys.idle()
-    (reply,) = slack.thread("C1", ts)
-    assert final_text(reply) == messages.NO_KEY
+    assert await reply_to(own_keys, slack, "still there?") == messages.NO_KEY
     assert len(accounts.requests) == asked
 
 
@@ -288,8 +291,7 @@ async def test_workspace_b_cannot_list_bind_or_ask_workspace_as_knowledge_base(
     _, refused = await run(bot_b, slack_b, f"use {PROJECT_A}", user=ADMIN)
     # Even bound by hand (a stale binding), B's questions go out with B's key and find nothing.
     await redis_client.set(keys.binding(team_b, "C1"), str(PROJECT_A))
-    ts = await bot_b.mention("what is in alpha?")
-    await bot_b.idle()
+    answer = await reply_to(bot_b, slack_b, "what is in alpha?")
 
     (listing,) = listed
     assert "Bravo Docs" in listing and str(PROJECT_B) in listing
@@ -299,8 +301,7 @@ async def test_workspace_b_cannot_list_bind_or_ask_workspace_as_knowledge_base(
     touched_a = [r for r in accounts.requests[asked:] if f"/projects/{PROJECT_A}" in r.path]
     assert touched_a and {r.status for r in touched_a} == {404}
     assert accounts.prompts() == []  # A's knowledge base was never asked, nor spent
-    (reply,) = slack_b.thread("C1", ts)
-    assert "was not found" in final_text(reply)
+    assert "was not found" in answer
 
     # A, meanwhile, asks its own with its own key.
     before = len(accounts.requests)
@@ -391,11 +392,9 @@ async def test_with_the_shared_key_every_workspace_asks_with_it_until_one_connec
 
     await connect(bot, slack, KEY_A)
     asked = len(accounts.requests)
-    ts = await bot.mention("now?")
-    await bot.idle()
+    answer = await reply_to(bot, slack, "now?")
     # Its own key wins; the operator's default project is not its account's to ask.
-    (reply,) = slack.thread("C1", ts)
-    assert "No knowledge base is connected here" in final_text(reply)
+    assert "No knowledge base is connected here" in answer
     assert len(accounts.requests) == asked
 
     ack, _ = await run(bot, slack, "key remove", user=ADMIN)
@@ -448,10 +447,7 @@ async def test_a_stored_key_survives_a_restart_and_a_rotation_of_the_encryption_
         **(OWN_KEYS | {"customgpt_key_encryption_keys": (Fernet.generate_key().decode(),)})
     )
     before = len(accounts.requests)
-    ts = await lost.mention("and with a new encryption key?")
-    await lost.idle()
-    (reply,) = slack.thread("C1", ts)
-    assert final_text(reply) == messages.NO_KEY
+    assert await reply_to(lost, slack, "and with a new encryption key?") == messages.NO_KEY
     assert len(accounts.requests) == before
     assert "cannot be decrypted" in caplog.text
 
@@ -470,11 +466,9 @@ async def test_a_connected_key_is_redacted_from_logs_and_slack_texts(
         await run(own_keys, slack, f"use {PROJECT_A}", user=ADMIN)
         # CustomGPT echoes the key in an error: neither the log nor the reply repeats it.
         accounts.queue_answer([], error_status=400, error_message=f"bad request for key {KEY_A}")
-        ts = await own_keys.mention("q")
-        await own_keys.idle()
+        answer = await reply_to(own_keys, slack, "q")
 
-        (reply,) = slack.thread("C1", ts)
-        assert "bad request for key [redacted]" in final_text(reply)
+        assert "bad request for key [redacted]" in answer
         assert KEY_A not in everything_slack_received(slack)
         assert not any(KEY_A in r.getMessage() for r in caplog.records)
         # A library logging it (a request's headers at DEBUG) is redacted by the handler.
@@ -498,11 +492,7 @@ async def test_uninstalling_deletes_the_workspaces_key(
 
     assert status == 200
     assert await redis_client.get(keys.customgpt_key(team)) is None
-    ts = next_ts()
-    await own_keys.mention("still answering?", ts=ts)
-    await own_keys.idle()
-    (reply,) = slack.thread("C1", ts)
-    assert final_text(reply) == messages.NO_KEY
+    assert await reply_to(own_keys, slack, "still answering?") == messages.NO_KEY
 
 
 # -- the fakes are as strict as the real APIs --------------------------------------------------
