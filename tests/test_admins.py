@@ -33,7 +33,7 @@ from tests.test_customgpt_keys import (
     PROJECT_A,
     add_account_a,
     open_modal,
-    typed,
+    submit_key,
 )
 from tests.test_home import home_of
 from tests.test_home_key import home_click, key_buttons
@@ -91,17 +91,6 @@ async def command_in(
 
 def users_info_calls(slack: FakeSlack, user: str) -> list[Any]:
     return [c for c in slack.calls_to("users.info") if c.params.get("user") == user]
-
-
-async def submit_key(
-    sender: SlackSender, bot: RunningBot, view: dict[str, Any], user: str, key: str = KEY_A
-) -> dict[str, Any]:
-    """`key` submitted in the key modal `view` by `user` through `sender`'s workspace; the
-    body of the bot's answer, which must be a 200 with a body (an update or the errors)."""
-    status, body = await sender.submit_view(view, typed(key), user=user)
-    await bot.idle()
-    assert status == 200 and isinstance(body, dict)
-    return body
 
 
 async def installed_with_admin(

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from bot import key_modal, keys, log_setup, messages
 from tests.clocks import FastClock
-from tests.driver import RunningBot
+from tests.driver import RunningBot, SlackSender
 from tests.fakes.customgpt import FIRST_CREATED_PROJECT_ID, FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits, view_problem
 from tests.redis_process import RedisProcess
@@ -84,6 +84,17 @@ async def open_modal(bot: RunningBot, slack: FakeSlack, user: str = ADMIN) -> di
     assert (ack, later) == ("", [])
     assert len(slack.views) == opened + 1
     return slack.views[-1].view
+
+
+async def submit_key(
+    sender: SlackSender, bot: RunningBot, view: dict[str, Any], user: str, key: str = KEY_A
+) -> dict[str, Any]:
+    """`key` submitted in the key modal `view` by `user` through `sender`'s workspace; the
+    body of the bot's answer, which must be a 200 with a body (an update or the errors)."""
+    status, body = await sender.submit_view(view, typed(key), user=user)
+    await bot.idle()
+    assert status == 200 and isinstance(body, dict)
+    return body
 
 
 async def connect(

@@ -26,7 +26,7 @@ from tests.test_customgpt_keys import (
     OWN_KEYS,
     add_account_a,
     open_modal,
-    typed,
+    submit_key,
 )
 from tests.test_home import home_of
 
@@ -69,6 +69,18 @@ def home_click(team: str, user: str) -> dict[str, Any]:
     }
 
 
+async def submit_from_slack_connect(bot: RunningBot, slack: FakeSlack, team: str) -> str:
+    """The key modal opened in `team` and KEY_A submitted by ADMIN as Slack does from a channel
+    shared with another organisation: the submitter's own team (returned) as `team`, the
+    installation's as the view's `app_installed_team_id`. The modal must turn into an update."""
+    other = f"{team}X"
+    view = await open_modal(bot, slack)
+    submitter = SlackSender(bot.url, bot.secret, other, bot.session)
+    body = await submit_key(submitter, bot, {**view, "app_installed_team_id": team}, ADMIN)
+    assert body["response_action"] == "update"
+    return other
+
+
 async def test_an_admin_connects_the_key_from_the_home_tab_and_the_tab_then_says_so(
     start_bot: StartBot,
     slack: FakeSlack,
@@ -91,10 +103,9 @@ async def test_an_admin_connects_the_key_from_the_home_tab_and_the_tab_then_says
     view = slack.views[-1].view
     assert view["callback_id"] == key_modal.CALLBACK_ID and view_problem(view) is None
     published = len(slack.calls_to("views.publish"))
-    status, body = await bot.submit_view(view, typed(KEY_A), user=ADMIN)
-    await bot.idle()
+    body = await submit_key(bot, bot, view, ADMIN)
 
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    assert body["response_action"] == "update"
     stored = await redis_client.get(keys.customgpt_key(team))
     assert stored is not None
     assert json.loads(Fernet(ENCRYPTION_KEY).decrypt(stored.encode()))["api_key"] == KEY_A
@@ -165,16 +176,10 @@ async def test_a_key_submitted_from_a_slack_connect_channel_is_the_installed_wor
     """The modal was opened in a channel shared with another organisation: Slack submits it
     with the submitter's own team as `team`, and the installation's team as the view's
     `app_installed_team_id`. The key is this workspace's; the other team gets nothing."""
-    other = f"{team}X"
     bot = await start_bot(**OWN_KEYS)
-    view = await open_modal(bot, slack)
-    submitter = SlackSender(bot.url, bot.secret, other, bot.session)
-    status, body = await submitter.submit_view(
-        {**view, "app_installed_team_id": team}, typed(KEY_A), user=ADMIN
-    )
-    await bot.idle()
 
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
+    other = await submit_from_slack_connect(bot, slack, team)
+
     assert await redis_client.get(keys.customgpt_key(team)) is not None
     assert await redis_client.get(keys.customgpt_key(other)) is None
 

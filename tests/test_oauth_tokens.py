@@ -21,11 +21,12 @@ from bot.slack_calls import NOT_INSTALLED, Content, SlackUnavailable
 from tests import test_oauth
 from tests.clocks import ManualClock
 from tests.conftest import PROJECT_ID
-from tests.driver import RunningBot, SlackSender
+from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 from tests.redis_process import RedisProcess
-from tests.test_customgpt_keys import ADMIN, KEY_A, OWN_KEYS, add_account_a, open_modal, typed
+from tests.test_customgpt_keys import ADMIN, OWN_KEYS, add_account_a
+from tests.test_home_key import submit_from_slack_connect
 from tests.test_oauth import STATE_COOKIE, answered, install, redirect, tokens_used
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -243,16 +244,9 @@ async def test_a_key_submitted_through_a_slack_connect_modal_is_the_installation
     add_account_a(customgpt)
     bot = await start_oauth_bot(**OWN_KEYS)
     await install(bot, slack, team)
-    view = await open_modal(bot, slack)
-    other = f"{team}X"
 
-    submitter = SlackSender(bot.url, bot.secret, other, bot.session)
-    status, body = await submitter.submit_view(
-        {**view, "app_installed_team_id": team}, typed(KEY_A), user=ADMIN
-    )
-    await bot.idle()
+    other = await submit_from_slack_connect(bot, slack, team)
 
-    assert status == 200 and isinstance(body, dict) and body["response_action"] == "update"
     assert await own_client.get(keys.customgpt_key(team)) is not None
     assert await own_client.get(keys.customgpt_key(other)) is None
     assert tokens_used(slack, "C1") <= set(tokens_of(slack, team))
