@@ -110,6 +110,16 @@ async def test_a_reinstalled_workspaces_new_token_is_used_after_the_old_one_is_r
     assert {c.token for c in later if c.ok} == {new}
 
 
+async def a_post_is_refused_as_not_installed(bot: RunningBot, slack: FakeSlack, team: str) -> None:
+    """A post to C1 for `team` now is refused by the bot as not installed, and Slack receives
+    nothing: what an uninstall must leave behind."""
+    since = len(slack.calls)
+    with pytest.raises(SlackUnavailable) as refused:
+        await bot.runtime.slack_writes.for_team(team).post("C1", None, Content("after"))
+    assert refused.value.code == NOT_INSTALLED
+    assert slack.calls[since:] == []
+
+
 async def test_an_uninstall_here_drops_the_kept_token_at_once(
     start_oauth_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, team: str
 ) -> None:
@@ -123,13 +133,9 @@ async def test_an_uninstall_here_drops_the_kept_token_at_once(
     status, _ = await bot.event({"type": "app_uninstalled"})
     assert status == 200
     await bot.idle()
-    since = len(slack.calls)
 
     # The fake still accepts the old token: only the bot's own forgetting stops the post.
-    with pytest.raises(SlackUnavailable) as refused:
-        await bot.runtime.slack_writes.for_team(team).post("C1", None, Content("after"))
-    assert refused.value.code == NOT_INSTALLED
-    assert slack.calls[since:] == []
+    await a_post_is_refused_as_not_installed(bot, slack, team)
 
 
 async def test_an_org_wide_uninstall_here_drops_its_workspaces_kept_tokens(
@@ -155,12 +161,8 @@ async def test_an_org_wide_uninstall_here_drops_its_workspaces_kept_tokens(
     uninstalled = test_oauth.org_event(bot, enterprise, {"type": "app_uninstalled"})
     await bot.post("/slack/events", uninstalled, "application/json")
     await bot.idle()
-    since = len(slack.calls)
 
-    with pytest.raises(SlackUnavailable) as refused:
-        await bot.runtime.slack_writes.for_team(team).post("C1", None, Content("after"))
-    assert refused.value.code == NOT_INSTALLED
-    assert slack.calls[since:] == []
+    await a_post_is_refused_as_not_installed(bot, slack, team)
 
 
 # -- install pages on the operator's paths ---------------------------------------------------
