@@ -109,17 +109,21 @@ async def test_a_key_customgpt_rejected_does_not_become_a_secret_redacted_everyw
 # -- the Home tab and the assistant pane while Redis is stopped ----------------------------------
 
 
-async def test_the_home_tab_opened_while_redis_is_stopped_says_so_instead_of_staying_empty(
-    start_bot: StartBot,
-    slack: FakeSlack,
-    accounts: FakeCustomGPT,
-    own_redis: RedisProcess,
-) -> None:
-    # Workspaces bring their own keys, and this one's is in Redis, which is stopped.
+@pytest.fixture
+async def redis_stopped(
+    start_bot: StartBot, accounts: FakeCustomGPT, own_redis: RedisProcess
+) -> RunningBot:
+    """A bot where workspaces bring their own keys, whose Redis is stopped once it has started."""
     bot = await start_bot(redis_url=own_redis.url, **OWN_KEYS)
     await own_redis.stop()
+    return bot
 
-    home = await home_of(bot, slack, "U1")
+
+async def test_the_home_tab_opened_while_redis_is_stopped_says_so_instead_of_staying_empty(
+    redis_stopped: RunningBot, slack: FakeSlack, accounts: FakeCustomGPT
+) -> None:
+    # Workspaces bring their own keys, and this one's is in Redis, which is stopped.
+    home = await home_of(redis_stopped, slack, "U1")
 
     assert messages.HOME_ACCOUNT_UNKNOWN in home and messages.HELP in home
     assert "none is set" not in home  # not a false "no default project"
@@ -143,16 +147,10 @@ async def test_the_home_tab_while_redis_is_stopped_does_not_claim_no_channel_is_
 
 
 async def test_an_assistant_thread_opened_while_redis_is_stopped_is_told_so(
-    start_bot: StartBot,
-    slack: FakeSlack,
-    accounts: FakeCustomGPT,
-    own_redis: RedisProcess,
+    redis_stopped: RunningBot, slack: FakeSlack, accounts: FakeCustomGPT
 ) -> None:
-    bot = await start_bot(redis_url=own_redis.url, **OWN_KEYS)
-    await own_redis.stop()
-
-    thread = await start_thread(bot)
-    await bot.idle()
+    thread = await start_thread(redis_stopped)
+    await redis_stopped.idle()
 
     (greeting,) = slack.thread("D1", thread)
     assert greeting.text == messages.STORE_DOWN
