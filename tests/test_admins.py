@@ -36,7 +36,7 @@ from tests.test_customgpt_keys import (
     submit_key,
 )
 from tests.test_home import home_of
-from tests.test_home_key import home_click, key_buttons
+from tests.test_home_key import click_key_button, key_buttons
 from tests.test_oauth import install, token_of
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -221,8 +221,7 @@ async def test_slack_failing_the_check_says_so_and_changes_nothing(
     shown = await home_of(bot, slack, WS_ADMIN)
     assert messages.HOME_ADMIN_NOT_CHECKED in shown and home.ADMIN_NOTE not in shown
     assert key_buttons(slack, WS_ADMIN) == []
-    assert await bot.action(home_click(team, WS_ADMIN)) == 200
-    await bot.idle()
+    await click_key_button(bot, team, WS_ADMIN)
     (notice,) = [v.view for v in slack.views]
     assert messages.admin_not_checked(missing_scope=True) in json.dumps(notice)
     assert "submit" not in notice
@@ -300,8 +299,7 @@ async def test_the_home_tab_shows_admin_controls_to_the_workspaces_admins_only(
     assert home.ADMIN_NOTE not in as_member and key_buttons(slack, MEMBER) == []
     assert messages.HOME_ADMIN_NOT_CHECKED not in as_member
     # A forged click from the member opens only the refusal.
-    assert await bot.action(home_click(team, MEMBER)) == 200
-    await bot.idle()
+    await click_key_button(bot, team, MEMBER)
     (refusal,) = [v.view for v in slack.views]
     assert messages.KEY_NOT_ADMIN_SHORT in json.dumps(refusal) and "submit" not in refusal
 

@@ -69,6 +69,23 @@ def home_click(team: str, user: str) -> dict[str, Any]:
     }
 
 
+async def click_key_button(bot: RunningBot, team: str, user: str) -> dict[str, Any]:
+    """`user` clicks the Home tab's key button (answered with a 200); the click, once the bot
+    is idle."""
+    click = home_click(team, user)
+    assert await bot.action(click) == 200
+    await bot.idle()
+    return click
+
+
+async def no_key_yet(start_bot: StartBot, slack: FakeSlack, user: str) -> RunningBot:
+    """A bot where workspaces bring their own keys, none connected yet: `user`'s Home tab,
+    published, must say so."""
+    bot = await start_bot(**OWN_KEYS)
+    assert messages.NO_KEY in await home_of(bot, slack, user)
+    return bot
+
+
 async def submit_from_slack_connect(bot: RunningBot, slack: FakeSlack, team: str) -> str:
     """The key modal opened in `team` and KEY_A submitted by ADMIN as Slack does from a channel
     shared with another organisation: the submitter's own team (returned) as `team`, the
@@ -88,15 +105,11 @@ async def test_an_admin_connects_the_key_from_the_home_tab_and_the_tab_then_says
     redis_client: redis.Redis,
     team: str,
 ) -> None:
-    bot = await start_bot(**OWN_KEYS)
-    shown = await home_of(bot, slack, ADMIN)
-    assert messages.NO_KEY in shown
+    bot = await no_key_yet(start_bot, slack, ADMIN)
     (button,) = key_buttons(slack, ADMIN)
     assert button["text"]["text"] == "Connect CustomGPT key"
 
-    click = home_click(team, ADMIN)
-    assert await bot.action(click) == 200
-    await bot.idle()
+    click = await click_key_button(bot, team, ADMIN)
 
     (opened,) = slack.calls_to("views.open")
     assert opened.ok and opened.params["trigger_id"] == click["trigger_id"]
@@ -125,13 +138,10 @@ async def test_others_see_no_button_and_a_forged_click_opens_only_a_refusal(
     redis_client: redis.Redis,
     team: str,
 ) -> None:
-    bot = await start_bot(**OWN_KEYS)
-    shown = await home_of(bot, slack, "U1")
-    assert messages.NO_KEY in shown
+    bot = await no_key_yet(start_bot, slack, "U1")
     assert key_buttons(slack, "U1") == []
 
-    assert await bot.action(home_click(team, "U1")) == 200
-    await bot.idle()
+    await click_key_button(bot, team, "U1")
 
     (refusal,) = [v.view for v in slack.views]
     assert view_problem(refusal) is None
