@@ -9,14 +9,12 @@ a line in the view saying so: the tab is never left empty because one part faile
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import bindings, keys, messages
+from bot import bindings, messages
 from bot.admins import AdminCheckFailed
-from bot.answer import PROJECT_NAME_TTL
 from bot.customgpt import (
     CustomGPTClient,
     CustomGPTError,
@@ -33,7 +31,6 @@ from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-NAME_WAIT = 2.0  # seconds to learn one project's name before showing its id alone
 SECTION_LIMIT = 3000  # characters in a section block's text (Slack's limit)
 NAME_LIMIT = 100  # characters of a project name shown
 KEY_BUTTON = "connect_customgpt_key"  # opens the key modal (bot/key_modal.py), admins only
@@ -106,7 +103,8 @@ async def _gather(runtime: Runtime, team: str, is_admin: bool) -> HomeFacts:
     try:
         channels = await bindings.bound_channels(runtime.store, team)
         project_ids = {p for _, p in channels}
-        names = {pid: await _project_name(runtime, customgpt, team, pid) for pid in project_ids}
+        answerer = runtime.answerer
+        names = {pid: await answerer.project_name(team, pid, customgpt) for pid in project_ids}
         bound = [(channel, pid, names[pid]) for channel, pid in channels]
         indexing = await Indexer(runtime).pending(team)
     except StoreUnavailable as error:
@@ -142,25 +140,6 @@ async def _default_project(customgpt: CustomGPTClient, project_id: str) -> Defau
             project_id, failure=messages.for_command_error(error, project_id=project_id)
         )
     return DefaultProject(project_id, project, stats)
-
-
-async def _project_name(
-    runtime: Runtime, customgpt: CustomGPTClient, team: str, project_id: str
-) -> str | None:
-    """A bound project's name, from the store's cache or CustomGPT; None (its id is shown
-    alone) when neither answers in time."""
-    key = keys.project_name(team, project_id)
-    name = await runtime.store.get(key)
-    if name is not None:
-        return name
-    try:
-        async with asyncio.timeout(NAME_WAIT):
-            name = (await customgpt.get_project(project_id)).name
-    except (CustomGPTError, TimeoutError) as error:
-        log.info("App Home: no name for project %s: %s", project_id, error)
-        return None
-    await runtime.store.set(key, name, ttl=PROJECT_NAME_TTL)
-    return name
 
 
 # -- the view ------------------------------------------------------------------------------------
