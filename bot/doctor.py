@@ -26,6 +26,7 @@ from bot.config import ConfigError, Settings
 from bot.customgpt import AuthError, CustomGPTClient, CustomGPTError, NotFound
 from bot.log_setup import Redactor
 from bot.runtime import HTTP_TIMEOUT, customgpt_client, slack_client
+from bot.slack_calls import error_code
 from bot.slack_permissions import OAUTH_ONLY_SCOPES
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
@@ -280,10 +281,7 @@ async def _app_token(slack: AsyncWebClient, settings: Settings) -> Result:
 
 
 def _slack_code(error: SlackApiError) -> str:
-    data = getattr(error.response, "data", None)
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    return f"HTTP {getattr(error.response, 'status_code', '?')}"
+    return error_code(error) or f"HTTP {getattr(error.response, 'status_code', '?')}"
 
 
 # -- CustomGPT --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot.metrics import Metrics
+from bot.slack_calls import error_code
 from bot.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -143,8 +144,7 @@ class Health:
                 else:
                     team = str((await runtime.slack.auth_test()).get("team_id"))
         except SlackApiError as error:
-            code = error.response.get("error") if error.response is not None else None
-            self._set(SLACK, Check(False, f"auth.test failed: {code or 'error'}"))
+            self._set(SLACK, Check(False, f"auth.test failed: {error_code(error) or 'error'}"))
         except (aiohttp.ClientError, TimeoutError) as error:
             self._set(SLACK, Check(False, f"auth.test failed: {type(error).__name__}"))
         else:
@@ -156,8 +156,7 @@ class Health:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 await runtime.slack.api_test()
         except SlackApiError as error:
-            code = error.response.get("error") if error.response is not None else None
-            self._set(SLACK, Check(False, f"api.test failed: {code or 'error'}"))
+            self._set(SLACK, Check(False, f"api.test failed: {error_code(error) or 'error'}"))
             return
         except (aiohttp.ClientError, TimeoutError) as error:
             self._set(SLACK, Check(False, f"api.test failed: {type(error).__name__}"))

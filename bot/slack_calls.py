@@ -77,7 +77,8 @@ def _status(error: SlackApiError) -> int:
     return int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
 
 
-def _code(error: SlackApiError) -> str | None:
+def error_code(error: SlackApiError) -> str | None:
+    """Slack's `error` of a refused call (`not_in_channel`, …); None when it gave none."""
     data = getattr(error.response, "data", None)
     return str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
 
@@ -93,7 +94,7 @@ def _retry_after(error: SlackApiError) -> float:
 
 def read_refusal(method: str, error: SlackApiError) -> Exception:
     """What Slack's error answer means for the scheduler and the caller."""
-    status, code = _status(error), _code(error)
+    status, code = _status(error), error_code(error)
     if status == 429 or code in ("ratelimited", "rate_limited"):
         return RateLimited(_retry_after(error))
     if code == "msg_too_long":
