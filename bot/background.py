@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import logging
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-
 from bot.indexing import start_watches
-from bot.runtime import Runtime
-from bot.store import StoreUnavailable
+from bot.runtime import TEAMS_UNKNOWN, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +24,7 @@ async def _journal(runtime: Runtime) -> None:
     async def served() -> set[str]:
         try:
             return await runtime.served_teams()
-        except (SlackApiError, aiohttp.ClientError, TimeoutError, StoreUnavailable) as error:
+        except TEAMS_UNKNOWN as error:
             log.warning("workspaces unknown for now (%s): replies left behind wait", error)
             return set()
 

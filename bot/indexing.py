@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 
 from bot import bindings, keys, messages
 from bot.answer import PROJECT_NAME_TTL
@@ -37,7 +36,7 @@ from bot.customgpt import (
     failure_log_level,
 )
 from bot.customgpt_keys import NoKey
-from bot.runtime import Runtime
+from bot.runtime import TEAMS_UNKNOWN, Runtime
 from bot.slack_calls import Content, SlackCalls, SlackUnavailable
 from bot.store import LockTimeout, StoreUnavailable
 
@@ -456,10 +455,6 @@ async def start_watches(runtime: Runtime) -> None:
     tasks, so start-up never waits for Slack."""
     runtime.tasks.spawn(_resume_watches(runtime), name="resume project watches")
     runtime.tasks.spawn(_adopt_orphans(runtime), name="adopt project watches", idle=False)
-
-
-#: What `Runtime.served_teams` raises when it cannot say now.
-TEAMS_UNKNOWN = (SlackApiError, aiohttp.ClientError, TimeoutError, StoreUnavailable)
 
 
 async def _teams(runtime: Runtime) -> set[str] | None:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.admins import Admins
@@ -29,7 +30,7 @@ from bot.metrics import Metrics
 from bot.oauth_stores import RedisInstallationStore, RedisOAuthStateStore
 from bot.rate_buckets import Buckets, MemoryBuckets, RedisBuckets
 from bot.slack_calls import SlackSchedulers, limits_for
-from bot.store import MemoryStore, RedisStore, Store
+from bot.store import MemoryStore, RedisStore, Store, StoreUnavailable
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ def customgpt_client(
         idle_timeout=settings.customgpt_idle_timeout,
         metrics=metrics,
     )
+
+
+#: What `Runtime.served_teams` raises when it cannot say now (Slack or the store unreachable).
+TEAMS_UNKNOWN = (SlackApiError, aiohttp.ClientError, TimeoutError, StoreUnavailable)
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class Runtime:
     async def served_teams(self) -> set[str]:
         """Every workspace this bot serves, for work no request starts (resuming watches,
         finishing answers left behind): the installed ones with OAuth, else the token's.
-        Raises what `identity` raises, or StoreUnavailable."""
+        Raises one of TEAMS_UNKNOWN when it cannot say now."""
         if self.installations is not None:
             return await self.installations.teams()
         return {(await self.identity()).team_id}
