@@ -241,7 +241,7 @@ class Indexer:
         has run out); the owner lock in `_run_once` keeps two processes from both taking one."""
         orphans = [
             watch
-            for watch in await self._pending(team)
+            for watch in await self.pending(team)
             if await self._store.get(keys.watch_owner(team, watch.project_id)) is None
         ]
         for watch in orphans:
@@ -250,7 +250,7 @@ class Indexer:
 
     async def resume(self, team: str) -> int:
         """Restart the watch of every project still pending for the team; returns how many."""
-        watches = await self._pending(team)
+        watches = await self.pending(team)
         for watch in watches:
             self._spawn(watch)
         return len(watches)
@@ -259,7 +259,7 @@ class Indexer:
         """A channel bound by hand keeps that binding: projects created there and still
         indexing will no longer take it over when ready. Returns those projects."""
         changed = []
-        for watch in await self._pending(team):
+        for watch in await self.pending(team):
             if watch.channel == channel and watch.bind:
                 watch = replace(watch, bind=False)
                 await self._save(watch)
@@ -271,9 +271,6 @@ class Indexer:
 
     async def pending(self, team: str) -> list[Watch]:
         """The projects of the workspace still indexing, by project id."""
-        return await self._pending(team)
-
-    async def _pending(self, team: str) -> list[Watch]:
         watches = []
         for project_id in sorted(await self._store.members(keys.pending_projects(team))):
             watch = await self._load(team, project_id)
