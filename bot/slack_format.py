@@ -911,8 +911,9 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     def fits(head: str) -> bool:
         return len(to_mrkdwn(head)) <= max_chars
 
-    if fits(markdown):
-        return markdown, ""
+    bound = mrkdwn_bound(markdown)
+    if (bound is not None and bound <= max_chars) or fits(markdown):
+        return markdown, ""  # a text that surely fits needs no conversion to say so
 
     # How much raw text fits at most; the cut is looked for below that. Growing the bound
     # first keeps the conversions short when the text is much longer than one message.

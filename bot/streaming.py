@@ -239,9 +239,6 @@ class AnswerStream:
         the message already shows (its edits only ever grow)."""
         while True:
             last = self._parts[-1]
-            bound = slack_format.mrkdwn_bound(last.markdown)
-            if bound is not None and bound <= self._limit:
-                return  # surely fits: no conversion needed to know it
             shown = last.shown or ""
             min_head = len(shown) if last.markdown.startswith(shown) else 0
             head, tail = slack_format.split_for_slack(last.markdown, self._limit, min_head)
