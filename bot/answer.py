@@ -347,9 +347,6 @@ class Answerer:
         stream = self._transports.stream(update_stream, calls, place)
         entry = progress.entry
         if entry is not None:
-            stream.on_progress = lambda ts, markdown: self._journal.note(
-                entry, ts, markdown, streaming=stream.streaming
-            )
             self._journal.follow(entry, stream.progress, lambda: stream.streaming)
         cancelled: asyncio.CancelledError | None = None
         must_wait = self._admission.locked()

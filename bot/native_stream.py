@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,7 +171,7 @@ class _Piece:
 
 class NativeStream:
     """The answer's stream, as bot/answer.py uses it (`open`, `append`, `placed`, `close`,
-    `text`, `existing_ts`, `on_progress`, like AnswerStream), plus `user_stopped`."""
+    `text`, `existing_ts`, like AnswerStream), plus `user_stopped`."""
 
     def __init__(
         self,
@@ -213,7 +213,6 @@ class NativeStream:
         self._stop_counted = False
         #: Set when the user pressed Stop on the stream: stop reading the answer.
         self.user_stopped = asyncio.Event()
-        self.on_progress: Callable[[str | None, str], None] | None = None
 
     # -- what answer.py uses ---------------------------------------------------------------
 
@@ -362,7 +361,6 @@ class NativeStream:
 
     def _adopt_fallback(self) -> AnswerStream:
         delegate = self._delegate = self._fallback
-        delegate.on_progress = self.on_progress
         return delegate
 
     async def _drop_status(self) -> bool:
@@ -415,7 +413,6 @@ class NativeStream:
         piece.shown_at = self._clock.now()
         self._result.message_ts.append(piece.ts)
         self._result.edits += 1
-        self._report()
 
     def _carrying(self, text: str) -> list[dict[str, Any]]:
         """The chunks of a call that adds `text` to a stream: the first words also mark the
@@ -690,10 +687,6 @@ class NativeStream:
         if self._delegate is not None:
             return self._delegate.progress()
         return progress_of(self._pieces)
-
-    def _report(self) -> None:
-        if self.on_progress is not None:
-            self.on_progress(*self.progress())
 
 
 async def stop_left_stream(calls: SlackCalls, channel: str, ts: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -125,9 +125,6 @@ class AnswerStream:
         self._expects_final = False
         self._id = uuid.uuid4().hex  # names this answer's expected final edit
         self._hourglass: _Hourglass | None = None
-        #: Told the answer's last posted message and the text from it on, as they change
-        #: (the journal of answers in flight keeps them for a process that dies).
-        self.on_progress: Callable[[str | None, str], None] | None = None
 
     @property
     def text(self) -> str:
@@ -182,7 +179,6 @@ class AnswerStream:
         if ts is not None:
             self._parts[0].ts = ts
             self._result.message_ts.append(ts)
-            self._report()
         self._writer = asyncio.create_task(
             self._write(), name=f"stream-{self._channel}-{ts or 'whole'}"
         )
@@ -201,11 +197,6 @@ class AnswerStream:
         """The answer's last posted message and the text from it on (what another process
         needs to finish the reply); read by the journal when it writes, not per chunk."""
         return progress_of(self._parts)
-
-    def _report(self) -> None:
-        """A message was posted: tell `on_progress` at once."""
-        if self.on_progress is not None:
-            self.on_progress(*self.progress())
 
     def finish(self, ending: Ending) -> None:
         """The reader is done: the writer lands the rest (see `placed` and `close`)."""
@@ -372,7 +363,6 @@ class AnswerStream:
         log.info("a reply in %s was deleted; posting the answer again", self._channel)
         part.ts = await self._calls.post(self._channel, self._thread_ts, content)
         self._result.message_ts.append(part.ts)
-        self._report()
 
     async def _throttle(self, seconds: float) -> None:
         """Wait out the edit interval on the injected clock; the end of the answer cuts it
@@ -418,7 +408,6 @@ class AnswerStream:
                     self._channel, self._thread_ts, self._typing(following.shown)
                 )
                 self._result.message_ts.append(following.ts)
-                self._report()
 
     async def _finish_last(self) -> None:
         while True:
@@ -439,7 +428,6 @@ class AnswerStream:
                 if part.ts is None:
                     part.ts = await self._calls.post(self._channel, self._thread_ts, content)
                     self._result.message_ts.append(part.ts)
-                    self._report()
                     self._reply_appeared()
                 else:
                     await self._calls.update(self._channel, part.ts, content)
