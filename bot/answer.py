@@ -187,7 +187,8 @@ class Answerer:
                 self._taken(progress)  # not deduplicated, yet a question the user was told about
             progress.outcome = progress.outcome or "store_unavailable"
             self._metrics.store_error("answer")
-            progress.delivered = await self._tell(question, calls, messages.STORE_DOWN)
+            await self._tell(question, calls, messages.STORE_DOWN)
+            progress.delivered = True  # said, or Slack refused for good: nothing to finish
         except SlackUnavailable as error:
             progress.outcome = progress.outcome or "slack_refused"
             progress.delivered = True  # Slack refused for good: nothing anyone can finish
@@ -201,7 +202,8 @@ class Answerer:
             progress.outcome = progress.outcome or "shutdown"
             if not progress.replied:
                 # Claimed, then stopped before any reply existed: say so, or it is lost.
-                progress.delivered = await self._tell(question, calls, messages.SHUTTING_DOWN)
+                await self._tell(question, calls, messages.SHUTTING_DOWN)
+                progress.delivered = True
             raise
         finally:
             self._ended(progress)
@@ -219,12 +221,11 @@ class Answerer:
         self._metrics.answers_in_flight.dec()
         self._metrics.question_ended(progress.outcome or "unexpected")
 
-    async def _tell(self, question: Question, calls: SlackCalls, text: str) -> bool:
+    async def _tell(self, question: Question, calls: SlackCalls, text: str) -> None:
         try:
             await calls.post(question.channel, question.reply_thread, Content(text))
         except SlackUnavailable as slack_error:
             log.error("could not tell the user either: %s", slack_error)
-        return True
 
     async def _answer(self, question: Question, calls: SlackCalls, progress: _Progress) -> None:
         if not question.text:
