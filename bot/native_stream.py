@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -397,7 +398,7 @@ class NativeStream:
         self, piece: _Piece, chunks: list[dict[str, Any]], task_display_mode: str | None = None
     ) -> None:
         """Start the piece's stream with `chunks` (its first words, or the search step)."""
-        try:
+        with _as_failure():
             piece.ts = await self._calls.start_stream(
                 self._place.channel,
                 str(self._place.reply_thread),
@@ -406,8 +407,6 @@ class NativeStream:
                 recipient_user=self._place.user,
                 task_display_mode=task_display_mode,
             )
-        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
-            raise _failure(error) from error
         await self._drop_status()  # shown meanwhile, the stream's message clears it
         self._started()
         piece.shown_at = self._clock.now()
@@ -470,12 +469,10 @@ class NativeStream:
             chunks = [self._search_chunk("error", messages.search_failed(ending.failure))]
         else:
             chunks = self._carrying(tail)
-        try:
+        with _as_failure():
             await self._calls.stop_stream(
                 self._place.channel, last.ts, self._ending_blocks(ending), chunks=chunks
             )
-        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
-            raise _failure(error) from error
         last.sent += tail
         last.stopped = True
         self._result.edits += 1
@@ -490,10 +487,8 @@ class NativeStream:
             sealed = index < len(self._pieces) - 1
             sent = await self._send(piece, final=final or sealed, hold_back=not sealed) or sent
             if sealed and piece.ts is not None and not piece.stopped:
-                try:
+                with _as_failure():
                     await self._calls.stop_stream(self._place.channel, piece.ts)
-                except (SlackUnavailable, MessageTooLong, MessageGone) as error:
-                    raise _failure(error) from error
                 piece.stopped = True
                 self._result.edits += 1
         return sent
@@ -517,7 +512,7 @@ class NativeStream:
         elif hold_back:
             texts.pop()  # the stop carries it
             held = True
-        try:
+        with _as_failure():
             for text in texts:
                 await self._calls.append_stream(
                     self._place.channel, str(piece.ts), self._carrying(text)
@@ -525,8 +520,6 @@ class NativeStream:
                 piece.sent += text
                 self._result.edits += 1
                 self._shown(piece, text)
-        except (SlackUnavailable, MessageTooLong, MessageGone) as error:
-            raise _failure(error) from error
         if not held:
             piece.covered = covered
         return True
@@ -702,6 +695,15 @@ async def stop_left_stream(calls: SlackCalls, channel: str, ts: str) -> None:
         code = getattr(error, "code", None)
         if code not in (EXPIRED, STOPPED):
             log.warning("could not stop a native stream left open: %s", error)
+
+
+@contextmanager
+def _as_failure() -> Iterator[None]:
+    """A stream call Slack refused, raised as the stream's own failure (`_failure`)."""
+    try:
+        yield
+    except (SlackUnavailable, MessageTooLong, MessageGone) as error:
+        raise _failure(error) from error
 
 
 def _failure(error: Exception) -> _Failed:
