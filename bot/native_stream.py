@@ -564,12 +564,7 @@ class NativeStream:
 
     async def _settle(self, ticket: EditTicket) -> bool:
         """The offer's fate, or its withdrawal when the answer ends first."""
-        closing = asyncio.ensure_future(self._closed.wait())
-        try:
-            waiters: set[asyncio.Future[Any]] = {ticket.settled, closing}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
+        await set_or_done(self._closed, ticket.settled)
         if not ticket.settled.done():
             await ticket.withdraw()  # an append already on its way is waited for
         if ticket.settled.cancelled():

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot import messages, slack_format
 from bot.clock import Clock, sleep_unless
@@ -346,12 +346,7 @@ class AnswerStream:
 
     async def _settle(self, ticket: EditTicket) -> bool:
         """The edit's fate, or its withdrawal when the answer ends first."""
-        closing = asyncio.ensure_future(self._closed.wait())
-        waiters: set[asyncio.Future[Any]] = {ticket.settled, closing}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
+        await set_or_done(self._closed, ticket.settled)
         if not ticket.settled.done():
             return await ticket.withdraw()
         if ticket.settled.cancelled():
