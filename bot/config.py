@@ -52,6 +52,8 @@ class Settings:
     slack_update_burst: int = 20
     slack_post_budget: int = 60
     slack_post_burst: int = 5
+    slack_workspace_post_budget: int = 300
+    slack_workspace_post_burst: int = 25
     slack_delivery_deadline: float = 900.0
     slack_overload_wait: float = 5.0
     slack_streaming: str = "auto"
@@ -156,6 +158,12 @@ class Settings:
             slack_update_burst=int(reader.number("SLACK_UPDATE_BURST", 20, minimum=1)),
             slack_post_budget=int(reader.number("SLACK_POST_BUDGET", 60, minimum=1)),
             slack_post_burst=int(reader.number("SLACK_POST_BURST", 5, minimum=1)),
+            slack_workspace_post_budget=int(
+                reader.number("SLACK_WORKSPACE_POST_BUDGET", 300, minimum=1)
+            ),
+            slack_workspace_post_burst=int(
+                reader.number("SLACK_WORKSPACE_POST_BURST", 25, minimum=1)
+            ),
             slack_delivery_deadline=reader.number("SLACK_DELIVERY_DEADLINE", 900.0, minimum=1),
             slack_overload_wait=reader.number("SLACK_OVERLOAD_WAIT", 5.0),
             slack_streaming=reader.choice("SLACK_STREAMING", "auto", STREAMING_MODES),

@@ -384,9 +384,7 @@ class SlackCalls:
         )
 
 
-# Slack's limits that are not settings: posts across a workspace (several hundred a minute,
-# far above what one channel takes) and reactions (Tier 3, spent on courtesy only).
-POST_PER_WORKSPACE = Rate(per_minute=300, burst=25)
+# Slack's limits that are not settings: reactions (Tier 3, spent on courtesy only).
 REACTIONS = Rate(per_minute=50, burst=10)
 STATUS = Rate(per_minute=50, burst=10)
 
@@ -396,7 +394,9 @@ def limits_for(settings: Settings) -> Limits:
     return Limits(
         update=Rate(settings.slack_update_budget, settings.slack_update_burst),
         post_per_channel=Rate(settings.slack_post_budget, settings.slack_post_burst),
-        post_per_workspace=POST_PER_WORKSPACE,
+        post_per_workspace=Rate(
+            settings.slack_workspace_post_budget, settings.slack_workspace_post_burst
+        ),
         reactions=REACTIONS,
         delivery_deadline=settings.slack_delivery_deadline,
         stream_start_stop=Rate(settings.slack_stream_budget, settings.slack_stream_burst),

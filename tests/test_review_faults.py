@@ -16,7 +16,7 @@ from bot import keys, messages
 from bot.journal import Entry
 from bot.metrics import Metrics
 from bot.rate_buckets import MemoryBuckets, Rate
-from bot.slack_calls import POST_PER_WORKSPACE, REACTIONS, Content, SlackCalls, sender
+from bot.slack_calls import REACTIONS, Content, SlackCalls, sender
 from bot.slack_scheduler import Limits, WorkspaceScheduler
 from tests.clocks import FastClock, ManualClock
 from tests.driver import RunningBot
@@ -78,7 +78,7 @@ async def test_a_post_whose_caller_stopped_waiting_is_never_sent(
     limits = Limits(
         update=Rate(50, 20),
         post_per_channel=Rate(1, 1),
-        post_per_workspace=POST_PER_WORKSPACE,
+        post_per_workspace=Rate(300, 25),
         reactions=REACTIONS,
         delivery_deadline=900,
     )

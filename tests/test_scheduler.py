@@ -48,11 +48,11 @@ def all_complete(slack: FakeSlack, asked: list[tuple[str, str, int]]) -> bool:
     )
 
 
-def limits(update: Bucket, post: Bucket) -> SlackLimits:
+def limits(update: Bucket, post: Bucket, workspace_post: Bucket | None = None) -> SlackLimits:
     return SlackLimits(
         chat_update=update,
         post_per_channel=post,
-        post_per_workspace=Bucket(1000, 6000),
+        post_per_workspace=workspace_post or Bucket(1000, 6000),
         reactions=Bucket(20, 50),
     )
 
@@ -104,6 +104,29 @@ async def test_a_burst_over_tight_limits_answers_every_question_in_full_with_no_
 
     assert all_complete(slack, asked)
     assert slack.count_429() == 0, dump(slack)  # admitted by the buckets, not by refusals
+
+
+async def test_posts_across_many_channels_stay_within_the_workspace_post_budget(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    # Each channel could take its post at once; the workspace allows 2 at once then 4 a
+    # second across all channels, and the bot is told so.
+    slack.limits = limits(
+        update=Bucket(20, 2400), post=Bucket(5, 2400), workspace_post=Bucket(2, 240)
+    )
+    bot = await start_bot(
+        slack_update_budget=2400,
+        slack_update_burst=20,
+        slack_post_budget=2400,
+        slack_post_burst=5,
+        slack_workspace_post_budget=240,
+        slack_workspace_post_burst=2,
+    )
+    asked = await ask_many(bot, customgpt, count=12, channels=12)
+    await bot.idle()
+
+    assert all_complete(slack, asked)
+    assert slack.count_429() == 0, dump(slack)
 
 
 async def test_slack_stricter_than_configured_costs_a_few_429s_and_no_answer(
