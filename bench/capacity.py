@@ -27,9 +27,9 @@ Columns:
   RSS idle    the bot's resident memory before the burst (after one warm-up answer), MiB
   peak        the most it held during the row (sampled every 0.5 s), MiB
   KiB/ans     (peak - idle) / N
-  idle        CPU milliseconds a second the idle bot spends (these probes included), measured
-              over 5 s before the burst
-  CPU s       the bot's user + system time over the row
+  idle        CPU milliseconds a second the idle bot spends (these probes included): the mean
+              of 10 s watched before the burst and 10 s after the answers are done
+  CPU s       the bot's CPU time over the row (all its threads, to the nanosecond)
   ms/ans      (CPU s - idle x wall) / N: what each answer cost the bot
   lag p50/p99/max
               milliseconds for `GET /healthz` (sampled every 0.1 s): the bot's event-loop lag
@@ -102,7 +102,7 @@ BACKLOG = 4096  # the fakes' listening sockets: a thousand connections at once n
 RSS_EVERY = 0.5
 LAG_EVERY = 0.1
 HEALTH_TIMEOUT = 10.0
-IDLE_BASELINE = 5.0  # seconds the idle bot is watched (CPU rate, lag) before a burst
+IDLE_BASELINE = 10.0  # seconds the idle bot is watched (CPU rate, lag) before a burst
 WARM_UP_TIMEOUT = 30.0
 POLL = 0.2
 QUIET = 1.0  # seconds without a Slack call before the answers are checked
@@ -110,7 +110,6 @@ CHECK_EVERY = 1.0
 MAX_QUESTIONS = 2000
 MAX_SECONDS = 600
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = 1024
 
 
@@ -218,14 +217,21 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system time the process has used so far (all its threads)."""
+    """CPU time the process's threads have used so far, to the nanosecond (the scheduler's
+    own count in /proc/<pid>/task/*/schedstat): utime and stime come in 10 ms ticks, too
+    coarse for one answer and for the idle rate subtracted from it."""
+    total = 0
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
+        threads = os.listdir(f"/proc/{pid}/task")
     except (FileNotFoundError, ProcessLookupError):
         return math.nan
-    # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as schedstat:
+                total += int(schedstat.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def own_cpu_seconds() -> float:
@@ -521,10 +527,13 @@ async def burst(row: Row, options: Options, rig: Rig) -> None:
         row.cpu = cpu_seconds(bot.pid) - cpu_before
         row.bench_cpu = own_cpu_seconds() - bench_before
         row.rss_peak_kib = max(watcher.peak_kib, rss_kib(bot.pid))
-    row.cpu_net = max(0.0, row.cpu - row.idle_rate * row.wall)
     row.acks = list(rig.sender.round_trips)
     row.lags, row.bench_lags = watcher.lags, watcher.bench_lags
     count_outcomes(row, rig.slack, questions, answers)  # measured before the bot stops
+    # The idle rate again, now that the answers are done: the mean of the two is what is
+    # subtracted, so a periodic job that happened to fall in one window weighs half.
+    row.idle_rate = (row.idle_rate + await idle_cpu_rate(bot, rig.probe)) / 2
+    row.cpu_net = max(0.0, row.cpu - row.idle_rate * row.wall)
     if row.bench_cpu > 0.8 * row.wall:
         row.notes.append("the bench process was busy: the fakes may have set the pace")
     bench_lag = percentile(row.bench_lags, 0.99)

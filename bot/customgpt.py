@@ -10,12 +10,14 @@ request and turns a non-200 answer into a typed error before the SSE parser sees
 `_EventReader` reads the frames itself (leniently, skipping oversized ones, delivering a final
 frame left in the buffer) and never reconnects. Once text flows it reads at most every
 `READ_PACE` seconds, not watching the connection in between, so the events that arrived
-meanwhile cost one wake-up of the process instead of one each.
+meanwhile cost one wake-up of the process instead of one each; the streams' reads keep to
+one clock (`until_next_read`), so several streams share a wake-up too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
@@ -45,6 +47,21 @@ FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, 
 # that arrived meanwhile in one go. Slack shows the text once a second at most
 # (SLACK_UPDATE_INTERVAL), so only the final text can land later, by at most this much.
 READ_PACE = 0.25
+# Streams read on one clock: stream k reads at the times t with t mod READ_PACE equal to
+# (k mod READ_SLOTS) x READ_PACE / READ_SLOTS. Streams of one phase share a wake-up of the
+# process (waking an idle process costs more than the reading it does), and the phases
+# spread a burst of answers over the pace, so whatever else the process has to do (an ack,
+# a probe) waits behind a tenth of them, never all of them.
+READ_SLOTS = 10
+_read_phases = itertools.count()
+
+
+def until_next_read(now: float, slot: int) -> float:
+    """Seconds from `now` (the event loop's clock) to the next read of a stream in `slot`."""
+    phase = (slot % READ_SLOTS) * READ_PACE / READ_SLOTS
+    return READ_PACE - (now - phase) % READ_PACE
+
+
 CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
 # `no-cache` asks CustomGPT for a fresh answer. The SSE client sends it on every stream;
 # sending it in both modes keeps stream=0 and stream=1 answering alike.
@@ -343,6 +360,7 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
         self._pending: deque[bytes | None] = deque()
         self._frame_size = 0
         self._ended = False
+        self._slot = next(_read_phases) % READ_SLOTS
 
     async def __anext__(self) -> MessageEvent:
         # Never the library's iteration, which reconnects (asking the question again).
@@ -374,7 +392,8 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
             if transport is not None:
                 transport.pause_reading()
                 try:
-                    await asyncio.sleep(READ_PACE)
+                    loop = asyncio.get_running_loop()
+                    await asyncio.sleep(until_next_read(loop.time(), self._slot))
                 finally:
                     transport.resume_reading()
         chunk = await response.content.readany()

@@ -21,7 +21,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from aiohttp import web
+from aiohttp import web, web_log
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -40,6 +40,7 @@ from bot.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 UNSIGNED_WARNING_EVERY = 60.0  # seconds between two log lines about unsigned requests
 
 
@@ -214,9 +215,19 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
+class ProbesUnlogged(web_log.AccessLogger):
+    """Access lines for Slack's requests and the install pages only: a load balancer's and
+    Prometheus's probes arrive every few seconds, would bury the lines worth reading, and
+    cost the process a formatted line each."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.path not in PROBE_PATHS:
+            super().log(request, response, time)
+
+
 async def _serve(serving: AsyncExitStack, application: web.Application, port: int) -> None:
     """Listen on `port` until `serving` closes."""
-    runner = web.AppRunner(application)
+    runner = web.AppRunner(application, access_log_class=ProbesUnlogged)
     await runner.setup()
     serving.push_async_callback(runner.cleanup)
     await web.TCPSite(runner, "0.0.0.0", port).start()

@@ -128,6 +128,8 @@ async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
     assert code == 0, output
     assert output.count("REDIS_URL is not set: using an in-process store") == 1
     assert "Traceback" not in output and "xoxb-process" not in output
+    # Slack's requests are in the access log; the health probe is not.
+    assert '"POST /slack/events' in output and "/healthz" not in output
 
 
 async def test_a_bot_killed_mid_answer_frees_its_thread_after_a_short_lease(

@@ -1,0 +1,46 @@
+"""The stream reading clock: every paced read of a stream falls on its phase of one grid, so
+streams of a phase share a wake-up and a burst of answers is spread over the phases."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.customgpt import READ_PACE, READ_SLOTS, until_next_read
+
+NOW = st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
+SLOT = st.integers(min_value=0, max_value=10_000)
+
+
+def phase_of(moment: float) -> float:
+    """Where `moment` falls within the pace, in slots (a whole number on the grid)."""
+    return (moment % READ_PACE) / (READ_PACE / READ_SLOTS)
+
+
+@given(NOW, SLOT)
+def test_the_next_read_is_within_one_pace_and_on_the_streams_phase(now: float, slot: int) -> None:
+    wait = until_next_read(now, slot)
+    assert 0.0 < wait <= READ_PACE + 1e-9
+    landed = phase_of(now + wait)
+    nearest = round(landed) % READ_SLOTS
+    assert math.isclose(landed, round(landed), abs_tol=1e-3) or math.isclose(
+        landed, READ_SLOTS, abs_tol=1e-3
+    )
+    assert nearest == slot % READ_SLOTS
+
+
+@given(NOW, SLOT, st.floats(min_value=0.01, max_value=0.99))
+def test_streams_of_one_phase_waiting_within_a_pace_read_at_the_same_moment(
+    now: float, slot: int, later: float
+) -> None:
+    first = now + until_next_read(now, slot)
+    # Another stream of the same phase, asking at any moment between then and that read.
+    asked = first - later * (first - now)
+    assert math.isclose(asked + until_next_read(asked, slot), first, abs_tol=1e-6)
+
+
+def test_a_burst_is_spread_over_every_phase() -> None:
+    moments = {round(phase_of(until_next_read(0.0, slot))) % READ_SLOTS for slot in range(50)}
+    assert moments == set(range(READ_SLOTS))
