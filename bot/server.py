@@ -15,6 +15,7 @@ cost a traceback), then whether the body parses at all.
 from __future__ import annotations
 
 import asyncio
+import gc
 import html
 import logging
 import signal
@@ -196,6 +197,10 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     configured (the probes and metrics still on `PORT`), else HTTP on `PORT`."""
     settings = runtime.settings
     bolt = build_app(runtime)
+    # Everything loaded so far (modules, classes, the app) lives as long as the process: out
+    # of the collector's sight, a full collection walks only what answers create, a few
+    # milliseconds instead of 30 that every request and answer would wait behind.
+    gc.freeze()
     await start_background(runtime)
     async with AsyncExitStack() as serving:
         # Metrics first: once "listening" is logged, every port answers.

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import redis.asyncio as redis
+from redis import __version__ as REDIS_PY_VERSION
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock as RedisLock
 from redis.asyncio.sentinel import Sentinel
+from redis.driver_info import DriverInfo
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from bot.clock import Clock, SystemClock
@@ -33,9 +35,16 @@ REDIS_TIMEOUT = 2.0  # seconds for any one Redis command or connection
 LOCK_POLL = 0.05  # seconds between a Redis lock waiter's looks at the line
 PURGE_BATCH = 500  # keys one SCAN step gathers and one UNLINK deletes
 WAITER_TTL = 5  # seconds a waiter's heartbeat lives; a dead waiter leaves the line after it
+MAX_CONNECTIONS = 32  # to one Redis server, per process: commands take a millisecond or less
 # Connecting is bounded here; each command is bounded by `_reachable`, with asyncio's timeout:
-# redis-py's own socket_timeout swallows task cancellation.
-_CONNECTION: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": REDIS_TIMEOUT}
+# redis-py's own socket_timeout swallows task cancellation. The library's version is named
+# once: left to redis-py, every new connection reads it from the installed package's metadata
+# (an email-format parse), which was a tenth of the CPU of a burst of a thousand questions.
+_CONNECTION: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "driver_info": DriverInfo(name="redis-py", lib_version=REDIS_PY_VERSION),
+}
 
 
 def _glob_escape(text: str) -> str:
@@ -142,8 +151,15 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        """One Redis server: `redis://`, `rediss://` (TLS) or `unix://`."""
-        return cls(redis.Redis.from_url(url, **_CONNECTION))
+        """One Redis server: `redis://`, `rediss://` (TLS) or `unix://`.
+
+        At most MAX_CONNECTIONS connections, a command waiting for a free one (within its
+        REDIS_TIMEOUT): redis-py's default pool has no bound, and a burst of a thousand
+        questions opened a thousand connections to Redis for commands of a millisecond."""
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=REDIS_TIMEOUT, **_CONNECTION
+        )
+        return cls(redis.Redis.from_pool(pool))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStore:
