@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import shlex
@@ -465,6 +466,9 @@ class Rig:
 
 async def run_row(shape: Shape, options: Options, logs: Path) -> Row:
     row = Row(shape)
+    # What the previous row's fakes held (a thousand answers' messages) is collected now,
+    # not in the middle of this row's burst, where it stalled this process for half a second.
+    gc.collect()
     team = f"TCAP{uuid.uuid4().hex[:8].upper()}"
     # One connection per mention, closed after its response, as Slack delivers events: a
     # thousand idle keep-alive connections would sit in the bot's memory and inflate RSS.
@@ -539,6 +543,9 @@ async def burst(row: Row, options: Options, rig: Rig) -> None:
     bench_lag = percentile(row.bench_lags, 0.99)
     if bench_lag is not None and bench_lag > 0.05:
         row.notes.append(f"bench timer lag p99 {bench_lag * 1000:.0f} ms")
+    worst = max(row.bench_lags, default=0.0)
+    if worst > 0.1:
+        row.notes.append(f"bench timer lag max {worst * 1000:.0f} ms")
 
 
 # -- the run ----------------------------------------------------------------------------------
