@@ -44,6 +44,7 @@ class Settings:
     redis_sentinel_master: str | None = None
     redis_password: str | None = None
     redis_cluster: bool = False
+    redis_max_connections: int = 50
     store_ttl_days: int = 30
     port: int = 3000
     metrics_port: int | None = None  # /metrics on its own port, off the public one
@@ -150,6 +151,7 @@ class Settings:
                 if u.strip()
             ),
             **redis,
+            redis_max_connections=int(reader.number("REDIS_MAX_CONNECTIONS", 50, minimum=1)),
             store_ttl_days=int(reader.number("STORE_TTL_DAYS", 30, minimum=1)),
             port=int(reader.number("PORT", 3000, minimum=1)),
             metrics_port=reader.optional_port("METRICS_PORT"),

@@ -199,7 +199,9 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     bolt = build_app(runtime)
     # Everything loaded so far (modules, classes, the app) lives as long as the process: out
     # of the collector's sight, a full collection walks only what answers create, a few
-    # milliseconds instead of 30 that every request and answer would wait behind.
+    # milliseconds instead of 30 that every request and answer would wait behind. What is
+    # garbage already is collected first, or it would be kept for good.
+    gc.collect()
     gc.freeze()
     await start_background(runtime)
     async with AsyncExitStack() as serving:
@@ -221,12 +223,12 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
 
 
 class ProbesUnlogged(web_log.AccessLogger):
-    """Access lines for Slack's requests and the install pages only: a load balancer's and
-    Prometheus's probes arrive every few seconds, would bury the lines worth reading, and
-    cost the process a formatted line each."""
+    """Access lines for Slack's requests, the install pages and every refused probe, not for
+    probes answered: a load balancer's and Prometheus's arrive every few seconds, would bury
+    the lines worth reading, and cost the process a formatted line each."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if request.path not in PROBE_PATHS:
+        if request.path not in PROBE_PATHS or response.status >= 400:
             super().log(request, response, time)
 
 

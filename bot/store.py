@@ -35,7 +35,6 @@ REDIS_TIMEOUT = 2.0  # seconds for any one Redis command or connection
 LOCK_POLL = 0.05  # seconds between a Redis lock waiter's looks at the line
 PURGE_BATCH = 500  # keys one SCAN step gathers and one UNLINK deletes
 WAITER_TTL = 5  # seconds a waiter's heartbeat lives; a dead waiter leaves the line after it
-MAX_CONNECTIONS = 32  # to one Redis server, per process: commands take a millisecond or less
 # Connecting is bounded here; each command is bounded by `_reachable`, with asyncio's timeout:
 # redis-py's own socket_timeout swallows task cancellation. The library's version is named
 # once: left to redis-py, every new connection reads it from the installed package's metadata
@@ -150,14 +149,17 @@ class RedisStore:
         return self._redis
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
+    def from_url(
+        cls, url: str, max_connections: int = Settings.redis_max_connections
+    ) -> RedisStore:
         """One Redis server: `redis://`, `rediss://` (TLS) or `unix://`.
 
-        At most MAX_CONNECTIONS connections, a command waiting for a free one (within its
-        REDIS_TIMEOUT): redis-py's default pool has no bound, and a burst of a thousand
-        questions opened a thousand connections to Redis for commands of a millisecond."""
+        At most `max_connections` (REDIS_MAX_CONNECTIONS), a command waiting for a free one
+        within its REDIS_TIMEOUT: redis-py's default pool has no bound, and a burst of a
+        thousand questions opened a thousand connections to Redis for commands of a
+        millisecond each."""
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=REDIS_TIMEOUT, **_CONNECTION
+            url, max_connections=max_connections, timeout=REDIS_TIMEOUT, **_CONNECTION
         )
         return cls(redis.Redis.from_pool(pool))
 
@@ -185,7 +187,7 @@ class RedisStore:
             # store and the Slack buckets use, under the same names and arguments (keys used
             # by one script share a hash tag: see bot/keys.py), so one code path serves both.
             return cls(cast(redis.Redis, RedisCluster.from_url(settings.redis_url, **_CONNECTION)))
-        return cls.from_url(settings.redis_url)
+        return cls.from_url(settings.redis_url, settings.redis_max_connections)
 
     @_reachable
     async def get(self, key: str) -> str | None:

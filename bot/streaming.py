@@ -503,6 +503,7 @@ class _Hourglass:
         if self._showing is not None:
             self._showing.cancel()
             await asyncio.gather(self._showing, return_exceptions=True)
+            self._showing = None  # its CancelledError would keep the sleep's frame alive
         if self._ticket is not None and await self._ticket.withdraw():
             await self._calls.remove_reaction(self._channel, self._question_ts)
 

@@ -106,6 +106,8 @@ async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as health:
                 assert (health.status, await health.json()) == (200, {"ok": True})
+            async with session.post(f"http://127.0.0.1:{port}/healthz") as refused:
+                assert refused.status == 405
             sender = SlackSender(f"http://127.0.0.1:{port}", SECRET, team, session)
             ts = await sender.mention("Are you a real process?")
             await slack.wait_for(
@@ -128,8 +130,9 @@ async def test_the_bot_process_serves_slack_over_http_and_stops_cleanly(
     assert code == 0, output
     assert output.count("REDIS_URL is not set: using an in-process store") == 1
     assert "Traceback" not in output and "xoxb-process" not in output
-    # Slack's requests are in the access log; the health probe is not.
-    assert '"POST /slack/events' in output and "/healthz" not in output
+    # Slack's requests and a refused probe are in the access log; the answered probe is not.
+    assert '"POST /slack/events' in output and '"POST /healthz' in output
+    assert '"GET /healthz' not in output
 
 
 async def test_a_bot_killed_mid_answer_frees_its_thread_after_a_short_lease(

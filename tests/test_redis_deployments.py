@@ -5,9 +5,11 @@ these check what is built (redis-py connects lazily) and the key layout a Cluste
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio.cluster import RedisCluster
@@ -18,6 +20,7 @@ from redis.crc import key_slot
 from bot import keys
 from bot.config import ConfigError, Settings
 from bot.store import RedisStore
+from tests.conftest import REDIS_URL
 from tests.test_cli import run_cli
 
 REQUIRED = {
@@ -125,3 +128,19 @@ def test_keys_one_script_uses_together_share_a_cluster_slot(team: str) -> None:
     assert key_slot(keys.slack_buckets(team).encode()) == key_slot(
         keys.finals_expected(team).encode()
     )
+
+
+async def test_a_burst_of_commands_shares_a_bounded_pool_of_connections() -> None:
+    # A database no other test uses, so the server's client list tells this store's
+    # connections apart (each says which database it selected).
+    url = REDIS_URL.rsplit("/", 1)[0] + "/9"
+    store = RedisStore.from_settings(settings(REDIS_URL=url, REDIS_MAX_CONNECTIONS="8"))
+    admin = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await asyncio.gather(*(store.get(f"burst:{n}") for n in range(200)))
+        clients = await admin.client_list()
+        opened = [c for c in clients if c.get("db") == "9"]
+        assert 0 < len(opened) <= 8
+    finally:
+        await store.close()
+        await admin.aclose()

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from bot.clock import SystemClock
 from bot.degraded_store import FallbackStore
 from bot.store import (
-    MAX_CONNECTIONS,
     LockTimeout,
     MemoryStore,
     RedisStore,
@@ -332,19 +331,3 @@ def test_the_memory_store_keeps_every_live_value_and_only_those(
                 assert await store.get(k) == live(k)
 
     asyncio.run(scenario())
-
-
-async def test_a_burst_of_commands_shares_a_bounded_pool_of_connections() -> None:
-    # A database no other test uses, so the server's client list tells this store's
-    # connections apart (each says which database it selected).
-    url = REDIS_URL.rsplit("/", 1)[0] + "/9"
-    store = RedisStore.from_url(url)
-    admin = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        await asyncio.gather(*(store.get(f"burst:{n}") for n in range(10 * MAX_CONNECTIONS)))
-        clients = await admin.client_list()
-        opened = [c for c in clients if c.get("db") == "9"]
-        assert 0 < len(opened) <= MAX_CONNECTIONS
-    finally:
-        await store.close()
-        await admin.aclose()
