@@ -62,6 +62,7 @@ from bench.harness import (
     PROJECT_ID,
     REDIS_URL,
     SECRET,
+    UNLIMITED_BUDGETS,
     BotProcess,
     clean_env,
     delete_team_keys,
@@ -81,16 +82,7 @@ from tests.fakes.customgpt import FakeCustomGPT, ScriptedAnswer
 from tests.fakes.slack import FakeMessage, FakeSlack
 
 #: The bot's Slack budgets raised out of the way, so what is measured is the bot itself.
-BOT_SETTINGS = {
-    "SLACK_UPDATE_BUDGET": "100000",
-    "SLACK_UPDATE_BURST": "100000",
-    "SLACK_POST_BUDGET": "100000",
-    "SLACK_POST_BURST": "100000",
-    "SLACK_WORKSPACE_POST_BUDGET": "100000",
-    "SLACK_WORKSPACE_POST_BURST": "100000",
-    "SLACK_UPDATE_INTERVAL": "1.0",
-    "LOG_LEVEL": "INFO",
-}
+BOT_SETTINGS = UNLIMITED_BUDGETS | {"SLACK_UPDATE_INTERVAL": "1.0", "LOG_LEVEL": "INFO"}
 
 LONG_CHUNK_DELAY = 0.5
 CPU_CHARACTERS = 3000

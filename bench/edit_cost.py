@@ -30,6 +30,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from bench.harness import REDIS_URL, UNLIMITED_BUDGETS
 from bot import log_setup
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -39,7 +40,6 @@ from bot.runtime import slack_client, slack_session
 from bot.slack_calls import Content, SlackSchedulers, limits_for, sender
 from tests.fakes.slack import FakeSlack
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEXT = ("A streamed answer of a few paragraphs, " * 75)[:3000]
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": TEXT[:2900]}}]
 UNLIMITED = {
@@ -47,12 +47,7 @@ UNLIMITED = {
     "SLACK_SIGNING_SECRET": "bench",
     "CUSTOMGPT_API_KEY": "bench",
     "CUSTOMGPT_PROJECT_ID": "1",
-    "SLACK_UPDATE_BUDGET": "100000",
-    "SLACK_UPDATE_BURST": "100000",
-    "SLACK_POST_BUDGET": "100000",
-    "SLACK_POST_BURST": "100000",
-    "SLACK_WORKSPACE_POST_BUDGET": "100000",
-    "SLACK_WORKSPACE_POST_BURST": "100000",
+    **UNLIMITED_BUDGETS,
 }
 
 
