@@ -47,6 +47,21 @@ def steps_in(call: SlackCall) -> list[dict[str, Any]]:
     return [c for c in call.params.get("chunks") or [] if c["type"] == "task_update"]
 
 
+async def native_bot_with_its_start_spent(
+    start_bot: StartBot, redis_client: redis.Redis
+) -> tuple[RunningBot, ManualClock]:
+    """A native-streaming bot allowed one chat.startStream a minute, that one already taken:
+    the next answer's start waits a minute on the bot's (manual) clock."""
+    clock = ManualClock()
+    bot = await start_bot(
+        clock=clock, slack_streaming="native", slack_stream_budget=1, slack_stream_burst=1
+    )
+    await RedisBuckets(redis_client).take(
+        bot.team, [Bucket("stream-start", Rate(per_minute=1, burst=1))], clock.wall()
+    )
+    return bot, clock
+
+
 async def test_the_step_goes_in_progress_with_the_start_and_complete_with_the_first_words(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
@@ -159,13 +174,7 @@ async def test_an_answer_delivered_whole_shows_the_status_line_until_the_reply_c
 async def test_a_native_start_waiting_for_its_budget_shows_the_status_line_meanwhile(
     start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
 ) -> None:
-    clock = ManualClock()
-    bot = await start_bot(
-        clock=clock, slack_streaming="native", slack_stream_budget=1, slack_stream_burst=1
-    )
-    await RedisBuckets(redis_client).take(
-        bot.team, [Bucket("stream-start", Rate(per_minute=1, burst=1))], clock.wall()
-    )
+    bot, clock = await native_bot_with_its_start_spent(start_bot, redis_client)
     held = customgpt.queue_answer(["Later."], hold_after=0)
     thread = await ask_in_dm_thread(bot, "Now?")
     await held.reached_hold.wait()
@@ -198,14 +207,8 @@ async def test_a_long_project_name_is_shortened_where_slack_gives_little_room(
 async def test_a_status_line_whose_turn_comes_after_the_first_words_is_not_sent(
     start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
 ) -> None:
-    clock = ManualClock()
-    bot = await start_bot(
-        clock=clock, slack_streaming="native", slack_stream_budget=1, slack_stream_burst=1
-    )
+    bot, clock = await native_bot_with_its_start_spent(start_bot, redis_client)
     # The start and the status line both wait for their budgets; the words come first.
-    await RedisBuckets(redis_client).take(
-        bot.team, [Bucket("stream-start", Rate(per_minute=1, burst=1))], clock.wall()
-    )
     status = Bucket("status", Rate(per_minute=50, burst=10))
     for _ in range(10):
         await RedisBuckets(redis_client).take(bot.team, [status], clock.wall())
