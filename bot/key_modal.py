@@ -69,25 +69,16 @@ def key_view(*, connected: bool, shared: bool, from_home: bool = False) -> dict[
 
 def connected_view(projects: int) -> dict[str, Any]:
     """What the modal turns into once the key is stored (it shows nothing of the key)."""
+    return notice_view(messages.key_connected(projects), close="Done")
+
+
+def notice_view(text: str, close: str = "Close") -> dict[str, Any]:
+    """A modal that only tells something (a click the bot refuses, a key stored): no field,
+    no submit."""
     return {
         "type": "modal",
         "title": {"type": "plain_text", "text": "CustomGPT key"},
-        "close": {"type": "plain_text", "text": "Done"},
-        "blocks": [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": messages.key_connected(projects)},
-            }
-        ],
-    }
-
-
-def notice_view(text: str) -> dict[str, Any]:
-    """A modal that only tells something (a click the bot refuses): no field, no submit."""
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "CustomGPT key"},
-        "close": {"type": "plain_text", "text": "Close"},
+        "close": {"type": "plain_text", "text": close},
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
     }
 
