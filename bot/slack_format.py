@@ -847,6 +847,12 @@ def _ends_in_a_fence(text: str, position: int) -> bool:
     return head is not None and _opens(head)
 
 
+def _forges_a_fence(text: str, position: int, fences: list[_Fence]) -> bool:
+    """Whether a cut at `position` would make backticks that were text a fence, at the start
+    of the tail or at the end of the head: no cut the splitter makes may do either."""
+    return _makes_a_fence(text, position, fences) or _ends_in_a_fence(text, position)
+
+
 def _opening_prose(text: str, fence: _Fence) -> bool:
     """Whether the block's opening line has prose after its run (shown before the block)."""
     line = text[fence.start : fence.content_start].rstrip("\r\n")
@@ -932,7 +938,7 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     def allowed(position: int) -> bool:
         if not 0 < position < len(markdown) or not markdown[:position].strip():
             return False
-        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
+        if _forges_a_fence(markdown, position, fences):
             return False
         if not markdown[position:].strip():
             return False
@@ -973,7 +979,7 @@ def split_for_slack(markdown: str, max_chars: int = 3000, min_head: int = 0) -> 
     in_span = {p for start, end in spans for p in range(start + 1, min(end, limit + 1))}
 
     def fallback(position: int, level: int) -> bool:
-        if _makes_a_fence(markdown, position, fences) or _ends_in_a_fence(markdown, position):
+        if _forges_a_fence(markdown, position, fences):
             return False
         if level < 2 and position in in_span:
             return False
