@@ -360,7 +360,7 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
         self._pending: deque[bytes | None] = deque()
         self._frame_size = 0
         self._ended = False
-        self._slot = next(_read_phases) % READ_SLOTS
+        self._slot = next(_read_phases)
 
     async def __anext__(self) -> MessageEvent:
         # Never the library's iteration, which reconnects (asking the question again).
