@@ -80,7 +80,7 @@ def _where(project_name: str | None) -> str:
 def loading_messages(project_name: str | None) -> list[str]:
     """The lines Slack cycles through under "is searching…" (at most 10)."""
     return [
-        f"Searching {_where(project_name)}…",
+        search_step(project_name),
         "Reading the most relevant pages…",
         "Writing the answer…",
     ]
