@@ -348,7 +348,7 @@ class Answerer:
         stream = self._transports.stream(update_stream, calls, place)
         entry = progress.entry
         if entry is not None:
-            self._journal.follow(entry, stream.progress, lambda: stream.streaming)
+            self._journal.follow(entry, stream)
         cancelled: asyncio.CancelledError | None = None
         must_wait = self._admission.locked()
         # Take a place in line first, so questions stream in the order they arrived however

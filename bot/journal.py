@@ -9,8 +9,8 @@ is no longer alive finishes that reply itself, with the text so far and the rest
 native stream still open is stopped first: Slack refuses to edit a message while it streams.
 
 Writes are cheap: the entry is written when the question is claimed, then at most once a
-second while text changes (`note` only records in memory; the flush loop writes), and deleted
-when the answer's final text has landed.
+second while text changes (the flush loop reads the answers it follows and writes what
+changed), and deleted when the answer's final text has landed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, fields
+from typing import Protocol
 
 from bot import keys, messages
 from bot.clock import Clock
@@ -65,6 +66,15 @@ class Entry:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class Followed(Protocol):
+    """An answer in flight as the journal reads it (bot/native_stream.py's NativeStream)."""
+
+    def progress(self) -> tuple[str | None, str]: ...
+
+    @property
+    def streaming(self) -> bool: ...
+
+
 class Journal:
     def __init__(self, store: Store, slack: SlackSchedulers, clock: Clock, interval: float) -> None:
         self.process_id = uuid.uuid4().hex
@@ -74,9 +84,7 @@ class Journal:
         self._interval = interval
         self._entries: dict[tuple[str, str], Entry] = {}
         self._dirty: set[tuple[str, str]] = set()
-        self._sources: dict[
-            tuple[str, str], tuple[Callable[[], tuple[str | None, str]], Callable[[], bool]]
-        ] = {}
+        self._sources: dict[tuple[str, str], Followed] = {}
         self._teams: set[str] = set()
 
     async def begin(
@@ -90,21 +98,9 @@ class Journal:
         await self._store.add_member(keys.inflight_index(team), entry.member)
         return entry
 
-    def note(self, entry: Entry, ts: str | None, markdown: str, *, streaming: bool = False) -> None:
-        """The answer's last message and its text now, and whether that message is a native
-        stream still open (written by the next flush)."""
-        if (entry.ts, entry.markdown, entry.streaming) != (ts, markdown, streaming):
-            entry.ts, entry.markdown, entry.streaming = ts, markdown, streaming
-            self._dirty.add((entry.team, entry.member))
-
-    def follow(
-        self,
-        entry: Entry,
-        progress: Callable[[], tuple[str | None, str]],
-        streaming: Callable[[], bool] = lambda: False,
-    ) -> None:
+    def follow(self, entry: Entry, answer: Followed) -> None:
         """Read the answer's progress at every flush (once a second), not at every chunk."""
-        self._sources[(entry.team, entry.member)] = (progress, streaming)
+        self._sources[(entry.team, entry.member)] = answer
 
     async def end(self, entry: Entry) -> None:
         """The answer is complete in Slack: nothing is left to finish."""
@@ -118,10 +114,16 @@ class Journal:
             log.warning("could not forget a finished answer (%s); it is finished again", error)
 
     async def flush(self) -> None:
-        for key, (progress, streaming) in list(self._sources.items()):
+        for key, answer in list(self._sources.items()):
             entry = self._entries.get(key)
-            if entry is not None:
-                self.note(entry, *progress(), streaming=streaming())
+            if entry is None:
+                continue
+            # Its last message, the text from there on, and whether that message is a native
+            # stream still open: marked for writing when any of them changed.
+            now = (*answer.progress(), answer.streaming)
+            if (entry.ts, entry.markdown, entry.streaming) != now:
+                entry.ts, entry.markdown, entry.streaming = now
+                self._dirty.add(key)
         for key in list(self._dirty):
             entry = self._entries.get(key)
             self._dirty.discard(key)
