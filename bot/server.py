@@ -41,7 +41,8 @@ from bot.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+HEALTHZ_PATH, READYZ_PATH, METRICS_PATH = "/healthz", "/readyz", "/metrics"
+PROBE_PATHS = frozenset({HEALTHZ_PATH, READYZ_PATH, METRICS_PATH})
 UNSIGNED_WARNING_EVERY = 60.0  # seconds between two log lines about unsigned requests
 
 
@@ -130,10 +131,10 @@ def probes_app(runtime: Runtime) -> web.Application:
         return web.json_response(body, status=status)
 
     application = web.Application()
-    application.router.add_get("/healthz", healthz)
-    application.router.add_get("/readyz", readyz)
+    application.router.add_get(HEALTHZ_PATH, healthz)
+    application.router.add_get(READYZ_PATH, readyz)
     if runtime.settings.metrics_port is None:
-        application.router.add_get("/metrics", metrics_handler(runtime))
+        application.router.add_get(METRICS_PATH, metrics_handler(runtime))
     return application
 
 
@@ -149,7 +150,7 @@ def metrics_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.R
 def metrics_app(runtime: Runtime) -> web.Application:
     """`/metrics` alone, for `METRICS_PORT`."""
     application = web.Application()
-    application.router.add_get("/metrics", metrics_handler(runtime))
+    application.router.add_get(METRICS_PATH, metrics_handler(runtime))
     return application
 
 
