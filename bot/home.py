@@ -99,19 +99,21 @@ async def _gather(runtime: Runtime, team: str, is_admin: bool) -> HomeFacts:
     default = None if default_id is None else await _default_project(customgpt, default_id)
     bound: list[tuple[str, str, str | None]] = []
     indexing: list[Watch] = []
-    store_down = False
-    try:
-        channels = await bindings.bound_channels(runtime.store, team)
-        project_ids = {p for _, p in channels}
-        answerer = runtime.answerer
-        names = {pid: await answerer.project_name(team, pid, customgpt) for pid in project_ids}
-        bound = [(channel, pid, names[pid]) for channel, pid in channels]
-        indexing = await Indexer(runtime).pending(team)
-    except StoreUnavailable as error:
-        log.warning("App Home without bindings: store unreachable: %s", error)
-        store_down = True
-    if _answering_from_memory(runtime.store):  # marked down before or while listing
-        bound, indexing, store_down = [], [], True
+    # Marked down already: nothing to list (nor project names to ask CustomGPT for).
+    store_down = _answering_from_memory(runtime.store)
+    if not store_down:
+        try:
+            channels = await bindings.bound_channels(runtime.store, team)
+            project_ids = {p for _, p in channels}
+            answerer = runtime.answerer
+            names = {pid: await answerer.project_name(team, pid, customgpt) for pid in project_ids}
+            bound = [(channel, pid, names[pid]) for channel, pid in channels]
+            indexing = await Indexer(runtime).pending(team)
+        except StoreUnavailable as error:
+            log.warning("App Home without bindings: store unreachable: %s", error)
+            store_down = True
+        if _answering_from_memory(runtime.store):  # marked down while listing
+            bound, indexing, store_down = [], [], True
     return HomeFacts(
         default,
         bound,
