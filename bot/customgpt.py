@@ -630,6 +630,10 @@ class CustomGPTClient:
         started = loop.time()
         first_chunk_deadline = started + self.first_chunk_timeout
         got_chunk = False
+        # The text of the events already read, yielded as one chunk once they are all taken:
+        # a read brings a dozen events of a few characters, and one chunk for the lot saves
+        # the consumer a dozen round trips through this generator.
+        pieces: list[str] = []
         try:
             # Timeouts wrap each wait, never a `yield`: the consumer's own awaits must not be
             # cancelled by CustomGPT's silence.
@@ -642,6 +646,10 @@ class CustomGPTClient:
             while True:
                 event = source.pending()
                 if event is None:
+                    if pieces:
+                        yield Chunk("".join(pieces))
+                        pieces.clear()
+                        continue
                     if source.ended:
                         raise StreamInterrupted(0, "the answer stream ended early")
                     idle_deadline = loop.time() + self.idle_timeout
@@ -651,20 +659,24 @@ class CustomGPTClient:
                         await self._read_more(source, paced=got_chunk)
                     continue
                 parsed = parse_event_data(event.data)
-                if isinstance(parsed, StreamError):
-                    raise StreamError(0, self._redact(parsed.message))
-                if isinstance(parsed, Finish):
-                    if source.skipped_frames:
-                        log.warning("skipped %d oversized stream frame(s)", source.skipped_frames)
-                    self._answer_took(started, first_chunk=not got_chunk, total=True)
-                    yield replace(parsed, skipped_frames=source.skipped_frames)
-                    return
+                if isinstance(parsed, Chunk):
+                    if not got_chunk:
+                        self._answer_took(started, first_chunk=True, total=False)
+                    pieces.append(parsed.text)
+                    got_chunk = True
+                    continue
                 if parsed is None:
                     continue
-                if not got_chunk:
-                    self._answer_took(started, first_chunk=True, total=False)
-                yield parsed
-                got_chunk = True
+                if pieces:  # the text read before an error or the end belongs to the answer
+                    yield Chunk("".join(pieces))
+                    pieces.clear()
+                if isinstance(parsed, StreamError):
+                    raise StreamError(0, self._redact(parsed.message))
+                if source.skipped_frames:
+                    log.warning("skipped %d oversized stream frame(s)", source.skipped_frames)
+                self._answer_took(started, first_chunk=not got_chunk, total=True)
+                yield replace(parsed, skipped_frames=source.skipped_frames)
+                return
         except TimeoutError:
             if got_chunk:
                 raise StreamTimeout("CustomGPT stopped sending", first_chunk=False) from None

@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 from bot import keys
 from bot.clock import Clock
-from bot.store import MemoryStore, RedisStore, StoreUnavailable
+from bot.store import MemoryStore, RedisStore, StoreUnavailable, Write
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,19 @@ class FallbackStore:
                 return
         await self._local.set(key, value, ttl)
         self._remember(key, value, ttl)
+
+    async def set_many(self, writes: Sequence[Write]) -> None:
+        if not self._down:
+            try:
+                await self._shared.set_many(writes)
+            except StoreUnavailable as error:
+                self.failed(error)
+            else:
+                await self._local.set_many([write for write in writes if _kept(write[0])])
+                return
+        for key, value, ttl in writes:
+            await self._local.set(key, value, ttl)
+            self._remember(key, value, ttl)
 
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         if not self._down:

@@ -13,7 +13,14 @@ import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
@@ -61,6 +68,8 @@ class StoreUnavailable(Exception):
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: One `set`: key, value and seconds to live (None: until deleted).
+Write = tuple[str, str, int | None]
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -89,6 +98,10 @@ class Store(Protocol):
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         """Store a value; `ttl` in seconds, None keeps it until deleted."""
+        ...
+
+    async def set_many(self, writes: Sequence[Write]) -> None:
+        """Several `set`s in one round trip (not atomic: a failure may leave some done)."""
         ...
 
     async def claim(self, key: str, ttl: int) -> bool:
@@ -200,6 +213,15 @@ class RedisStore:
     @_reachable
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         await self._redis.set(key, value, ex=ttl)
+
+    @_reachable
+    async def set_many(self, writes: Sequence[Write]) -> None:
+        if not writes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, value, ttl in writes:
+                pipe.set(key, value, ex=ttl)
+            await pipe.execute()
 
     @_reachable
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
@@ -437,6 +459,10 @@ class MemoryStore:
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         self._evict()
         self._put(key, value, self._expiry(ttl))
+
+    async def set_many(self, writes: Sequence[Write]) -> None:
+        for key, value, ttl in writes:
+            await self.set(key, value, ttl)
 
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         self._evict()

@@ -76,6 +76,27 @@ async def test_set_if_absent_keeps_the_value_there(store: Store, team: str) -> N
     assert await store.lookup(key) == "first"
 
 
+async def test_several_writes_land_together_with_their_ttls(store: Store, team: str) -> None:
+    kept, expiring = f"cgpt:{team}:bind:C1", f"cgpt:{team}:inflight:C1:1.0"
+    await store.set(kept, "old")
+    await store.set_many([(kept, "new", None), (expiring, "entry", 60)])
+    assert (await store.get(kept), await store.get(expiring)) == ("new", "entry")
+    await store.set_many([])
+    assert await store.get(kept) == "new"
+
+
+async def test_redis_writes_together_with_each_ttl(team: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    kept, expiring = f"cgpt:{team}:bind:C1", f"cgpt:{team}:inflight:C1:1.0"
+    try:
+        await RedisStore(client).set_many([(kept, "1", None), (expiring, "2", 60)])
+        assert await client.ttl(kept) == -1
+        assert 0 < await client.ttl(expiring) <= 60
+    finally:
+        await client.delete(kept, expiring)
+        await client.aclose()
+
+
 async def test_counter_counts(store: Store, team: str) -> None:
     key = f"cgpt:{team}:budget:update:1"
     assert [await store.incr(key, 60) for _ in range(3)] == [1, 2, 3]
