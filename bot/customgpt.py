@@ -384,19 +384,26 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
         return not self._pending and (self._ended or self._response is None)
 
     async def read(self, *, paced: bool) -> None:
-        """Wait for more of the stream (its end counts). `paced`: first let `READ_PACE`
-        pass with the connection not watched, so what arrives meanwhile is read at once."""
+        """Wait for more of the stream (its end counts). `paced`: the connection is not
+        watched until this stream's next read on the clock, so what arrives meanwhile is
+        read at once; the loop's timer lets it be watched again (no task wakes for that)."""
         response = self._response
-        if paced and response.connection is not None:
-            transport = response.connection.transport
+        connection = response.connection
+        transport = connection.transport if paced and connection is not None else None
+        watch_again: asyncio.TimerHandle | None = None
+        if transport is not None:
+            transport.pause_reading()
+            loop = asyncio.get_running_loop()
+            watch_again = loop.call_later(
+                until_next_read(loop.time(), self._slot), transport.resume_reading
+            )
+        try:
+            chunk = await response.content.readany()
+        finally:
+            if watch_again is not None:
+                watch_again.cancel()
             if transport is not None:
-                transport.pause_reading()
-                try:
-                    loop = asyncio.get_running_loop()
-                    await asyncio.sleep(until_next_read(loop.time(), self._slot))
-                finally:
-                    transport.resume_reading()
-        chunk = await response.content.readany()
+                transport.resume_reading()
         if chunk:
             self._pending.extend(self._lines.feed(chunk))
         else:
