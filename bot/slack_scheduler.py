@@ -141,14 +141,18 @@ class EditTicket:
         nothing new to show); raises what Slack refused for good."""
         return self._call.done
 
+    def withdraw_if_queued(self) -> None:
+        """Take the offer back if it still waits in line (`settled` is then cancelled); one
+        already in flight goes on, and `settled` tells its fate."""
+        if self._call in self._lane.queue:
+            self._lane.queue.remove(self._call)
+            self._call.done.cancel()
+
     async def withdraw(self) -> bool:
         """Take the offer back; True if it was sent anyway (an edit already in flight is
         waited for, so a later final text can never be overtaken by it)."""
         call = self._call
-        if call in self._lane.queue:
-            self._lane.queue.remove(call)
-            call.done.cancel()
-            return False
+        self.withdraw_if_queued()
         if call.done.cancelled():
             return False
         try:

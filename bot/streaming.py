@@ -125,6 +125,7 @@ class AnswerStream:
         self._expects_final = False
         self._id = uuid.uuid4().hex  # names this answer's expected final edit
         self._hourglass: _Hourglass | None = None
+        self._offer: EditTicket | None = None  # the partial edit the writer waits on
 
     @property
     def text(self) -> str:
@@ -204,6 +205,8 @@ class AnswerStream:
             self._ending = ending
         self._closed.set()
         self._wake.set()
+        if self._offer is not None:
+            self._offer.withdraw_if_queued()
 
     async def placed(self) -> None:
         """Wait until every message of the answer exists in Slack (only final edits may be
@@ -345,13 +348,22 @@ class AnswerStream:
         return Content(*part.typing.blocks(part.markdown))
 
     async def _settle(self, ticket: EditTicket) -> bool:
-        """The edit's fate, or its withdrawal when the answer ends first."""
-        await set_or_done(self._closed, ticket.settled)
-        if not ticket.settled.done():
-            return await ticket.withdraw()
-        if ticket.settled.cancelled():
+        """The edit's fate, or its withdrawal when the answer ends first (`finish` takes back
+        an offer still in line; one in flight is waited for, its refusal left to the final
+        text, which meets and reports the same one)."""
+        settled = ticket.settled
+        self._offer = ticket
+        if self._closed.is_set():
+            ticket.withdraw_if_queued()
+        try:
+            await asyncio.wait({settled})
+        finally:
+            self._offer = None
+        if settled.cancelled():
             return False
-        return ticket.settled.result() is not None
+        if self._closed.is_set() and settled.exception() is not None:
+            return False
+        return settled.result() is not None
 
     async def _repost(self, part: _Part, content: Content) -> None:
         """Someone deleted the message: the answer carries on in a fresh reply."""
