@@ -303,7 +303,13 @@ async def _ask(
     is_dm: bool,
 ) -> None:
     question = question_from_event(_team(context), body, event, context.bot_user_id, is_dm=is_dm)
-    await runtime.answerer.handle(question)
+    # The answer runs in a task of its own, so this listener ends here: Bolt's request, its
+    # parsed body and its context (several KiB) are let go at once instead of being held for
+    # the whole answer, for every answer in flight.
+    runtime.tasks.spawn(
+        runtime.answerer.handle(question),
+        name=f"answer {question.channel}:{question.message_ts}",
+    )
 
 
 async def _maybe_follow_up(
