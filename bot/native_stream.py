@@ -43,7 +43,7 @@ from bot import messages, slack_format
 from bot.clock import Clock, sleep_unless
 from bot.config import Settings
 from bot.slack_calls import MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
-from bot.slack_scheduler import EditTicket
+from bot.slack_scheduler import EditTicket, OfferWait
 from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult, progress_of
 from bot.tasks import set_or_done
 
@@ -201,6 +201,7 @@ class NativeStream:
         self._handed_over = 0  # pieces before this one stay native; the rest the delegate's
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
+        self._offer = OfferWait(self._closed)  # the append the writer waits on
         self._placed = asyncio.Event()
         self._ending: Ending | None = None
         self._writer: asyncio.Task[StreamResult] | None = None
@@ -308,6 +309,7 @@ class NativeStream:
             self._ending = ending
         self._closed.set()
         self._wake.set()
+        self._offer.end()
         if self._delegate is not None and self._writer is None:
             self._delegate.finish(ending)
 
@@ -564,14 +566,12 @@ class NativeStream:
 
     async def _settle(self, ticket: EditTicket) -> bool:
         """The offer's fate, or its withdrawal when the answer ends first."""
-        await set_or_done(self._closed, ticket.settled)
-        if not ticket.settled.done():
-            await ticket.withdraw()  # an append already on its way is waited for
-        if ticket.settled.cancelled():
+        settled = await self._offer.fate(ticket)
+        if settled.cancelled():
             return False
         # What Slack refused for good (the user's Stop above all) is raised, also for an
         # append the end of the answer waited for.
-        return ticket.settled.result() is not None
+        return settled.result() is not None
 
     def _delta(self, piece: _Piece, *, final: bool) -> tuple[str, int]:
         """The piece's safe text Slack does not have yet, and how much of its markdown the

@@ -161,6 +161,35 @@ class EditTicket:
             return False
 
 
+class OfferWait:
+    """The partial call a streamer waits on, taken back when its answer ends first.
+
+    The streamer waits on the offer's own future; `end` (called as the answer ends) takes
+    back an offer still in line, so nothing has to watch for the end beside the wait (a
+    helper task per edit, once a second for every answer in flight). An offer already in
+    flight is waited for, so a final text can never be overtaken by it."""
+
+    def __init__(self, closed: asyncio.Event) -> None:
+        self._closed = closed  # set when the answer has ended
+        self._ticket: EditTicket | None = None
+
+    async def fate(self, ticket: EditTicket) -> asyncio.Future[dict[str, Any] | None]:
+        """Wait until `ticket` is sent, refused or taken back; returns its `settled`."""
+        if self._closed.is_set():
+            ticket.withdraw_if_queued()
+        self._ticket = ticket
+        try:
+            await asyncio.wait({ticket.settled})
+        finally:
+            self._ticket = None
+        return ticket.settled
+
+    def end(self) -> None:
+        """The answer has ended: take back the offer waited on, if it is still in line."""
+        if self._ticket is not None:
+            self._ticket.withdraw_if_queued()
+
+
 class WorkspaceScheduler:
     def __init__(
         self,

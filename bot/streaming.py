@@ -34,7 +34,7 @@ from bot.slack_calls import (
     SlackUnavailable,
 )
 from bot.slack_format import Source
-from bot.slack_scheduler import EditTicket
+from bot.slack_scheduler import EditTicket, OfferWait
 from bot.tasks import set_or_done
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class AnswerStream:
         self._expects_final = False
         self._id = uuid.uuid4().hex  # names this answer's expected final edit
         self._hourglass: _Hourglass | None = None
-        self._offer: EditTicket | None = None  # the partial edit the writer waits on
+        self._offer = OfferWait(self._closed)  # the partial edit the writer waits on
 
     @property
     def text(self) -> str:
@@ -205,8 +205,7 @@ class AnswerStream:
             self._ending = ending
         self._closed.set()
         self._wake.set()
-        if self._offer is not None:
-            self._offer.withdraw_if_queued()
+        self._offer.end()
 
     async def placed(self) -> None:
         """Wait until every message of the answer exists in Slack (only final edits may be
@@ -348,17 +347,10 @@ class AnswerStream:
         return Content(*part.typing.blocks(part.markdown))
 
     async def _settle(self, ticket: EditTicket) -> bool:
-        """The edit's fate, or its withdrawal when the answer ends first (`finish` takes back
-        an offer still in line; one in flight is waited for, its refusal left to the final
-        text, which meets and reports the same one)."""
-        settled = ticket.settled
-        self._offer = ticket
-        if self._closed.is_set():
-            ticket.withdraw_if_queued()
-        try:
-            await asyncio.wait({settled})
-        finally:
-            self._offer = None
+        """The edit's fate, or its withdrawal when the answer ends first; a refusal met by
+        an edit the end waited for is left to the final text, which meets (and reports)
+        the same one."""
+        settled = await self._offer.fate(ticket)
         if settled.cancelled():
             return False
         if self._closed.is_set() and settled.exception() is not None:

@@ -88,10 +88,9 @@ class TaskTracker:
             await asyncio.wait(late, timeout=LAST_WORDS)
 
 
-async def set_or_done(event: asyncio.Event, task: asyncio.Future[Any]) -> None:
-    """Wait until `event` is set or `task` (or any future: an offered call's fate) has ended,
-    whichever comes first (a writer that stops early never sets the events it would have
-    set)."""
+async def set_or_done(event: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    """Wait until `event` is set or `task` has ended, whichever comes first (a writer that
+    stops early never sets the events it would have set)."""
     setting = asyncio.ensure_future(event.wait())
     try:
         await asyncio.wait({setting, task}, return_when=asyncio.FIRST_COMPLETED)
