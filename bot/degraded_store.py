@@ -209,9 +209,8 @@ class FallbackStore:
             else:
                 await self._local.set_many([write for write in writes if _kept(write[0])])
                 return
-        for key, value, ttl in writes:
-            await self._local.set(key, value, ttl)
-            self._remember(key, value, ttl)
+        for write in writes:
+            await self.set(*write)  # Redis is down: each is kept here and written back later
 
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         if not self._down:

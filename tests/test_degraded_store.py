@@ -177,3 +177,25 @@ async def test_across_a_hang_a_claim_holds_and_a_binding_changed_meanwhile_is_sa
         assert not await store.claim(claim, 60)
     finally:
         await store.close()
+
+
+async def test_writes_made_together_while_redis_is_down_are_served_and_the_kept_ones_saved(
+    own_redis: RedisProcess, own_client: redis.Redis, team: str
+) -> None:
+    store = FallbackStore(RedisStore.from_url(own_redis.url), MemoryStore(), FastClock())
+    conversation = keys.conversation(team, "C1", "1.0")
+    entry = keys.inflight(team, "C1", "1.0")
+    try:
+        await own_redis.stop()
+        # A month, as conversations live: the test clock skips through the probes' waits.
+        await store.set_many([(conversation, mapping("s1"), 30 * 86400), (entry, "{}", 60)])
+        assert await store.get(conversation) == mapping("s1")
+        assert await store.get(entry) == "{}"
+        await own_redis.start()
+
+        async def saved() -> bool:
+            return await own_client.get(conversation) == mapping("s1")
+
+        await until(saved)  # a conversation is written back once Redis answers again
+    finally:
+        await store.close()
