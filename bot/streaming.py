@@ -400,13 +400,25 @@ class AnswerStream:
             index = self._parts.index(pending)
             following = self._parts[index + 1]
             if following.ts is None and following.markdown and not self.whole:
-                # Text arriving while the post is in flight counts as shown: a split made
-                # meanwhile must keep what the new message is about to display.
-                following.shown = following.markdown
-                following.ts = await self._calls.post(
-                    self._channel, self._thread_ts, self._typing(following.shown)
+                await self._continue_in(following)
+
+    async def _continue_in(self, part: _Part) -> None:
+        """Post the reply that carries the answer on, showing its text so far; Slack
+        refusing it as too long splits it further, as it does a final text."""
+        while True:
+            # Text arriving while the post is in flight counts as shown: a split made
+            # meanwhile must keep what the new message is about to display.
+            part.shown = part.markdown
+            try:
+                part.ts = await self._calls.post(
+                    self._channel, self._thread_ts, self._typing(part.shown)
                 )
-                self._result.message_ts.append(following.ts)
+            except MessageTooLong as error:
+                part.shown = None  # Slack shows none of it
+                self._split_further(part, error)
+                continue
+            self._result.message_ts.append(part.ts)
+            return
 
     async def _finish_last(self) -> None:
         while True:
@@ -431,11 +443,7 @@ class AnswerStream:
                 else:
                     await self._calls.update(self._channel, part.ts, content)
             except MessageTooLong as error:
-                if self._limit <= MIN_MESSAGE_LIMIT:
-                    raise SlackUnavailable(
-                        "Slack refuses even short messages as too long"
-                    ) from error
-                self._shrink_from(part)
+                self._split_further(part, error)
                 continue
             except MessageGone:
                 await self._repost(part, content)
@@ -459,6 +467,13 @@ class AnswerStream:
     def _reply_appeared(self) -> None:
         if self._hourglass is not None:
             self._hourglass.start_clearing()
+
+    def _split_further(self, part: _Part, error: MessageTooLong) -> None:
+        """A message that must land was refused as too long: split it smaller, down to
+        MIN_MESSAGE_LIMIT, below which Slack is taken to refuse the answer for good."""
+        if self._limit <= MIN_MESSAGE_LIMIT:
+            raise SlackUnavailable("Slack refuses even short messages as too long") from error
+        self._shrink_from(part)
 
     def _shrink_from(self, part: _Part) -> None:
         """Slack's real limit was lower than ours: merge this part with the (unposted) ones

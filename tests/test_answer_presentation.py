@@ -301,6 +301,26 @@ async def test_slack_refusing_a_message_as_too_long_splits_it_further(
     assert re.findall(r"Sentence (\d+) is", text) == [str(n) for n in range(400)]
 
 
+async def test_a_continuation_slack_refuses_as_too_long_is_split_further(
+    start_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT
+) -> None:
+    bot = await start_bot()
+    answer = " ".join(f"Sentence {n} is here." for n in range(400))  # three messages' worth
+    scripted = customgpt.queue_answer([answer[:100], answer[100:]], hold_after=1)
+    ts = await bot.mention("q")
+    await scripted.reached_hold.wait()
+    await slack.wait_for(lambda: bool(slack.thread("C1", ts)))  # the placeholder
+    # The rest arrives in one read: the reply after the first is posted with its text so
+    # far, which Slack refuses as too long (its limit lower than the bot assumes).
+    slack.fail("chat.postMessage", error="msg_too_long")
+    scripted.release.set()
+    await bot.idle()
+
+    text = " ".join(final_text(r) for r in slack.thread("C1", ts))
+    assert re.findall(r"Sentence (\d+) is", text) == [str(n) for n in range(400)]
+    assert ":warning:" not in text
+
+
 async def test_thread_replies_without_a_mention_are_follow_ups_in_threads_the_bot_owns(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:
