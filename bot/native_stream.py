@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages, slack_format
-from bot.clock import Clock, sleep_unless
+from bot.clock import Clock
 from bot.config import Settings
+from bot.edit_pace import EditPace
 from bot.slack_calls import MessageGone, MessageTooLong, SlackCalls, SlackUnavailable
 from bot.slack_scheduler import EditTicket, OfferWait
 from bot.streaming import MESSAGE_LIMIT, AnswerStream, Ending, StreamResult, progress_of
@@ -134,9 +135,17 @@ class Transports:
         )
         self._refused_until[team] = self._clock.now() + REFUSAL_MEMORY
 
-    def stream(self, fallback: AnswerStream, calls: SlackCalls, place: Placement) -> NativeStream:
+    def stream(
+        self,
+        fallback: AnswerStream,
+        calls: SlackCalls,
+        place: Placement,
+        *,
+        arrivals_every: float = 0.0,
+    ) -> NativeStream:
         """The answer's stream: native when chosen at `open`, else `fallback` (not opened
-        yet), which also takes over whatever a native stream cannot finish."""
+        yet), which also takes over whatever a native stream cannot finish.
+        `arrivals_every`: as for AnswerStream."""
         return NativeStream(
             fallback,
             calls,
@@ -146,6 +155,7 @@ class Transports:
             must_have_room=self._settings.slack_streaming == "auto",
             interval=self._settings.slack_update_interval,
             clock=self._clock,
+            arrivals_every=arrivals_every,
         )
 
 
@@ -185,6 +195,7 @@ class NativeStream:
         must_have_room: bool,
         interval: float,
         clock: Clock,
+        arrivals_every: float = 0.0,
         limit: int = MESSAGE_LIMIT,
     ) -> None:
         self._fallback = fallback
@@ -193,7 +204,7 @@ class NativeStream:
         self._transports = transports
         self._native = native
         self._must_have_room = must_have_room
-        self._interval = interval
+        self._pace = EditPace(clock, interval, arrivals_every)  # see bot/edit_pace.py
         self._clock = clock
         self._limit = limit
         self._delegate: AnswerStream | None = None  # carries the answer (from some piece on)
@@ -443,19 +454,20 @@ class NativeStream:
     async def _stream_all(self) -> None:
         # The start counts as a call of the stream's pace: opened for the search step, the
         # first words wait out the interval from it, so the step costs no call of its own.
-        next_at = self._pieces[0].shown_at + self._interval
+        self._pace.shown(self._pieces[0].shown_at)
         while True:
             await self._wake.wait()
             self._wake.clear()
             if self._closed.is_set():
                 break
-            remaining = next_at - self._clock.now()
-            if remaining > 0:
-                await self._throttle(remaining)
+            if not self._pace.due():
+                # The end of the answer cuts the wait short: the final text never waits.
+                await self._pace.wait(self._wake, self._closed)
                 if self._closed.is_set():
                     break
+            offered_at = self._clock.now()
             if await self._push(final=False):
-                next_at = self._clock.now() + self._interval
+                self._pace.shown(offered_at)
         await self._push(final=True)
         last = self._pieces[-1]
         if last.ts is None:
@@ -589,9 +601,6 @@ class NativeStream:
                 return
             last.markdown = head
             self._pieces.append(_Piece(markdown=tail))
-
-    async def _throttle(self, seconds: float) -> None:
-        await sleep_unless(self._clock, seconds, self._closed)
 
     def _ending_blocks(self, ending: Ending) -> list[dict[str, Any]]:
         blocks = [slack_format.sources_block(ending.sources)]

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bot import messages, slack_format
-from bot.clock import Clock, sleep_unless
+from bot.clock import Clock
+from bot.edit_pace import EditPace
 from bot.slack_calls import (
     Content,
     MessageGone,
@@ -96,18 +97,21 @@ class AnswerStream:
         *,
         interval: float,
         clock: Clock,
+        arrivals_every: float = 0.0,
         limit: int = MESSAGE_LIMIT,
         question_ts: str | None = None,
         existing_ts: str | None = None,
         overload_wait: float | None = None,
     ) -> None:
-        """`existing_ts`: a reply already posted for this question (it waited in line), which
-        the answer takes over instead of posting a placeholder. `overload_wait`: deliver the
+        """`arrivals_every`: how often text arrives while the answer streams (its stream's
+        read pace), so that edits ride on it (bot/edit_pace.py). `existing_ts`: a reply
+        already posted for this question (it waited in line), which the answer takes over
+        instead of posting a placeholder. `overload_wait`: deliver the
         answer whole when its final edit would wait longer than that for the edit budget."""
         self._calls = calls
         self._channel = channel
         self._thread_ts = thread_ts
-        self._interval = interval
+        self._pace = EditPace(clock, interval, arrivals_every)
         self._clock = clock
         self._limit = limit
         self._question_ts = question_ts
@@ -280,7 +284,6 @@ class AnswerStream:
             log.error("the answer's ending could not be shown either: %s", error)
 
     async def _write_all(self) -> None:
-        next_edit_at = float("-inf")
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -291,18 +294,19 @@ class AnswerStream:
             await self._finish_sealed()
             if self._closed.is_set():
                 break
-            remaining = next_edit_at - self._clock.now()
-            if remaining > 0:
-                await self._throttle(remaining)
+            if not self._pace.due():
+                # The end of the answer cuts the wait short: the final text never waits.
+                await self._pace.wait(self._wake, self._closed)
                 if self._closed.is_set():
                     break
                 await self._finish_sealed()
+            offered_at = self._clock.now()
             current = self._parts[-1]
             if current.ts is None or current.markdown == current.shown or not current.markdown:
                 continue
             if await self._edit(current):
                 self._result.edits += 1
-                next_edit_at = self._clock.now() + self._interval
+                self._pace.shown(offered_at)
             if self._unshown():
                 self._wake.set()
         await self._finish_last()
@@ -362,11 +366,6 @@ class AnswerStream:
         log.info("a reply in %s was deleted; posting the answer again", self._channel)
         part.ts = await self._calls.post(self._channel, self._thread_ts, content)
         self._result.message_ts.append(part.ts)
-
-    async def _throttle(self, seconds: float) -> None:
-        """Wait out the edit interval on the injected clock; the end of the answer cuts it
-        short, so the final text never waits for the throttle."""
-        await sleep_unless(self._clock, seconds, self._closed)
 
     def _typing(self, markdown: str) -> Content:
         text, blocks = slack_format.answer_blocks(markdown, typing=True)

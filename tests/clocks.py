@@ -39,10 +39,12 @@ class FastClock:
 
 class ManualClock:
     """Time moves only when the test says so: `sleep` parks until `advance` passes its end.
-    `sleepers` tells how many sleeps are parked, so a test can see the bot waiting."""
+    `sleepers` tells how many sleeps are parked, so a test can see the bot waiting; `parks`
+    counts every sleep ever parked, so a test can see the bot wait again after news."""
 
     def __init__(self) -> None:
         self.t = 1000.0
+        self.parks = 0
         self._parked: list[tuple[float, asyncio.Future[None]]] = []
         self._changed = asyncio.Condition()
 
@@ -63,6 +65,7 @@ class ManualClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (self.t + seconds, future)
         self._parked.append(entry)
+        self.parks += 1
         async with self._changed:
             self._changed.notify_all()
         try:
@@ -74,6 +77,11 @@ class ManualClock:
         """Return once `count` sleeps are parked (the bot is waiting on this clock)."""
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: self.sleepers >= count)
+
+    async def wait_for_parks(self, count: int, timeout: float = 10) -> None:  # noqa: ASYNC109
+        """Return once `count` sleeps have been parked since the clock was made."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.parks >= count)
 
     def advance(self, seconds: float) -> None:
         self.t += seconds

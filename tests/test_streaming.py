@@ -82,6 +82,48 @@ async def test_edits_wait_for_the_interval_and_coalesce_what_arrived_meanwhile(
     assert clock.sleepers == 0
 
 
+async def test_a_due_edit_goes_with_the_next_text_and_a_quiet_stream_waits_one_read_more(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """Text comes in batches, one per read of the answer's stream (`arrivals_every`): an edit
+    that falls due goes with the next batch, not on a timer of its own just before it; when
+    no batch comes for a read's time more, it goes with what it has."""
+    clock = ManualClock()
+    calls = calls_for(client, MemoryStore())
+    stream = AnswerStream(calls, "C1", "1.0", interval=1, clock=clock, arrivals_every=0.5)
+    ts = await stream.open("Thinking…")
+
+    async def read_brings(text: str) -> None:
+        parks = clock.parks
+        stream.append(text)
+        await clock.wait_for_parks(parks + 1)  # the writer took it in and waits again
+
+    stream.append("One")
+    await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 2)
+    clock.advance(0.5)
+    await read_brings(" two")
+    clock.advance(0.5)  # the next edit is due, but no text came with this moment
+    assert clock.sleepers == 1  # so the writer still waits
+    await read_brings(" three")  # the read that comes now: the edit carries its text
+    await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 3)
+
+    clock.advance(0.5)
+    await read_brings(" four")
+    clock.advance(0.5)  # due again; the stream has gone quiet
+    assert clock.sleepers == 1
+    clock.advance(0.5)  # a read's time later, still nothing: what was read goes
+    await slack.wait_for(lambda: len(slack.message("C1", ts).edits) == 4)
+    await stream.close(Ending())
+
+    texts = shown(slack.message("C1", ts))
+    assert texts[1:4] == [
+        f"One {TYPING_MARKER}",
+        f"One two three {TYPING_MARKER}",
+        f"One two three four {TYPING_MARKER}",
+    ]
+    assert texts[4] == "One two three four"
+
+
 async def test_partial_edits_leave_the_budget_to_the_final_texts_of_answers_in_flight(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
