@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp_sse_client.client import EventSource, MessageEvent
+from aiohttp_sse_client.client import EventSource
 
 from bot.clock import Clock, SystemClock
 from bot.log_setup import Redactor
@@ -345,40 +345,84 @@ class SseLines:
         return [bytes(rest.removesuffix(b"\r"))]
 
 
+class SseFrames:
+    """The `data` of each SSE frame in a byte stream, as the SSE spec (and aiohttp-sse-client)
+    reads it: the frame's data lines joined by LF, trailing LFs dropped, a frame without data
+    left out. Only `data` matters to CustomGPT's events (their `status` says what they are),
+    so the other fields are not interpreted. A frame over `limit` bytes in all is skipped and
+    counted in `skipped`, never held whole; bytes that are not UTF-8 read as U+FFFD.
+
+    A read brings a dozen frames of a few characters each; they are taken in one pass here,
+    not a line at a time through the library's field handling."""
+
+    def __init__(self, limit: int) -> None:
+        self.skipped = 0
+        self._limit = limit
+        self._lines = SseLines(limit)
+        self._data: list[str] = []
+        self._size = 0  # bytes of the current frame so far; over `limit`: it is skipped
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return self._frames(self._lines.feed(chunk))
+
+    def end(self) -> list[str]:
+        """The frames left when the stream ends: the last one counts without its blank line."""
+        return self._frames([*self._lines.end(), b""])
+
+    def _frames(self, lines: list[bytes | None]) -> list[str]:
+        frames: list[str] = []
+        limit = self._limit
+        for line in lines:
+            if line == b"":
+                if self._size > limit:
+                    self.skipped += 1
+                elif self._data:
+                    frames.append("\n".join(self._data).rstrip("\n"))
+                self._data, self._size = [], 0
+                continue
+            if self._size > limit:
+                continue  # the rest of a frame already skipped
+            self._size += limit + 1 if line is None else len(line) + 1
+            if line is None or self._size > limit:
+                self._data = []  # the frame is skipped: free what it held
+            elif line.startswith(b"data"):
+                name, _, value = line.decode("utf-8", errors="replace").partition(":")
+                if name == "data":
+                    self._data.append(value.removeprefix(" "))
+        return frames
+
+
 class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
     """aiohttp-sse-client's EventSource with its own frame reading: the library's line loop
     raises on invalid UTF-8 and on lines over aiohttp's 64 KiB (ending the answer), drops a
     last frame without its blank line, and reconnects (sending the question again) at the end
     of a stream. Here lines are decoded leniently (U+FFFD), a frame over `frame_limit` bytes is
     skipped and counted in `skipped_frames`, a frame left in the buffer at the end of the
-    stream is still delivered, and the end of the stream ends the iteration. Fields are still
-    interpreted by the library (`_process_field`, `_dispatch_event`)."""
+    stream is still delivered, and the end of the stream ends the iteration (`SseFrames`).
+    The library still makes the request (`connect`), through `_OneShotSession`."""
 
     def __init__(self, url: str, *, frame_limit: int = FRAME_LIMIT, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self.skipped_frames = 0
-        self._frame_limit = frame_limit
-        self._lines = SseLines(frame_limit)
-        self._pending: deque[bytes | None] = deque()
-        self._frame_size = 0
+        self._frames = SseFrames(frame_limit)
+        self._pending: deque[str] = deque()  # the data of frames read, not taken yet
         self._ended = False
         self._slot = next(_read_phases)
 
-    async def __anext__(self) -> MessageEvent:
+    async def __anext__(self) -> str:
         # Never the library's iteration, which reconnects (asking the question again).
-        while (event := self.pending()) is None:
+        while (data := self.pending()) is None:
             if self.ended:
                 raise StopAsyncIteration
             await self.read(paced=False)
-        return event
+        return data
 
-    def pending(self) -> MessageEvent | None:
-        """The next event among the bytes already read, if one is complete (no waiting)."""
-        while self._pending:
-            event = self._take(self._pending.popleft())
-            if event is not None:
-                return event
-        return None
+    def pending(self) -> str | None:
+        """The data of the next frame already read, if any (no waiting)."""
+        return self._pending.popleft() if self._pending else None
+
+    @property
+    def skipped_frames(self) -> int:
+        return self._frames.skipped
 
     @property
     def ended(self) -> bool:
@@ -407,30 +451,10 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
             if transport is not None:
                 transport.resume_reading()
         if chunk:
-            self._pending.extend(self._lines.feed(chunk))
+            self._pending.extend(self._frames.feed(chunk))
         else:
-            # A blank line after whatever is left: the final frame counts even without one.
             self._ended = True
-            self._pending.extend([*self._lines.end(), b""])
-
-    def _take(self, line: bytes | None) -> MessageEvent | None:
-        """Apply one line; return the event it completes, if any."""
-        if line == b"":
-            oversized, self._frame_size = self._frame_size > self._frame_limit, 0
-            if not oversized:
-                return self._dispatch_event()
-            self.skipped_frames += 1
-            self._event_type = self._event_data = ""
-            return None
-        self._frame_size += self._frame_limit + 1 if line is None else len(line) + 1
-        if line is None or self._frame_size > self._frame_limit:
-            self._event_data = ""  # the frame is skipped: free what it held
-            return None
-        text = line.decode("utf-8", errors="replace")
-        if not text.startswith(":"):  # a comment line otherwise
-            name, _, value = text.partition(":")
-            self._process_field(name, value.removeprefix(" "))
-        return None
+            self._pending.extend(self._frames.end())
 
 
 class _OneShotSession:
@@ -653,8 +677,8 @@ class CustomGPTClient:
                     # Not 200 + text/event-stream; the one-shot session raised real errors.
                     raise ServerError(0, "CustomGPT did not start a stream") from exc
             while True:
-                event = source.pending()
-                if event is None:
+                data = source.pending()
+                if data is None:
                     if pieces:
                         yield Chunk("".join(pieces))
                         pieces.clear()
@@ -667,7 +691,7 @@ class CustomGPTClient:
                     ):
                         await self._read_more(source, paced=got_chunk)
                     continue
-                parsed = parse_event_data(event.data)
+                parsed = parse_event_data(data)
                 if isinstance(parsed, Chunk):
                     if not got_chunk:
                         self._answer_took(started, first_chunk=True, total=False)

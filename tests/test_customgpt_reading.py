@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp_sse_client.client import EventSource
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from bot.customgpt import (
     Finish,
     PromptTooLong,
     RateLimited,
+    SseFrames,
     SseLines,
     StreamError,
     StreamEvent,
@@ -59,6 +61,63 @@ line_bytes = st.lists(
 @given(data=line_bytes, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8))
 def test_lines_do_not_depend_on_how_the_bytes_are_chunked(data: bytes, cuts: list[int]) -> None:
     assert read_all(split_at(data, cuts)) == expected_lines(data)
+
+
+def reference_frames(data: bytes) -> tuple[list[str], int]:
+    """The frames' data by definition: aiohttp-sse-client's own field handling over the
+    lines, a frame over the cap skipped (and counted), the last frame ended by the stream's
+    end. Returns the data and how many frames were skipped."""
+    source = EventSource("http://localhost/", session=object())
+    frames: list[str] = []
+    skipped = size = 0
+    for line in [*expected_lines(data), b""]:
+        if line == b"":
+            if size > LIMIT:
+                skipped += 1
+                source._event_data = source._event_type = ""
+            elif (message := source._dispatch_event()) is not None:
+                frames.append(message.data)
+            size = 0
+            continue
+        size += LIMIT + 1 if line is None else len(line) + 1
+        if line is None or size > LIMIT:
+            continue
+        text = line.decode("utf-8", errors="replace")
+        if not text.startswith(":"):
+            name, _, value = text.partition(":")
+            source._process_field(name, value.removeprefix(" "))
+    return frames, skipped
+
+
+sse_lines = st.lists(
+    st.one_of(
+        st.text(max_size=LIMIT).map(lambda t: b"data: " + t.encode()),
+        st.text(max_size=8).map(lambda t: b"data:" + t.encode()),
+        st.sampled_from([b"data", b"data:", b"data: ", b"", b"", b"event: progress", b": hi"]),
+        st.sampled_from([b"id: 7", b"retry: 10", b"database: x", b"data\xff: x", b"da\xffta"]),
+        st.binary(max_size=2 * LIMIT).map(lambda b: b"data: " + b),
+        st.binary(max_size=16),
+    ),
+    max_size=16,
+)
+
+
+@given(
+    lines=sse_lines,
+    ending=st.sampled_from([b"\n", b"\r\n"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=8),
+)
+def test_frames_are_the_libraries_reading_however_the_bytes_are_chunked(
+    lines: list[bytes], ending: bytes, cuts: list[int]
+) -> None:
+    data = ending.join(lines)
+    frames = SseFrames(LIMIT)
+    got: list[str] = []
+    for chunk in split_at(data, cuts):
+        got.extend(frames.feed(chunk))
+    got.extend(frames.end())
+
+    assert (got, frames.skipped) == reference_frames(data)
 
 
 @given(st.integers(min_value=0, max_value=10**15), st.from_regex(r"0*", fullmatch=True))
