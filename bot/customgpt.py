@@ -282,11 +282,14 @@ def failure_log_level(error: CustomGPTError) -> int:
     return logging.INFO if isinstance(error, RateLimited | PromptTooLong) else logging.WARNING
 
 
+_decode_json = json.JSONDecoder().decode  # json.loads without its wrapper, once a frame
+
+
 def parse_event_data(data: str) -> StreamEvent | StreamError | None:
     """Interpret one SSE `data:` payload by its JSON `status` (never by the `event:` line,
     which data-only streams omit). Unknown statuses and empty chunks yield None."""
     try:
-        payload = json.loads(data)
+        payload = _decode_json(data)
     except ValueError:
         log.debug("ignoring a non-JSON stream frame")
         return None
@@ -318,17 +321,24 @@ class SseLines:
         self._buffer = bytearray()
         self._dropping = False  # inside a line already reported as too long
 
-    def feed(self, data: bytes) -> list[bytes | None]:
+    def feed(self, data: bytes) -> list[bytearray | None]:
         self._buffer += data
-        lines: list[bytes | None] = []
         *complete, rest = self._buffer.split(b"\n")
-        for line in complete:
-            if self._dropping:
-                self._dropping = False  # the tail of the line reported as None
-            elif len(line) > self._limit:
-                lines.append(None)
-            else:
-                lines.append(bytes(line.removesuffix(b"\r")))
+        if (
+            not self._dropping
+            and b"\r" not in self._buffer
+            and max(map(len, complete), default=0) <= self._limit
+        ):
+            lines: list[bytearray | None] = list(complete)  # short LF lines: taken as they are
+        else:
+            lines = []
+            for line in complete:
+                if self._dropping:
+                    self._dropping = False  # the tail of the line reported as None
+                elif len(line) > self._limit:
+                    lines.append(None)
+                else:
+                    lines.append(line.removesuffix(b"\r"))
         self._buffer = rest
         if len(self._buffer) > self._limit:
             self._buffer = bytearray()
@@ -337,12 +347,12 @@ class SseLines:
                 lines.append(None)
         return lines
 
-    def end(self) -> list[bytes | None]:
+    def end(self) -> list[bytearray | None]:
         """The last line when the stream ends without a line break after it."""
         rest, self._buffer = self._buffer, bytearray()
         if self._dropping or not rest:
             return []
-        return [bytes(rest.removesuffix(b"\r"))]
+        return [rest.removesuffix(b"\r")]
 
 
 class SseFrames:
@@ -367,13 +377,13 @@ class SseFrames:
 
     def end(self) -> list[str]:
         """The frames left when the stream ends: the last one counts without its blank line."""
-        return self._frames([*self._lines.end(), b""])
+        return self._frames([*self._lines.end(), bytearray()])
 
-    def _frames(self, lines: list[bytes | None]) -> list[str]:
+    def _frames(self, lines: list[bytearray | None]) -> list[str]:
         frames: list[str] = []
         limit = self._limit
         for line in lines:
-            if line == b"":
+            if line is not None and not line:  # a blank line ends the frame
                 if self._size > limit:
                     self.skipped += 1
                 elif self._data:
@@ -385,6 +395,8 @@ class SseFrames:
             self._size += limit + 1 if line is None else len(line) + 1
             if line is None or self._size > limit:
                 self._data = []  # the frame is skipped: free what it held
+            elif line.startswith(b"data: "):  # the usual form, read without splitting
+                self._data.append(line[6:].decode("utf-8", errors="replace"))
             elif line.startswith(b"data"):
                 name, _, value = line.decode("utf-8", errors="replace").partition(":")
                 if name == "data":

@@ -20,7 +20,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from bot import keys, messages
@@ -235,7 +235,8 @@ class Journal:
     @staticmethod
     def _entry_write(entry: Entry) -> Write:
         key = keys.inflight(entry.team, entry.channel, entry.question_ts)
-        return key, json.dumps(asdict(entry)), ENTRY_TTL
+        # Its fields are plain strings and flags: no deep copy (asdict) every second.
+        return key, json.dumps(vars(entry)), ENTRY_TTL
 
     def _alive_write(self, team: str) -> Write:
         return keys.process_alive(team, self.process_id), "1", ALIVE_TTL
