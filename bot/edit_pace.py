@@ -35,9 +35,11 @@ class EditPace:
     def due(self) -> bool:
         return self._due - self._clock.now() <= EARLY
 
-    def shown(self, offered_at: float) -> None:
-        """An edit offered at `offered_at` was shown: the next one is due an interval later."""
-        self._due = offered_at + self._interval
+    def shown(self, sent_at: float) -> None:
+        """An edit that left for Slack at `sent_at` was shown: the next is due an interval
+        later. The moment it left, not the moment it was offered: an edit that waited in
+        the scheduler's queue must not be followed by another at once."""
+        self._due = sent_at + self._interval
 
     async def wait(self, wake: asyncio.Event, closed: asyncio.Event) -> None:
         """Wait until the next edit may go (or the answer ends: `closed`). `wake` is what the

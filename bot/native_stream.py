@@ -205,6 +205,7 @@ class NativeStream:
         self._native = native
         self._must_have_room = must_have_room
         self._pace = EditPace(clock, interval, arrivals_every)  # see bot/edit_pace.py
+        self._sent_at: float | None = None  # when the last partial append left for Slack
         self._clock = clock
         self._limit = limit
         self._delegate: AnswerStream | None = None  # carries the answer (from some piece on)
@@ -465,9 +466,11 @@ class NativeStream:
                 await self._pace.wait(self._wake, self._closed)
                 if self._closed.is_set():
                     break
-            offered_at = self._clock.now()
+            self._sent_at = None
             if await self._push(final=False):
-                self._pace.shown(offered_at)
+                # A partial append notes when it left; a call that had to land, when it did.
+                sent_at = self._sent_at
+                self._pace.shown(self._clock.now() if sent_at is None else sent_at)
         await self._push(final=True)
         last = self._pieces[-1]
         if last.ts is None:
@@ -553,6 +556,7 @@ class NativeStream:
             if not delta or len(delta) > APPEND_LIMIT:
                 return None  # nothing new; or so much that the finished piece sends it
             rendered, before = True, (piece.sent, piece.covered)
+            self._sent_at = self._clock.now()  # the scheduler sends it now
             piece.sent += delta  # counted as sent while in flight: a split must keep it
             piece.covered = covered
             shown.append(delta)

@@ -130,6 +130,7 @@ class AnswerStream:
         self._id = uuid.uuid4().hex  # names this answer's expected final edit
         self._hourglass: _Hourglass | None = None
         self._offer = OfferWait(self._closed)  # the partial edit the writer waits on
+        self._sent_at = float("-inf")  # when the last partial edit left for Slack
 
     @property
     def text(self) -> str:
@@ -300,13 +301,12 @@ class AnswerStream:
                 if self._closed.is_set():
                     break
                 await self._finish_sealed()
-            offered_at = self._clock.now()
             current = self._parts[-1]
             if current.ts is None or current.markdown == current.shown or not current.markdown:
                 continue
             if await self._edit(current):
                 self._result.edits += 1
-                self._pace.shown(offered_at)
+                self._pace.shown(self._sent_at)
             if self._unshown():
                 self._wake.set()
         await self._finish_last()
@@ -348,6 +348,7 @@ class AnswerStream:
         # Counted as shown while in flight: text arriving meanwhile may split this part,
         # and the split must keep what Slack is about to display.
         part.shown = part.markdown
+        self._sent_at = self._clock.now()  # the scheduler sends it now (see `_write_all`)
         return Content(*part.typing.blocks(part.markdown))
 
     async def _settle(self, ticket: EditTicket) -> bool:
