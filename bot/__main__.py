@@ -8,13 +8,12 @@ Argument parsing only; the work lives in the modules it calls.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
 from dotenv import find_dotenv, load_dotenv
 
-from bot import doctor, log_setup, terminal
+from bot import doctor, event_loop, log_setup, terminal
 from bot.config import ConfigError, Settings
 
 
@@ -63,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log_setup.configure(settings.log_level, settings.secrets, settings.log_format)
     if command == "doctor":
-        return asyncio.run(doctor.run(settings))
+        return event_loop.run(doctor.run(settings))
     if command in ("ask", "projects") and not settings.customgpt_api_key:
         # Workspaces bring their own keys (CUSTOMGPT_SHARED_KEY=false): the terminal has none.
         print(
@@ -71,14 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if command == "ask":
-        return asyncio.run(
+        return event_loop.run(
             terminal.ask(settings, args.question, args.project, stream=not args.no_stream)
         )
     if command == "projects":
-        return asyncio.run(_projects(settings, args))
+        return event_loop.run(_projects(settings, args))
     from bot.server import serve
 
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))
     return 0
 
 

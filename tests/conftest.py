@@ -3,6 +3,7 @@ them exactly as in production (its HTTP server, its settings from base URLs)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from bot.app import build_app
 from bot.background import start_background
 from bot.clock import Clock
 from bot.config import Settings
+from bot.event_loop import new_loop
 from bot.runtime import Runtime
 from bot.server import web_app
 from tests.driver import RunningBot
@@ -27,6 +29,13 @@ from tests.redis_process import RedisProcess, own_redis_server
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PROJECT_ID = 42
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test on the loop the bot runs on (uvloop where installed)."""
+    return {"loop": new_loop}
 
 
 @pytest.fixture
