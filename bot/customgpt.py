@@ -45,10 +45,13 @@ FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, 
 # characters at a time, tens of events a second, and waking the process for each one cost it
 # more than everything else an answer does; read this often, each read takes every event
 # that arrived meanwhile in one go. Slack shows the text once a second at most
-# (SLACK_UPDATE_INTERVAL), so only the final text can land later, by at most this much: half
-# an edit interval, for half the reads (a read costs the process about 0.8 ms; a lone answer
-# read every quarter of a second cost 72-76 ms of CPU, against 63 at half a second).
-READ_PACE = 0.5
+# (SLACK_UPDATE_INTERVAL) and a due edit goes with a read (bot/edit_pace.py), so a read
+# between two edits only held text the next one brings anyway. What a slower pace costs is
+# the final text: it lands up to this long after CustomGPT's last word (half of it on
+# average). Measured on a lone 15-second answer (docs/benchmarks.md): read every second it
+# cost 62 ms of CPU against 76 ms read every half second, and 72-76 against 63 ms read
+# every quarter of a second against every half.
+READ_PACE = 1.0
 # Streams read on one clock: stream k reads at the times t with t mod READ_PACE equal to
 # (k mod READ_SLOTS) x READ_PACE / READ_SLOTS. Streams of one phase share a wake-up of the
 # process (waking an idle process costs more than the reading it does), and the phases
