@@ -77,7 +77,10 @@ def _escape(text: str) -> str:
 
 
 def _escape_prose(text: str) -> str:
-    return _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", _escape(text))
+    escaped = _escape(text)
+    if "@" not in escaped:  # most text: no broadcast to defuse, no pattern to run
+        return escaped
+    return _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", escaped)
 
 
 def _link_target(url: str) -> str | None:
@@ -159,8 +162,10 @@ def _mid_line_opener(body: str) -> re.Match[str] | None:
     last on the line, followed by at most a language tag, and not close an inline code span
     the line opened ("Run ```pip``` then ```").
     """
+    if "```" not in body:  # no run that could open a block (most lines)
+        return None
     runs = list(_BACKTICKS.finditer(body))
-    if not runs or len(runs[-1].group()) < 3:
+    if len(runs[-1].group()) < 3:
         return None
     last = runs[-1]
     if _is_prose(body[last.end() :]):
@@ -541,7 +546,7 @@ def _finish(raw: str) -> str:
     """A raw rendering as text: slackify-markdown's end of `render` (at most one blank line
     from its structural newlines), without the blank lines and spaces around it."""
     newline = SlackifyMarkdown.NEW_LINE
-    capped = SlackifyMarkdown._NEW_LINE_CAP_RE.sub(newline * 2, raw)
+    capped = SlackifyMarkdown._NEW_LINE_CAP_RE.sub(newline * 2, raw) if newline * 3 in raw else raw
     return str(capped).replace(newline, "\n").strip("\n").rstrip()
 
 
