@@ -285,7 +285,21 @@ def failure_log_level(error: CustomGPTError) -> int:
     return logging.INFO if isinstance(error, RateLimited | PromptTooLong) else logging.WARNING
 
 
-_decode_json = json.JSONDecoder().decode  # json.loads without its wrapper, once a frame
+_json = json.JSONDecoder()
+# The C scanner `decode` runs, called directly: a frame's data is one JSON value with nothing
+# around it, so `decode`'s two whitespace matches and its Python frames are skipped.
+_scan_json: Callable[[str, int], tuple[Any, int]] = _json.scan_once  # type: ignore[attr-defined]
+
+
+def _decode_json(data: str) -> Any:
+    """`json.loads(data)`, one C call for the usual frame."""
+    try:
+        value, end = _scan_json(data, 0)
+    except StopIteration:  # not JSON where it starts (or whitespace first): `decode` says
+        end = -1
+    if end == len(data):
+        return value
+    return _json.decode(data)  # whitespace around the value, or not JSON: ValueError
 
 
 def parse_event_data(data: str) -> StreamEvent | StreamError | None:

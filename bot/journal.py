@@ -93,8 +93,9 @@ class Journal:
         entry = Entry(team, channel, thread_ts, question_ts, self.process_id)
         self._entries[(team, entry.member)] = entry
         self._teams.add(team)
-        await self._alive(team)
-        await self._write(entry)
+        # The heartbeat and the entry in one round trip; the entry before the index, which
+        # recovery reads first (a member without its entry is dropped as finished).
+        await self._store.set_many([self._alive_write(team), self._entry_write(entry)])
         await self._store.add_member(keys.inflight_index(team), entry.member)
         return entry
 
@@ -225,12 +226,6 @@ class Journal:
         except SlackUnavailable as error:
             log.warning("could not finish a reply left behind: %s", error)
         await calls.remove_reaction(entry.channel, entry.question_ts)
-
-    async def _write(self, entry: Entry) -> None:
-        await self._store.set(*self._entry_write(entry))
-
-    async def _alive(self, team: str) -> None:
-        await self._store.set(*self._alive_write(team))
 
     @staticmethod
     def _entry_write(entry: Entry) -> Write:

@@ -383,8 +383,10 @@ class RedisStore:
 
     @_reachable
     async def _leave(self, key: str, queue: str, ticket: str) -> None:
-        await self._redis.zrem(queue, ticket)
-        await self._redis.delete(f"{key}:waiter:{ticket}")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(queue, ticket)
+            pipe.delete(f"{key}:waiter:{ticket}")
+            await pipe.execute()
 
     @_reachable
     async def ping(self) -> None:

@@ -4,8 +4,10 @@ redacted, and exhausted credits logged once a minute (on a clock the test moves)
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,6 +26,7 @@ from bot.customgpt import (
     StreamError,
     StreamEvent,
     normalise_id,
+    parse_event_data,
 )
 from tests.clocks import ManualClock
 from tests.conftest import PROJECT_ID
@@ -118,6 +121,45 @@ def test_frames_are_the_libraries_reading_however_the_bytes_are_chunked(
     got.extend(frames.end())
 
     assert (got, frames.skipped) == reference_frames(data)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+events = st.fixed_dictionaries(
+    {"status": st.sampled_from(["progress", "finish", "error", "start", None])},
+    optional={
+        "message": json_values,
+        "id": json_values,
+        "session_id": json_values,
+        "citations": json_values,
+        "error": json_values,
+    },
+)
+frame_data = st.one_of(
+    st.tuples(
+        events | json_values,
+        st.sampled_from([(",", ":"), (", ", ": ")]),
+        st.sampled_from(["", " ", "\n", "\t", "x", "}", "{}", "1"]),
+    ).map(lambda v: json.dumps(v[0], separators=v[1]) + v[2]),
+    st.text(max_size=40),
+)
+
+
+def reading(data: str) -> Any:
+    """What `parse_event_data` makes of `data`; errors compared by type and text."""
+    parsed = parse_event_data(data)
+    return (type(parsed), str(parsed)) if isinstance(parsed, Exception) else parsed
+
+
+@given(frame_data)
+def test_a_frame_reads_as_json_reads_it(data: str) -> None:
+    """A frame's data is decoded by calling JSON's scanner directly (no whitespace allowed
+    around the value); with a space before it, the full decoder reads it, and JSON ignores
+    that space. Both must read every frame alike, valid or not."""
+    assert reading(data) == reading(" " + data)
 
 
 @given(st.integers(min_value=0, max_value=10**15), st.from_regex(r"0*", fullmatch=True))
