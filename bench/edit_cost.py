@@ -31,7 +31,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from bench.harness import REDIS_URL, UNLIMITED_BUDGETS
-from bot import log_setup
+from bot import event_loop, log_setup
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.metrics import Metrics
@@ -149,7 +149,7 @@ def main() -> None:
     print(f"{'parallel':>8} | {'take':>6} {'api':>6} {'send':>6} {'edit':>6}")
     with SlackProcess() as api_url:
         for parallel in args.parallel:
-            runs = [asyncio.run(row(api_url, args.calls, parallel)) for _ in range(args.repeat)]
+            runs = [event_loop.run(row(api_url, args.calls, parallel)) for _ in range(args.repeat)]
             best = {key: min(run[key] for run in runs) for key in runs[0]}
             print(
                 f"{parallel:>8} | {best['take']:>6.0f} {best['api']:>6.0f} "

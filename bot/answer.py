@@ -21,7 +21,6 @@ from bot.citations import CitationResolver
 from bot.clock import Clock
 from bot.config import Settings
 from bot.customgpt import (
-    READ_PACE,
     Chunk,
     CustomGPTClient,
     CustomGPTError,
@@ -339,7 +338,7 @@ class Answerer:
             question.reply_thread,
             interval=self._settings.slack_update_interval,
             clock=self._clock,
-            arrivals_every=READ_PACE,
+            arrivals_every=customgpt.read_pace,
             question_ts=question.message_ts,
             existing_ts=queued_ts,
             overload_wait=self._settings.slack_overload_wait,
@@ -347,7 +346,9 @@ class Answerer:
         place = Placement(
             question.team, question.channel, question.user, question.reply_thread, question.is_dm
         )
-        stream = self._transports.stream(update_stream, calls, place, arrivals_every=READ_PACE)
+        stream = self._transports.stream(
+            update_stream, calls, place, arrivals_every=customgpt.read_pace
+        )
         entry = progress.entry
         if entry is not None:
             self._journal.follow(entry, stream)

@@ -9,7 +9,7 @@ and would drop a last frame that lacks its blank line. `_OneShotSession` perform
 request and turns a non-200 answer into a typed error before the SSE parser sees it;
 `_EventReader` reads the frames itself (leniently, skipping oversized ones, delivering a final
 frame left in the buffer) and never reconnects. Once text flows it reads at most every
-`READ_PACE` seconds, not watching the connection in between, so the events that arrived
+`read_pace` seconds, not watching the connection in between, so the events that arrived
 meanwhile cost one wake-up of the process instead of one each; the streams' reads keep to
 one clock (`until_next_read`), so several streams share a wake-up too.
 """
@@ -41,19 +41,21 @@ REQUEST_TIMEOUT = 30.0  # seconds for any call but a message (projects, conversa
 PROMPT_LIMIT = 8000  # characters CustomGPT accepts in one prompt
 CONVERSATION_NAME_LIMIT = 255  # characters in a conversation's `name`
 FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, not read
-# Seconds between two reads of an answer's stream once its text flows. Models send a few
+# Seconds between two reads of an answer's stream once its text flows: one read per edit
+# interval (SLACK_UPDATE_INTERVAL, whose default this is; `read_pace`). Models send a few
 # characters at a time, tens of events a second, and waking the process for each one cost it
 # more than everything else an answer does; read this often, each read takes every event
-# that arrived meanwhile in one go. Slack shows the text once a second at most
-# (SLACK_UPDATE_INTERVAL) and a due edit goes with a read (bot/edit_pace.py), so a read
-# between two edits only held text the next one brings anyway. What a slower pace costs is
-# the final text: it lands up to this long after CustomGPT's last word (half of it on
-# average). Measured on a lone 15-second answer (docs/benchmarks.md): read every second it
-# cost 62 ms of CPU against 76 ms read every half second, and 72-76 against 63 ms read
-# every quarter of a second against every half.
+# that arrived meanwhile in one go. Slack shows the text once an interval at most and a due
+# edit goes with a read (bot/edit_pace.py), so a read between two edits would only hold
+# text the next one brings anyway. What the pace costs is the final text: it lands up to
+# one pace after CustomGPT's last word (half of it on average). Measured on a lone 15-second
+# answer (docs/benchmarks.md): read every second it cost 62 ms of CPU against 76 ms read
+# every half second, and 72-76 against 63 ms read every quarter of a second against every
+# half.
 READ_PACE = 1.0
-# Streams read on one clock: stream k reads at the times t with t mod READ_PACE equal to
-# (k mod READ_SLOTS) x READ_PACE / READ_SLOTS. Streams of one phase share a wake-up of the
+MIN_READ_PACE = 0.1  # seconds: a shorter edit interval still reads at most ten times a second
+# Streams read on one clock: stream k reads at the times t with t mod pace equal to
+# (k mod READ_SLOTS) x pace / READ_SLOTS. Streams of one phase share a wake-up of the
 # process (waking an idle process costs more than the reading it does), and the phases
 # spread a burst of answers over the pace, so whatever else the process has to do (an ack,
 # a probe) waits behind a tenth of them, never all of them.
@@ -61,10 +63,15 @@ READ_SLOTS = 10
 _read_phases = itertools.count()
 
 
-def until_next_read(now: float, slot: int) -> float:
+def read_pace(edit_interval: float) -> float:
+    """Seconds between two reads of a streaming answer, for Slack's edit interval."""
+    return max(MIN_READ_PACE, edit_interval)
+
+
+def until_next_read(now: float, slot: int, pace: float = READ_PACE) -> float:
     """Seconds from `now` (the event loop's clock) to the next read of a stream in `slot`."""
-    phase = (slot % READ_SLOTS) * READ_PACE / READ_SLOTS
-    return READ_PACE - (now - phase) % READ_PACE
+    phase = (slot % READ_SLOTS) * pace / READ_SLOTS
+    return pace - (now - phase) % pace
 
 
 CREDITS_LOG_INTERVAL = 60.0  # seconds between two warnings about exhausted query credits
@@ -430,8 +437,11 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
     stream is still delivered, and the end of the stream ends the iteration (`SseFrames`).
     The library still makes the request (`connect`), through `_OneShotSession`."""
 
-    def __init__(self, url: str, *, frame_limit: int = FRAME_LIMIT, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, pace: float, frame_limit: int = FRAME_LIMIT, **kwargs: Any
+    ) -> None:
         super().__init__(url, **kwargs)
+        self._pace = pace
         self._frames = SseFrames(frame_limit)
         self._pending: deque[str] = deque()  # the data of frames read, not taken yet
         self._ended = False
@@ -470,7 +480,7 @@ class _EventReader(EventSource):  # type: ignore[misc]  # the library is untyped
             transport.pause_reading()
             loop = asyncio.get_running_loop()
             watch_again = loop.call_later(
-                until_next_read(loop.time(), self._slot), transport.resume_reading
+                until_next_read(loop.time(), self._slot, self._pace), transport.resume_reading
             )
         try:
             chunk = await response.content.readany()
@@ -527,6 +537,7 @@ class CustomGPTClient:
         first_chunk_timeout: float = 30.0,
         idle_timeout: float = 60.0,
         request_timeout: float = REQUEST_TIMEOUT,
+        read_pace: float = READ_PACE,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -539,6 +550,7 @@ class CustomGPTClient:
         self.first_chunk_timeout = first_chunk_timeout
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
+        self.read_pace = read_pace
 
     def _http_error(self, status: int, body: str, headers: Mapping[str, str]) -> CustomGPTError:
         """The typed error for an HTTP error answer, its text redacted; exhausted credits are
@@ -681,6 +693,7 @@ class CustomGPTClient:
         url = f"{self._base}{self._message_path(project_id, session_id)}?stream=1&lang={lang}"
         source = _EventReader(
             url,
+            pace=self.read_pace,
             option={"method": "POST"},
             session=_OneShotSession(self._session, self._http_error),
             reconnection_time=timedelta(0),
@@ -714,7 +727,9 @@ class CustomGPTClient:
                         continue
                     if source.ended:
                         raise StreamInterrupted(0, "the answer stream ended early")
-                    idle_deadline = loop.time() + self.idle_timeout
+                    # A paced read does not look for up to a pace: that is the bot's wait,
+                    # not CustomGPT's silence.
+                    idle_deadline = loop.time() + self.idle_timeout + self.read_pace
                     async with asyncio.timeout_at(
                         idle_deadline if got_chunk else first_chunk_deadline
                     ):

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from bot import keys, log_setup
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.customgpt import CustomGPTClient, RequestTimeout
+from bot.customgpt import CustomGPTClient, RequestTimeout, read_pace
 from bot.log_throttle import ThrottledLog
 from bot.metrics import Metrics
 from bot.store import Store, StoreUnavailable
@@ -140,6 +140,7 @@ class CustomGPTKeys:
             api_key,
             first_chunk_timeout=self._settings.customgpt_first_chunk_timeout,
             idle_timeout=self._settings.customgpt_idle_timeout,
+            read_pace=read_pace(self._settings.slack_update_interval),
             clock=self._clock,
             metrics=self._metrics,
         )

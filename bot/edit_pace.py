@@ -2,7 +2,7 @@
 
 Slack shows an answer's text at most once an interval (SLACK_UPDATE_INTERVAL), and the text
 arrives in batches, one per read of the answer's stream (bot/customgpt.py reads it every
-`READ_PACE`). An edit sent on a timer of its own wakes the process a second time for every
+`read_pace`). An edit sent on a timer of its own wakes the process a second time for every
 read it does not coincide with, and on a machine where a wake-up costs more than the work it
 wakes for, that timer was a fair part of what a lone answer cost. So a due edit rides on a read:
 
@@ -13,7 +13,8 @@ wakes for, that timer was a fair part of what a lone answer cost. So a due edit 
   last words, that much later.
 
 The first edit that rides on a read sets the pace of those after it: each is due an interval
-after the one before, which is when the stream's read clock brings its next batch.
+after the one before was offered, which is when the stream's read clock brings its next batch
+(the streams read once an interval: `read_pace`).
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ class EditPace:
     def due(self) -> bool:
         return self._due - self._clock.now() <= EARLY
 
-    def shown(self, sent_at: float) -> None:
-        """An edit that left for Slack at `sent_at` was shown: the next is due an interval
-        later. The moment it left, not the moment it was offered: an edit that waited in
-        the scheduler's queue must not be followed by another at once."""
-        self._due = sent_at + self._interval
+    def shown(self, offered_at: float, sent_at: float) -> None:
+        """An edit offered at `offered_at` (with a read) left for Slack at `sent_at` and was
+        shown. The next is due an interval after the offer, which is when the stream's read
+        clock brings the next batch: the streams read once an interval, so a due time counted
+        from the send would miss that read by the token take's milliseconds and wait a whole
+        read more. Yet never sooner than half an interval after the send: an edit that waited
+        in the scheduler's queue is not followed by another at once."""
+        self._due = max(offered_at + self._interval, sent_at + self._interval / 2)
 
     async def wait(self, wake: asyncio.Event, closed: asyncio.Event) -> None:
         """Wait until the next edit may go (or the answer ends: `closed`). `wake` is what the

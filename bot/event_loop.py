@@ -21,7 +21,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:  # Windows, or an install without it: the same bot, a slower loop
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -455,7 +455,8 @@ class NativeStream:
     async def _stream_all(self) -> None:
         # The start counts as a call of the stream's pace: opened for the search step, the
         # first words wait out the interval from it, so the step costs no call of its own.
-        self._pace.shown(self._pieces[0].shown_at)
+        started = self._pieces[0].shown_at
+        self._pace.shown(started, started)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -467,10 +468,11 @@ class NativeStream:
                 if self._closed.is_set():
                     break
             self._sent_at = None
+            offered_at = self._clock.now()
             if await self._push(final=False):
                 # A partial append notes when it left; a call that had to land, when it did.
                 sent_at = self._sent_at
-                self._pace.shown(self._clock.now() if sent_at is None else sent_at)
+                self._pace.shown(offered_at, self._clock.now() if sent_at is None else sent_at)
         await self._push(final=True)
         last = self._pieces[-1]
         if last.ts is None:

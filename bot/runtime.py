@@ -21,7 +21,7 @@ from bot.admins import Admins
 from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.customgpt import CustomGPTClient
+from bot.customgpt import CustomGPTClient, read_pace
 from bot.customgpt_keys import CustomGPTKeys
 from bot.degraded_store import FallbackStore
 from bot.health import Health
@@ -77,6 +77,7 @@ def customgpt_client(
         settings.customgpt_api_key,
         first_chunk_timeout=settings.customgpt_first_chunk_timeout,
         idle_timeout=settings.customgpt_idle_timeout,
+        read_pace=read_pace(settings.slack_update_interval),
         metrics=metrics,
     )
 

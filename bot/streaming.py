@@ -304,9 +304,10 @@ class AnswerStream:
             current = self._parts[-1]
             if current.ts is None or current.markdown == current.shown or not current.markdown:
                 continue
+            offered_at = self._clock.now()
             if await self._edit(current):
                 self._result.edits += 1
-                self._pace.shown(self._sent_at)
+                self._pace.shown(offered_at, self._sent_at)
             if self._unshown():
                 self._wake.set()
         await self._finish_last()

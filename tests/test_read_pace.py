@@ -8,22 +8,27 @@ import math
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bot.customgpt import READ_PACE, READ_SLOTS, until_next_read
+from bot.customgpt import MIN_READ_PACE, READ_PACE, READ_SLOTS, read_pace, until_next_read
 
 NOW = st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
 SLOT = st.integers(min_value=0, max_value=10_000)
+#: Paces as SLACK_UPDATE_INTERVAL makes them (`read_pace`), from its floor to a slow five s.
+PACE = st.floats(min_value=0.0, max_value=5.0).map(read_pace)
 
 
-def phase_of(moment: float) -> float:
+def phase_of(moment: float, pace: float = READ_PACE) -> float:
     """Where `moment` falls within the pace, in slots (a whole number on the grid)."""
-    return (moment % READ_PACE) / (READ_PACE / READ_SLOTS)
+    return (moment % pace) / (pace / READ_SLOTS)
 
 
-@given(NOW, SLOT)
-def test_the_next_read_is_within_one_pace_and_on_the_streams_phase(now: float, slot: int) -> None:
-    wait = until_next_read(now, slot)
-    assert 0.0 < wait <= READ_PACE + 1e-9
-    landed = phase_of(now + wait)
+@given(NOW, SLOT, PACE)
+def test_the_next_read_is_within_one_pace_and_on_the_streams_phase(
+    now: float, slot: int, pace: float
+) -> None:
+    assert pace >= MIN_READ_PACE
+    wait = until_next_read(now, slot, pace)
+    assert 0.0 < wait <= pace + 1e-9
+    landed = phase_of(now + wait, pace)
     nearest = round(landed) % READ_SLOTS
     assert math.isclose(landed, round(landed), abs_tol=1e-3) or math.isclose(
         landed, READ_SLOTS, abs_tol=1e-3
