@@ -54,12 +54,12 @@ FRAME_LIMIT = 1024 * 1024  # bytes; a stream frame larger than this is skipped, 
 # half.
 READ_PACE = 1.0
 MIN_READ_PACE = 0.1  # seconds: a shorter edit interval still reads at most ten times a second
-# Streams read on one clock: stream k reads at the times t with t mod pace equal to
-# (k mod READ_SLOTS) x pace / READ_SLOTS. Streams of one phase share a wake-up of the
-# process (waking an idle process costs more than the reading it does), and the phases
-# spread a burst of answers over the pace, so whatever else the process has to do (an ack,
-# a probe) waits behind a tenth of them, never all of them.
-READ_SLOTS = 10
+# Streams read on one clock: the pace is cut into phases READ_PHASE_EVERY apart (`read_slots`
+# of them), and stream k reads at the times t with t mod pace on phase k mod slots. Streams
+# of one phase share a wake-up of the process (waking an idle process costs more than the
+# reading it does), and the phases spread a burst of answers over the pace, so whatever else
+# the process has to do (an ack, a probe) waits behind one phase of them, never all of them.
+READ_PHASE_EVERY = 0.05
 _read_phases = itertools.count()
 
 
@@ -68,9 +68,15 @@ def read_pace(edit_interval: float) -> float:
     return max(MIN_READ_PACE, edit_interval)
 
 
+def read_slots(pace: float) -> int:
+    """How many phases the streams' reads are spread over, at `pace`."""
+    return max(1, round(pace / READ_PHASE_EVERY))
+
+
 def until_next_read(now: float, slot: int, pace: float = READ_PACE) -> float:
     """Seconds from `now` (the event loop's clock) to the next read of a stream in `slot`."""
-    phase = (slot % READ_SLOTS) * pace / READ_SLOTS
+    slots = read_slots(pace)
+    phase = (slot % slots) * pace / slots
     return pace - (now - phase) % pace
 
 
