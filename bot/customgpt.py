@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp_sse_client.client import EventSource
 
 from bot.clock import Clock, SystemClock
+from bot.config import Settings
 from bot.log_setup import Redactor
 from bot.log_throttle import ThrottledLog
 from bot.metrics import Metrics
@@ -557,6 +558,29 @@ class CustomGPTClient:
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
         self.read_pace = read_pace
+
+    @classmethod
+    def configured(
+        cls,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        api_key: str,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> CustomGPTClient:
+        """The client as the settings make it, for the operator's key or a workspace's: its
+        timeouts, and a stream read once an edit interval (`read_pace`)."""
+        return cls(
+            session,
+            settings.customgpt_api_url,
+            api_key,
+            first_chunk_timeout=settings.customgpt_first_chunk_timeout,
+            idle_timeout=settings.customgpt_idle_timeout,
+            read_pace=read_pace(settings.slack_update_interval),
+            clock=clock,
+            metrics=metrics,
+        )
 
     def _http_error(self, status: int, body: str, headers: Mapping[str, str]) -> CustomGPTError:
         """The typed error for an HTTP error answer, its text redacted; exhausted credits are

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from bot import keys, log_setup
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.customgpt import CustomGPTClient, RequestTimeout, read_pace
+from bot.customgpt import CustomGPTClient, RequestTimeout
 from bot.log_throttle import ThrottledLog
 from bot.metrics import Metrics
 from bot.store import Store, StoreUnavailable
@@ -134,15 +134,8 @@ class CustomGPTKeys:
         typing a word would otherwise redact that word everywhere)."""
         if secret:
             log_setup.add_secret(api_key)
-        return CustomGPTClient(
-            self._session,
-            self._settings.customgpt_api_url,
-            api_key,
-            first_chunk_timeout=self._settings.customgpt_first_chunk_timeout,
-            idle_timeout=self._settings.customgpt_idle_timeout,
-            read_pace=read_pace(self._settings.slack_update_interval),
-            clock=self._clock,
-            metrics=self._metrics,
+        return CustomGPTClient.configured(
+            self._session, self._settings, api_key, clock=self._clock, metrics=self._metrics
         )
 
     async def account_for(self, team: str) -> Account:

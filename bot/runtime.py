@@ -21,7 +21,7 @@ from bot.admins import Admins
 from bot.answer import Answerer
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.customgpt import CustomGPTClient, read_pace
+from bot.customgpt import CustomGPTClient
 from bot.customgpt_keys import CustomGPTKeys
 from bot.degraded_store import FallbackStore
 from bot.health import Health
@@ -71,14 +71,8 @@ def customgpt_client(
     session: aiohttp.ClientSession, settings: Settings, metrics: Metrics | None = None
 ) -> CustomGPTClient:
     """The CustomGPT client as every entry point (app, terminal) configures it."""
-    return CustomGPTClient(
-        session,
-        settings.customgpt_api_url,
-        settings.customgpt_api_key,
-        first_chunk_timeout=settings.customgpt_first_chunk_timeout,
-        idle_timeout=settings.customgpt_idle_timeout,
-        read_pace=read_pace(settings.slack_update_interval),
-        metrics=metrics,
+    return CustomGPTClient.configured(
+        session, settings, settings.customgpt_api_key, metrics=metrics
     )
 
 
