@@ -410,13 +410,25 @@ async def warm_up(
     answer = cgpt.queue_answer([f"a999999w{k} " for k in range(4)], chunk_delay=0.3)
     question = Question(-1, "CWARM", next_ts(), "capacity warm-up")
     await sender.mention(question.prompt, channel=question.channel, ts=question.ts)
-    deadline = time.monotonic() + WARM_UP_TIMEOUT
+    if not await answered(slack, bot, question, answer, time.monotonic() + WARM_UP_TIMEOUT):
+        raise RuntimeError("the warm-up answer did not complete; see the bot's log")
+
+
+async def answered(
+    slack: FakeSlack,
+    bot: BotProcess,
+    question: Question,
+    answer: ScriptedAnswer,
+    deadline: float,
+) -> bool:
+    """Poll until one question's answer stands complete and Slack has been quiet (True), or
+    the bot exits or `deadline` (monotonic) passes (False)."""
     while time.monotonic() < deadline and not bot.exited:
         replies = threads_of(slack).get((question.channel, question.ts), [])
         if is_complete(replies, answer) and slack_idle_for(slack, -math.inf) >= QUIET:
-            return
+            return True
         await asyncio.sleep(POLL)
-    raise RuntimeError("the warm-up answer did not complete; see the bot's log")
+    return False
 
 
 async def idle_cpu_rate(bot: BotProcess, http: aiohttp.ClientSession) -> float:

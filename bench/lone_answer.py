@@ -38,14 +38,12 @@ from bench.capacity import (
     BACKLOG,
     BOT_SETTINGS,
     CPU_RATE,
-    QUIET,
     Question,
     Shape,
     TimedSender,
+    answered,
     chunks_for,
     cpu_seconds,
-    slack_idle_for,
-    threads_of,
     warm_up,
 )
 from bench.harness import (
@@ -56,7 +54,6 @@ from bench.harness import (
     clean_env,
     delete_team_keys,
     free_port,
-    is_complete,
     redis_reachable,
     run_main,
     stop_on_signals,
@@ -65,7 +62,6 @@ from tests.driver import next_ts
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack
 
-POLL = 0.2
 ANSWER_TIMEOUT = 60.0
 SHAPE = Shape("cpu", 1, 1, 1 / CPU_RATE)
 
@@ -96,13 +92,8 @@ async def one_answer(bench: Bench, index: int, idle: float) -> None:
     before, started = cpu_seconds(bench.bot.pid), time.monotonic()
     await bench.sender.mention(question.prompt, channel=question.channel, ts=question.ts)
     deadline = started + ANSWER_TIMEOUT
-    while not (
-        is_complete(threads_of(bench.slack).get((question.channel, question.ts), []), answer)
-        and slack_idle_for(bench.slack, -float("inf")) >= QUIET
-    ):
-        if time.monotonic() > deadline or bench.bot.exited:
-            raise RuntimeError(f"{bench.checkout}: answer {index} did not complete")
-        await asyncio.sleep(POLL)
+    if not await answered(bench.slack, bench.bot, question, answer, deadline):
+        raise RuntimeError(f"{bench.checkout}: answer {index} did not complete")
     wall = time.monotonic() - started
     bench.costs.append(cpu_seconds(bench.bot.pid) - before - rate * wall)
     bench.idle_rates.append(rate)
