@@ -153,12 +153,10 @@ class Answerer:
         self._admission = asyncio.Semaphore(settings.max_concurrent_answers)
 
     async def claim(self, question: Question) -> bool:
-        """True for the one delivery of a message that should be answered (Slack retries it,
-        and has delivered one message under two event ids)."""
-        if question.event_id and not await self._store.claim(
-            keys.event_claim(question.team, question.event_id), CLAIM_TTL
-        ):
-            return False
+        """True for the one delivery of a message that should be answered. The message is
+        claimed, not the event: Slack's retries of an event carry its message, and Slack has
+        delivered one message under two event ids (a mention and a message event), so one
+        claim covers both, in one round trip."""
         return await self._store.claim(
             keys.message_claim(question.team, question.channel, question.message_ts), CLAIM_TTL
         )

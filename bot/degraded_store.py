@@ -35,7 +35,7 @@ from typing import TypeVar
 
 from bot import keys
 from bot.clock import Clock
-from bot.store import MemoryStore, RedisStore, StoreUnavailable, Write
+from bot.store import Member, MemoryStore, RedisStore, StoreUnavailable, Write
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,10 @@ class FallbackStore:
         await self._local.set(key, value, ttl)
         self._remember(key, value, ttl)
 
-    async def set_many(self, writes: Sequence[Write]) -> None:
+    async def set_many(self, writes: Sequence[Write], members: Sequence[Member] = ()) -> None:
         if not self._down:
             try:
-                await self._shared.set_many(writes)
+                await self._shared.set_many(writes, members)
             except StoreUnavailable as error:
                 self.failed(error)
             else:
@@ -211,6 +211,23 @@ class FallbackStore:
                 return
         for write in writes:
             await self.set(*write)  # Redis is down: each is kept here and written back later
+        for member in members:
+            await self._local.add_member(*member)
+
+    async def delete_many(self, keys: Sequence[str], members: Sequence[Member] = ()) -> None:
+        for key in keys:
+            await self._local.delete(key)
+        if not self._down:
+            try:
+                await self._shared.delete_many(keys, members)
+            except StoreUnavailable as error:
+                self.failed(error)
+            else:
+                return
+        for member in members:
+            await self._local.remove_member(*member)
+        for key in keys:
+            self._remember(key, None, None)
 
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         if not self._down:

@@ -93,10 +93,13 @@ class Journal:
         entry = Entry(team, channel, thread_ts, question_ts, self.process_id)
         self._entries[(team, entry.member)] = entry
         self._teams.add(team)
-        # The heartbeat and the entry in one round trip; the entry before the index, which
-        # recovery reads first (a member without its entry is dropped as finished).
-        await self._store.set_many([self._alive_write(team), self._entry_write(entry)])
-        await self._store.add_member(keys.inflight_index(team), entry.member)
+        # The heartbeat, the entry and the index in one round trip; the entry before the
+        # index, which recovery reads first (a member without its entry is dropped as
+        # finished).
+        await self._store.set_many(
+            [self._alive_write(team), self._entry_write(entry)],
+            [(keys.inflight_index(team), entry.member)],
+        )
         return entry
 
     def follow(self, entry: Entry, answer: Followed) -> None:
@@ -109,8 +112,11 @@ class Journal:
         self._sources.pop((entry.team, entry.member), None)
         self._dirty.discard((entry.team, entry.member))
         try:
-            await self._store.remove_member(keys.inflight_index(entry.team), entry.member)
-            await self._store.delete(keys.inflight(entry.team, entry.channel, entry.question_ts))
+            # One round trip; the index first, as recovery reads it first.
+            await self._store.delete_many(
+                [keys.inflight(entry.team, entry.channel, entry.question_ts)],
+                [(keys.inflight_index(entry.team), entry.member)],
+            )
         except StoreUnavailable as error:
             log.warning("could not forget a finished answer (%s); it is finished again", error)
 

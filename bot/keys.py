@@ -49,13 +49,9 @@ def is_binding(key: str) -> bool:
     return kind(key) == "bind"
 
 
-def event_claim(team: str, event_id: str) -> str:
-    """Claimed by the one replica that answers a Slack event (retries carry the same id)."""
-    return f"{PREFIX}:{team}:event:{event_id}"
-
-
 def message_claim(team: str, channel: str, ts: str) -> str:
-    """Claimed per user message, because Slack has delivered one message under two event ids."""
+    """Claimed by the one replica that answers a user message: Slack retries an event, and has
+    delivered one message under two event ids."""
     return f"{PREFIX}:{team}:msg:{channel}:{ts}"
 
 

@@ -70,6 +70,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 #: One `set`: key, value and seconds to live (None: until deleted).
 Write = tuple[str, str, int | None]
+#: A member of a set: the set's key, the member.
+Member = tuple[str, str]
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -100,8 +102,14 @@ class Store(Protocol):
         """Store a value; `ttl` in seconds, None keeps it until deleted."""
         ...
 
-    async def set_many(self, writes: Sequence[Write]) -> None:
-        """Several `set`s in one round trip (not atomic: a failure may leave some done)."""
+    async def set_many(self, writes: Sequence[Write], members: Sequence[Member] = ()) -> None:
+        """Several `set`s, then `members` added to their sets, in one round trip and in that
+        order (not atomic: a failure may leave some done)."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str], members: Sequence[Member] = ()) -> None:
+        """`members` removed from their sets, then `keys` deleted, in one round trip and in
+        that order (not atomic: a failure may leave some done)."""
         ...
 
     async def claim(self, key: str, ttl: int) -> bool:
@@ -215,12 +223,25 @@ class RedisStore:
         await self._redis.set(key, value, ex=ttl)
 
     @_reachable
-    async def set_many(self, writes: Sequence[Write]) -> None:
-        if not writes:
+    async def set_many(self, writes: Sequence[Write], members: Sequence[Member] = ()) -> None:
+        if not writes and not members:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, value, ttl in writes:
                 pipe.set(key, value, ex=ttl)
+            for key, member in members:
+                pipe.sadd(key, member)
+            await pipe.execute()
+
+    @_reachable
+    async def delete_many(self, keys: Sequence[str], members: Sequence[Member] = ()) -> None:
+        if not keys and not members:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, member in members:
+                pipe.srem(key, member)
+            if keys:
+                pipe.delete(*keys)
             await pipe.execute()
 
     @_reachable
@@ -462,9 +483,17 @@ class MemoryStore:
         self._evict()
         self._put(key, value, self._expiry(ttl))
 
-    async def set_many(self, writes: Sequence[Write]) -> None:
+    async def set_many(self, writes: Sequence[Write], members: Sequence[Member] = ()) -> None:
         for key, value, ttl in writes:
             await self.set(key, value, ttl)
+        for key, member in members:
+            await self.add_member(key, member)
+
+    async def delete_many(self, keys: Sequence[str], members: Sequence[Member] = ()) -> None:
+        for key, member in members:
+            await self.remove_member(key, member)
+        for key in keys:
+            await self.delete(key)
 
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:
         self._evict()

@@ -134,11 +134,11 @@ async def test_a_hung_redis_costs_one_timeout_not_one_per_call(team: str) -> Non
         store = FallbackStore(shared, MemoryStore(ManualClock()), ManualClock())
         buckets = RedisBuckets(shared.client, health=store)
         try:
-            assert await store.claim(keys.event_claim(team, "Ev1"), 60)  # the one timeout
+            assert await store.claim(keys.message_claim(team, "C1", "1.0"), 60)  # the one timeout
             conversation = keys.conversation(team, "C1", "1.0")
             await store.set(conversation, mapping("s1"), ttl=60)
             assert await store.get(conversation) == mapping("s1")
-            assert not await store.claim(keys.event_claim(team, "Ev1"), 60)
+            assert not await store.claim(keys.message_claim(team, "C1", "1.0"), 60)
             with pytest.raises(StoreUnavailable):
                 await store.lookup(keys.conversation(team, "C1", "2.0"))
             async with store.lock(keys.thread_lock(team, "C1", "1.0"), lease=20, wait=0):
@@ -188,9 +188,16 @@ async def test_writes_made_together_while_redis_is_down_are_served_and_the_kept_
     try:
         await own_redis.stop()
         # A month, as conversations live: the test clock skips through the probes' waits.
-        await store.set_many([(conversation, mapping("s1"), 30 * 86400), (entry, "{}", 60)])
+        index = keys.inflight_index(team)
+        await store.set_many(
+            [(conversation, mapping("s1"), 30 * 86400), (entry, "{}", 60)], [(index, "C1:1.0")]
+        )
         assert await store.get(conversation) == mapping("s1")
         assert await store.get(entry) == "{}"
+        assert await store.members(index) == {"C1:1.0"}
+        await store.delete_many([entry], [(index, "C1:1.0")])
+        assert await store.get(entry) is None
+        assert await store.members(index) == frozenset()
         await own_redis.start()
 
         async def saved() -> bool:

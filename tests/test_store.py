@@ -97,6 +97,20 @@ async def test_redis_writes_together_with_each_ttl(team: str) -> None:
         await client.aclose()
 
 
+async def test_writes_and_members_go_together_and_leave_together(store: Store, team: str) -> None:
+    index, entry, other = (f"cgpt:{team}:inflight", f"cgpt:{team}:inflight:C1:1.0", "C2:2.0")
+    await store.add_member(index, other)
+    await store.set_many([(entry, "{}", 60)], [(index, "C1:1.0")])
+    assert await store.get(entry) == "{}"
+    assert await store.members(index) == {"C1:1.0", other}
+
+    await store.delete_many([entry], [(index, "C1:1.0")])
+    assert await store.get(entry) is None
+    assert await store.members(index) == {other}
+    await store.delete_many([])
+    assert await store.members(index) == {other}
+
+
 async def test_counter_counts(store: Store, team: str) -> None:
     key = f"cgpt:{team}:budget:update:1"
     assert [await store.incr(key, 60) for _ in range(3)] == [1, 2, 3]

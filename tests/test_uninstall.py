@@ -53,7 +53,6 @@ async def seed(redis_client: redis.Redis, team: str, *, background_work: bool) -
     lock = keys.thread_lock(team, "C9", "1.5")
     await redis_client.set(keys.binding(team, "C9"), "77")
     await redis_client.set(keys.conversation(team, "C9", "1.5"), '{"project_id":"77"}')
-    await redis_client.set(keys.event_claim(team, "Ev1"), "1")
     await redis_client.set(keys.message_claim(team, "C9", "1.5"), "1")
     await redis_client.set(lock, "token")
     await redis_client.zadd(f"{lock}:queue", {"ticket": 1.5})
@@ -97,7 +96,7 @@ async def test_uninstall_deletes_every_key_of_the_workspace_and_none_of_another(
     await answered_and_bound(bot, slack, customgpt)
     ours = await seed(redis_client, team, background_work=False)
     theirs = await seed(redis_client, other, background_work=True)
-    assert {keys.kind(k) for k in ours} >= {"conv", "bind", "event", "msg", "slack-buckets"}
+    assert {keys.kind(k) for k in ours} >= {"conv", "bind", "msg", "slack-buckets"}
     caplog.set_level(logging.INFO)
 
     status, _ = await bot.event(UNINSTALLED)
@@ -195,7 +194,7 @@ async def test_deleting_a_prefix_goes_in_batches_and_stops_at_the_prefix(
     redis_client: redis.Redis, team: str, other: str
 ) -> None:
     store = RedisStore(redis_client)
-    many = {keys.event_claim(team, f"Ev{i}") for i in range(1234)}
+    many = {keys.message_claim(team, "C1", f"{i}.0") for i in range(1234)}
     await redis_client.mset(dict.fromkeys(many, "1"))
     await redis_client.set(keys.binding(other, "C1"), "42")
 
