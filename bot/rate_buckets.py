@@ -86,8 +86,12 @@ class Buckets(Protocol):
         there are final texts expected."""
         ...
 
-    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
-        """An answer will need a final edit (forgotten at `until` if never settled)."""
+    async def expect(
+        self, team: str, answer: str, now: float, until: float, bucket: Bucket
+    ) -> Level:
+        """An answer will need a final edit (forgotten at `until` if never settled). Returns
+        `bucket`'s level with it counted: an answer deciding how to deliver itself needs both,
+        and one round trip serves them."""
         ...
 
     async def settle(self, team: str, answer: str) -> None:
@@ -159,8 +163,11 @@ class MemoryBuckets:
             del expected[answer]
         return len(expected)
 
-    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
+    async def expect(
+        self, team: str, answer: str, now: float, until: float, bucket: Bucket
+    ) -> Level:
         self._expected.setdefault(team, {})[answer] = until
+        return await self.level(team, bucket, now)
 
     async def settle(self, team: str, answer: str) -> None:
         self._expected.get(team, {}).pop(answer, None)
@@ -189,7 +196,8 @@ class MemoryBuckets:
 # workspace's hash; fields are "<bucket>:tat", "<bucket>:slow", "<bucket>:at". KEYS[2] is the
 # sorted set of final edits expected (answer → expiry). ARGV: now, op ("take" | "pause" |
 # "level" | "expect" | "settle"), op argument (1 for a partial take, Retry-After seconds, or
-# an expiry), idle TTL in ms, then (name, interval, burst) per bucket, or the answer's id.
+# an expiry), idle TTL in ms, then (name, interval, burst) per bucket, after the answer's id
+# for "expect" and "settle". "expect" answers as "level" does, with the answer counted.
 # Both keys share a hash tag, so the script runs on Redis Cluster too.
 _SCRIPT = (
     """
@@ -197,7 +205,7 @@ local now, op, arg, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumbe
 local recovery, slowest = tonumber('@RECOVERY@'), tonumber('@SLOWEST@')
 local buckets = {}
 local first = 5
-if op == 'expect' or op == 'settle' then first = #ARGV + 1 end
+if op == 'expect' or op == 'settle' then first = 6 end
 for i = first, #ARGV, 3 do
   local name = ARGV[i]
   local state = redis.call('HMGET', KEYS[1], name .. ':tat', name .. ':slow', name .. ':at')
@@ -221,7 +229,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if op == 'expect' then
   redis.call('ZADD', KEYS[2], arg, ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ttl)
-  return '0'
 elseif op == 'settle' then
   redis.call('ZREM', KEYS[2], ARGV[5])
   return '0'
@@ -306,8 +313,12 @@ class RedisBuckets:
     ) -> float:
         return float(await self._run(team, "take", 1 if partial else 0, now, buckets))
 
-    async def expect(self, team: str, answer: str, now: float, until: float) -> None:
-        await self._call(team, [repr(now), "expect", repr(until), IDLE_TTL * 1000, answer])
+    async def expect(
+        self, team: str, answer: str, now: float, until: float, bucket: Bucket
+    ) -> Level:
+        argv: list[str | float | int] = [repr(now), "expect", repr(until), IDLE_TTL * 1000, answer]
+        argv += [bucket.name, repr(bucket.rate.interval), bucket.rate.burst]
+        return _read_level(await self._call(team, argv), bucket, now)
 
     async def settle(self, team: str, answer: str) -> None:
         await self._call(team, ["0", "settle", "0", IDLE_TTL * 1000, answer])
@@ -316,6 +327,11 @@ class RedisBuckets:
         await self._run(team, "pause", seconds, now, [bucket])
 
     async def level(self, team: str, bucket: Bucket, now: float) -> Level:
-        tat, slow, at, expected = await self._run(team, "level", 0, now, [bucket])
-        level = _level(_State(float(tat), float(slow), float(at)), bucket.rate, now)
-        return replace(level, expected=int(expected))
+        return _read_level(await self._run(team, "level", 0, now, [bucket]), bucket, now)
+
+
+def _read_level(reply: Any, bucket: Bucket, now: float) -> Level:
+    """The script's answer for one bucket's level (its state and the finals expected)."""
+    tat, slow, at, expected = reply
+    level = _level(_State(float(tat), float(slow), float(at)), bucket.rate, now)
+    return replace(level, expected=int(expected))

@@ -234,16 +234,20 @@ class WorkspaceScheduler:
         call = self._enqueue(method, render, lane, PARTIAL, stale_since, True)
         return EditTicket(self, self._lanes[lane], call)
 
-    async def expect_final(self, answer: str) -> None:
+    async def expect_final(self, answer: str) -> float:
         """An answer streaming by edits will need a final edit: partial edits, on every
-        replica, leave a token for it."""
+        replica, leave a token for it. Returns the seconds the last of the final texts
+        expected now (this one included) would wait for the edit budget: the measure of an
+        overloaded workspace, read in the same round trip."""
         now = self._clock.wall()
         until = now + self._limits.delivery_deadline
+        bucket = self.update_bucket
         try:
-            await self._shared.expect(self.team, answer, now, until)
+            level = await self._shared.expect(self.team, answer, now, until, bucket)
         except StoreUnavailable:
             self._note_shared_down("expect")
-            await self._local.expect(self.team, answer, now, until)
+            level = await self._local.expect(self.team, answer, now, until, bucket)
+        return self._delay(level)
 
     async def settle_final(self, answer: str) -> None:
         await self._local.settle(self.team, answer)
@@ -252,10 +256,7 @@ class WorkspaceScheduler:
         except StoreUnavailable:
             self._note_shared_down("settle")
 
-    async def edit_delay(self) -> float:
-        """Seconds the last of the final texts expected now (the caller's own included)
-        would wait for the edit budget: the measure of an overloaded workspace."""
-        level = await self._level(self.update_bucket)
+    def _delay(self, level: Level) -> float:
         queued = sum(1 for c in self._lane("update").queue if c.priority == MUST_LAND)
         ahead = level.expected + queued - level.tokens
         return level.wait + max(0, ahead) * level.interval

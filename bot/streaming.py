@@ -149,9 +149,9 @@ class AnswerStream:
         if self._question_ts is not None:
             self._hourglass = _Hourglass(self._calls, self._clock, self._channel, self._question_ts)
         try:
-            await scheduler.expect_final(self._id)
+            delay = await scheduler.expect_final(self._id)
             if existing_ts is None and self._overload_wait is not None:
-                if await scheduler.edit_delay() > self._overload_wait:
+                if delay > self._overload_wait:
                     log.info(
                         "edit budget overloaded: question %s answered whole", self._question_ts
                     )

@@ -59,8 +59,12 @@ async def test_the_redis_script_and_the_in_process_buckets_decide_alike(
                 await shared.pause(team, UPDATE, now, float(op[1]))  # type: ignore[arg-type]
                 await local.pause(team, UPDATE, now, float(op[1]))  # type: ignore[arg-type]
             elif op[0] == "expect":
-                await shared.expect(team, f"a{op[1]}", now, now + 30)
-                await local.expect(team, f"a{op[1]}", now, now + 30)
+                got_expect = await shared.expect(team, f"a{op[1]}", now, now + 30, UPDATE)
+                want_expect = await local.expect(team, f"a{op[1]}", now, now + 30, UPDATE)
+                assert (got_expect.tokens, got_expect.expected) == (
+                    want_expect.tokens,
+                    want_expect.expected,
+                )
             else:
                 await shared.settle(team, f"a{op[1]}")
                 await local.settle(team, f"a{op[1]}")
@@ -85,8 +89,8 @@ async def test_a_burst_then_one_token_per_interval_and_partials_leave_the_finals
     assert await buckets.take("T", [UPDATE], now + MARGIN) == 0.0
     assert await buckets.take("T", [UPDATE], now + MARGIN) > 1.9  # 30 a minute: 2 s each
     now += 10.0  # the bucket is full again
-    await buckets.expect("T", "answer-1", now, now + 60)
-    await buckets.expect("T", "answer-2", now, now + 60)
+    assert (await buckets.expect("T", "answer-1", now, now + 60, UPDATE)).expected == 1
+    assert (await buckets.expect("T", "answer-2", now, now + 60, UPDATE)).expected == 2
     assert await buckets.take("T", [UPDATE], now, partial=True) == 0.0  # 4 - 1 >= 2 reserved
     assert await buckets.take("T", [UPDATE], now, partial=True) > 0  # 3 - 1: the margin
     assert await buckets.take("T", [UPDATE], now + MARGIN, partial=True) == 0.0
