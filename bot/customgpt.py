@@ -321,8 +321,8 @@ def parse_event_data(data: str) -> StreamEvent | StreamError | None:
     which data-only streams omit). Unknown statuses and empty chunks yield None."""
     try:
         payload = _decode_json(data)
-    except ValueError:
-        log.debug("ignoring a non-JSON stream frame")
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+        log.debug("ignoring a stream frame that does not read as JSON")
         return None
     if not isinstance(payload, dict):
         return None

@@ -30,6 +30,12 @@ _TOKEN_SHAPES = re.compile(
     r"(?:xox[a-z]|xapp)-[A-Za-z0-9-]+"  # xoxe-: refresh tokens (token rotation)
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=|-]+"
     r"|[0-9]+\|[A-Za-z0-9]{40,}"
+    # An OAuth code and its state: the redirect's access line carries both in its query,
+    # Bolt's warning for a refused exchange names the code, and slack_sdk's debug line for
+    # the exchange shows its parameters. A code is exchanged for a token by whoever holds
+    # the app's secret; the state lets a browser finish an install.
+    r"|(?<=[?&]code=)[^&\s\"']+|(?<=[?&]state=)[^&\s\"']+|(?<=with code: )\S+"
+    r"|(?<='code': ')[^']+|(?<=\"code\": \")[^\"]+"
 )
 REDACTED = "[redacted]"
 

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH, READYZ_PATH, METRICS_PATH = "/healthz", "/readyz", "/metrics"
 PROBE_PATHS = frozenset({HEALTHZ_PATH, READYZ_PATH, METRICS_PATH})
+#: Refusals of the events path that `web_app` logs itself (no access line needed).
+EXPLAINED_REFUSALS = frozenset({400, 401})
 UNSIGNED_WARNING_EVERY = 60.0  # seconds between two log lines about unsigned requests
 
 
@@ -226,16 +228,27 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
 class ProbesUnlogged(web_log.AccessLogger):
     """Access lines for Slack's requests, the install pages and every refused probe, not for
     probes answered: a load balancer's and Prometheus's arrive every few seconds, would bury
-    the lines worth reading, and cost the process a formatted line each."""
+    the lines worth reading, and cost the process a formatted line each. Nor for a request
+    to the events path refused as unsigned (401) or unreadable (400): `web_app` says so in a
+    line of its own, throttled for the unsigned ones, so that a flood of garbage costs one
+    line, not one each."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if request.path not in PROBE_PATHS or response.status >= 400:
-            super().log(request, response, time)
+        if request.path in PROBE_PATHS and response.status < 400:
+            return
+        if request.path == EVENTS_PATH and response.status in EXPLAINED_REFUSALS:
+            return
+        super().log(request, response, time)
+
+
+def app_runner(application: web.Application) -> web.AppRunner:
+    """The runner serving `application`, with its access lines (`ProbesUnlogged`)."""
+    return web.AppRunner(application, access_log_class=ProbesUnlogged)
 
 
 async def _serve(serving: AsyncExitStack, application: web.Application, port: int) -> None:
     """Listen on `port` until `serving` closes."""
-    runner = web.AppRunner(application, access_log_class=ProbesUnlogged)
+    runner = app_runner(application)
     await runner.setup()
     serving.push_async_callback(runner.cleanup)
     await web.TCPSite(runner, "0.0.0.0", port).start()

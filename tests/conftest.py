@@ -21,7 +21,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.event_loop import new_loop
 from bot.runtime import Runtime
-from bot.server import web_app
+from bot.server import app_runner, web_app
 from tests.driver import RunningBot
 from tests.fakes.customgpt import FakeCustomGPT
 from tests.fakes.slack import FakeSlack, SlackLimits
@@ -98,7 +98,7 @@ async def start_bot(
 
     async def start(*, clock: Clock | None = None, **changes: Any) -> RunningBot:
         runtime = await Runtime.open(replace(settings, **changes), clock=clock)
-        runner = web.AppRunner(web_app(build_app(runtime), runtime), access_log=None)
+        runner = app_runner(web_app(build_app(runtime), runtime))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         await start_background(runtime)

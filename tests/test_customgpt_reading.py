@@ -205,6 +205,32 @@ async def test_a_frame_of_small_lines_over_the_cap_in_total_is_skipped(
     assert events == [Chunk("one "), Chunk("two"), Finish("9", "s", [], skipped_frames=1)]
 
 
+async def test_a_frame_nested_too_deep_to_read_is_skipped(
+    customgpt: FakeCustomGPT, http: aiohttp.ClientSession
+) -> None:
+    """JSON nested deeper than Python's recursion limit raises RecursionError, not the
+    ValueError of other bad JSON: it must not end the answer."""
+    client = CustomGPTClient(http, customgpt.api_url, "test-key")
+    session_id = await client.create_conversation(str(PROJECT_ID), "x")
+    customgpt.queue_answer(
+        [],
+        raw_frames=[
+            b'data: {"status":"progress","message":"one "}\n\n',
+            b"data: " + b"[" * 200_000 + b"\n\n",
+            b'data: {"status":"progress","message":"' + b"[" * 200_000 + b'"}\n\n',
+            b'data: {"status":"progress","message":"two"}\n\n',
+            b'data: {"status":"finish","id":"9.0","session_id":"s","citations":[]}\n\n',
+        ],
+    )
+
+    events = await stream_all(client, session_id)
+
+    # Chunks read together may come as one: the text and the end are what count.
+    text = "".join(e.text for e in events if isinstance(e, Chunk))
+    assert text == "one " + "[" * 200_000 + "two"
+    assert events[-1] == Finish("9", "s", [])
+
+
 async def test_a_prompt_over_the_limit_is_refused_before_anything_is_sent(
     customgpt: FakeCustomGPT, http: aiohttp.ClientSession
 ) -> None:

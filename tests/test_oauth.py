@@ -417,9 +417,11 @@ def test_oauth_refuses_to_start_without_redis_or_in_socket_mode(
 # -- no secret in a log line ------------------------------------------------------------------
 
 
-async def test_no_client_secret_or_token_reaches_a_log_line(
+async def test_no_client_secret_token_or_code_reaches_a_log_line(
     start_oauth_bot: StartBot, slack: FakeSlack, customgpt: FakeCustomGPT, team: str
 ) -> None:
+    """Nor an OAuth code or state: the redirect's access line carries both in its query, and
+    Bolt's warning for a refused exchange names the code."""
     lines = io.StringIO()
     handler = logging.StreamHandler(lines)
     root = logging.getLogger()
@@ -443,7 +445,11 @@ async def test_no_client_secret_or_token_reaches_a_log_line(
         log_setup.use_secrets(())
     logged = lines.getvalue()
     assert "oauth.v2.access" in logged  # DEBUG lines of the exchange were written
-    for secret in (CLIENT_SECRET, *slack.installed):
+    assert "oauth_redirect" in logged  # the redirect's access line was written
+    assert "Failed to fetch oauth.v2.access" in logged  # and Bolt's warning of the refusal
+    states = re.findall(r"state=([^&\s\"]+)", logged)
+    assert states and set(states) == {"[redacted]"}
+    for secret in (CLIENT_SECRET, *slack.installed, *slack.codes):
         assert secret not in logged
 
 

@@ -590,6 +590,11 @@ class FakeSlack(LoopbackServer):
         self._approvals[code] = _Approval(installed, installer, redirect_uri, name)
         return code
 
+    @property
+    def codes(self) -> list[str]:
+        """Every OAuth code handed out (`approve_install`), exchanged or not."""
+        return list(self._approvals)
+
     def add_channel(self, channel: str, team: str) -> None:
         """`channel` belongs to workspace `team`: other workspaces' tokens cannot see it."""
         self.channel_teams[channel] = team
