@@ -1,6 +1,6 @@
 """One question → one streamed answer in its Slack thread, top to bottom.
 
-The steps follow the design's request flow: claim the event, resolve the project, take the
+The steps follow the design's request flow: claim the message, resolve the project, take the
 thread's lock, resolve the conversation, stream, finish with sources and feedback. Every
 failure ends as a notice in the reply itself, under whatever text had already arrived.
 """
@@ -40,6 +40,7 @@ from bot.slack_calls import (
     SlackSchedulers,
     SlackUnavailable,
 )
+from bot.slack_format import BUTTON_VALUE_LIMIT
 from bot.store import LockTimeout, Store, StoreUnavailable
 from bot.streaming import AnswerStream, Ending, StreamResult
 
@@ -110,11 +111,16 @@ def question_from_event(
     )
 
 
-def feedback_value(project_id: str, session_id: str, message_id: str | None, asker: str) -> str:
+def feedback_value(
+    project_id: str, session_id: str, message_id: str | None, asker: str
+) -> str | None:
     """What the feedback buttons carry, so a click needs no store look-up (`u`: who asked,
-    the one person whose click is recorded)."""
+    the one person whose click is recorded). None when it would not fit in a button (ids
+    CustomGPT made that long): the answer then ends without the buttons, not without its
+    final text."""
     value = {"p": project_id, "s": session_id, "m": message_id, "u": asker}
-    return json.dumps(value, separators=(",", ":"))
+    encoded = json.dumps(value, separators=(",", ":"))
+    return encoded if len(encoded) <= BUTTON_VALUE_LIMIT else None
 
 
 @dataclass

@@ -258,7 +258,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-_WHOLE_NUMBER = re.compile(r"\s*(\d+)(?:\.0*)?\s*")
+_WHOLE_NUMBER = re.compile(r"\s*(\d+)(?:\.0*)?\s*", re.ASCII)
 
 
 def normalise_id(value: Any) -> str | None:
@@ -272,7 +272,9 @@ def normalise_id(value: Any) -> str | None:
     text = str(value)
     match = _WHOLE_NUMBER.fullmatch(text)
     if match:
-        return str(int(match[1]))
+        # The digits without leading zeros, not `int()`: Python refuses to turn more than
+        # 4,300 digits into an int, and a hostile id must not end the answer.
+        return match[1].lstrip("0") or "0"
     return text or None
 
 
@@ -316,6 +318,16 @@ def _decode_json(data: str) -> Any:
     return _json.decode(data)  # whitespace around the value, or not JSON: ValueError
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def model_text(text: str) -> str:
+    """The answer's text fit to be encoded: JSON may carry a lone UTF-16 surrogate
+    (`"\\ud800"`), which Python decodes into a string that no UTF-8 encoder takes, and the
+    whole answer would fail at its next render. Each becomes U+FFFD, as undecodable bytes do."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def parse_event_data(data: str) -> StreamEvent | StreamError | None:
     """Interpret one SSE `data:` payload by its JSON `status` (never by the `event:` line,
     which data-only streams omit). Unknown statuses and empty chunks yield None."""
@@ -329,7 +341,7 @@ def parse_event_data(data: str) -> StreamEvent | StreamError | None:
     status = payload.get("status")
     if status == "progress":
         text = payload.get("message")
-        return Chunk(text) if isinstance(text, str) and text else None
+        return Chunk(model_text(text)) if isinstance(text, str) and text else None
     if status == "finish":
         return Finish(
             message_id=normalise_id(payload.get("id")),
@@ -338,7 +350,7 @@ def parse_event_data(data: str) -> StreamEvent | StreamError | None:
         )
     if status == "error" or (status is None and "error" in payload):
         message = payload.get("message") or payload.get("error") or "the answer failed"
-        return StreamError(0, str(message))
+        return StreamError(0, model_text(str(message)))
     return None
 
 
@@ -707,7 +719,7 @@ class CustomGPTClient:
         data = data or {}
         self._answer_took(started, first_chunk=True, total=True)
         return Answer(
-            text=str(data.get("openai_response") or ""),
+            text=model_text(str(data.get("openai_response") or "")),
             message_id=normalise_id(data.get("id")),
             session_id=_optional_id(data.get("session_id")) or session_id,
             citations=_citation_ids(data.get("citations")),

@@ -31,11 +31,13 @@ _TOKEN_SHAPES = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=|-]+"
     r"|[0-9]+\|[A-Za-z0-9]{40,}"
     # An OAuth code and its state: the redirect's access line carries both in its query,
-    # Bolt's warning for a refused exchange names the code, and slack_sdk's debug line for
-    # the exchange shows its parameters. A code is exchanged for a token by whoever holds
-    # the app's secret; the state lets a browser finish an install.
-    r"|(?<=[?&]code=)[^&\s\"']+|(?<=[?&]state=)[^&\s\"']+|(?<=with code: )\S+"
-    r"|(?<='code': ')[^']+|(?<=\"code\": \")[^\"]+"
+    # Bolt's warning for a refused exchange names the code, and the debug lines of Bolt
+    # and slack_sdk show the redirect's query and the exchange's parameters (a Python
+    # dict's repr). A code is exchanged for a token by whoever holds the app's secret; the
+    # state lets a browser finish an install. Narrow shapes: "code" is a common word.
+    r"|(?<=[?&]code=)[^&\s\"']+|(?<=[?&]state=)[^&\s\"']+"
+    r"|(?<=oauth\.v2\.access result with code: )\S+"
+    r"|(?<='code': ')[^']+|(?<='code': \[')[^']+|(?<='state': ')[^']+|(?<='state': \[')[^']+"
 )
 REDACTED = "[redacted]"
 

@@ -1,6 +1,6 @@
 """The bot's shared state: one small interface, a Redis implementation and an in-process one.
 
-Redis is what makes several replicas (and restarts) safe: event claims, thread locks and the
+Redis is what makes several replicas (and restarts) safe: answer-once claims, thread locks and the
 workspace's edit budget only mean something when every process sees them. The in-process
 store is for a single instance on a laptop; it keeps the same semantics, TTLs included.
 """
@@ -224,25 +224,38 @@ class RedisStore:
 
     @_reachable
     async def set_many(self, writes: Sequence[Write], members: Sequence[Member] = ()) -> None:
-        if not writes and not members:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
+        def sets(pipe: Any) -> None:
             for key, value, ttl in writes:
                 pipe.set(key, value, ex=ttl)
+
+        def adds(pipe: Any) -> None:
             for key, member in members:
                 pipe.sadd(key, member)
-            await pipe.execute()
+
+        await self._in_order([step for step, some in ((sets, writes), (adds, members)) if some])
 
     @_reachable
     async def delete_many(self, keys: Sequence[str], members: Sequence[Member] = ()) -> None:
-        if not keys and not members:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
+        def removes(pipe: Any) -> None:
             for key, member in members:
                 pipe.srem(key, member)
-            if keys:
-                pipe.delete(*keys)
-            await pipe.execute()
+
+        def deletes(pipe: Any) -> None:
+            for key in keys:  # one key a command: a Cluster refuses keys of several slots
+                pipe.delete(key)
+
+        await self._in_order([step for step, some in ((removes, members), (deletes, keys)) if some])
+
+    async def _in_order(self, steps: Sequence[Callable[[Any], None]]) -> None:
+        """Each step's commands land after the previous step's, in one round trip on one
+        server. A Cluster's pipeline sends each node's commands at the same time, so there
+        each step is a round trip of its own."""
+        batches = [steps] if not isinstance(self._redis, RedisCluster) else [[s] for s in steps]
+        for batch in batches:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for step in batch:
+                    step(pipe)
+                await pipe.execute()
 
     @_reachable
     async def set_if_absent(self, key: str, value: str, ttl: int | None = None) -> bool:

@@ -146,6 +146,29 @@ async def test_sse_frames_without_event_lines_and_noise_are_understood(
     assert customgpt.prompts() == ["q"]
 
 
+async def test_a_lone_surrogate_or_an_endless_id_from_customgpt_still_ends_the_answer(
+    bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT, redis_client: redis.Redis
+) -> None:
+    """JSON may escape half of a UTF-16 pair (`\\ud800`), which no UTF-8 encoder takes, and
+    an id may run past the 4,300 digits Python turns into an int: either once ended the
+    answer (the first left the reply searching forever). The text shows U+FFFD instead."""
+    endless = "1" * 5000
+    customgpt.queue_answer(
+        [],
+        raw_frames=[
+            'data: {"status":"progress","message":"see http://x.example \\ud800 here, "}\n\n',
+            'data: {"status":"progress","message":"and \\udfff\\ud83d\\ude00 there."}\n\n',
+            f'data: {{"status":"finish","id":"{endless}","session_id":"s","citations":[]}}\n\n',
+        ],
+    )
+    ts = await bot.mention("q")
+    await bot.idle()
+
+    reply = reply_in(slack, ts)
+    assert final_text(reply) == "see http://x.example \ufffd here, and \ufffd\U0001f600 there."
+    assert await redis_client.smembers(f"cgpt:{bot.team}:inflight") == set()
+
+
 async def test_an_empty_answer_is_never_an_empty_reply(
     bot: RunningBot, slack: FakeSlack, customgpt: FakeCustomGPT
 ) -> None:

@@ -426,10 +426,10 @@ async def test_no_client_secret_token_or_code_reaches_a_log_line(
     handler = logging.StreamHandler(lines)
     root = logging.getLogger()
     level = root.level
+    root.setLevel(logging.DEBUG)  # before the app is built: Bolt's logger takes it then
     bot = await start_oauth_bot()
     handler.addFilter(log_setup.use_secrets(bot.runtime.settings.secrets))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     try:
         await install(bot, slack, team)
         slack.oauth_app = OAuthApp(CLIENT_ID, "e" * 32)  # the next exchange is refused
@@ -447,6 +447,7 @@ async def test_no_client_secret_token_or_code_reaches_a_log_line(
     assert "oauth.v2.access" in logged  # DEBUG lines of the exchange were written
     assert "oauth_redirect" in logged  # the redirect's access line was written
     assert "Failed to fetch oauth.v2.access" in logged  # and Bolt's warning of the refusal
+    assert "Handling an OAuth callback" in logged  # and Bolt's debug line of the redirect
     states = re.findall(r"state=([^&\s\"]+)", logged)
     assert states and set(states) == {"[redacted]"}
     for secret in (CLIENT_SECRET, *slack.installed, *slack.codes):

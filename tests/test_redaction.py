@@ -123,3 +123,25 @@ def test_configured_secrets_are_redacted_too(configured_secrets: None) -> None:
 def test_ordinary_text_is_left_alone() -> None:
     text = "Project 42 not found | try again in 30 s (error 404)"
     assert redact_text(text) == text
+
+
+def test_an_oauth_code_and_state_are_redacted_where_logs_carry_them() -> None:
+    access = 'GET /slack/oauth_redirect?code=1234.5678.abcdef&state=ST4TE HTTP/1.1" 200'
+    bolt = "Failed to fetch oauth.v2.access result with code: 1234.5678.abcdef - error: x"
+    debug = "request: {'code': ['1234.5678.abcdef'], 'state': ['ST4TE']}, data: {'code': 'c0d3'}"
+    for line in (access, bolt, debug):
+        clean = redact_text(line)
+        for secret in ("1234.5678.abcdef", "ST4TE", "c0d3"):
+            assert secret not in clean, clean
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*Help with code: review* (`42`)",  # a project's name
+        '{"code": "rate_limited", "message": "slow down"}',  # an error body shown in Slack
+        "exchange failed with code: 429",
+    ],
+)
+def test_the_word_code_alone_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text

@@ -172,4 +172,5 @@ async def test_the_unsigned_warning_comes_back_once_a_minute_with_a_count(
 
     first, second = log_lines(caplog)
     assert "without a valid Slack signature" in first
+    assert "from 127.0.0.1" in first  # where the flood comes from: no access line says it
     assert "29 more like this" in second
