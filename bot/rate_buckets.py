@@ -291,9 +291,7 @@ class RedisBuckets:
         self, team: str, op: str, arg: float, now: float, buckets: Sequence[Bucket]
     ) -> Any:
         argv: list[str | float | int] = [repr(now), op, repr(float(arg)), IDLE_TTL * 1000]
-        for bucket in buckets:
-            argv += [bucket.name, repr(bucket.rate.interval), bucket.rate.burst]
-        return await self._call(team, argv)
+        return await self._call(team, argv + _bucket_args(buckets))
 
     async def _call(self, team: str, argv: list[str | float | int]) -> Any:
         if self._health is not None and self._health.down:
@@ -317,8 +315,7 @@ class RedisBuckets:
         self, team: str, answer: str, now: float, until: float, bucket: Bucket
     ) -> Level:
         argv: list[str | float | int] = [repr(now), "expect", repr(until), IDLE_TTL * 1000, answer]
-        argv += [bucket.name, repr(bucket.rate.interval), bucket.rate.burst]
-        return _read_level(await self._call(team, argv), bucket, now)
+        return _read_level(await self._call(team, argv + _bucket_args([bucket])), bucket, now)
 
     async def settle(self, team: str, answer: str) -> None:
         await self._call(team, ["0", "settle", "0", IDLE_TTL * 1000, answer])
@@ -328,6 +325,11 @@ class RedisBuckets:
 
     async def level(self, team: str, bucket: Bucket, now: float) -> Level:
         return _read_level(await self._run(team, "level", 0, now, [bucket]), bucket, now)
+
+
+def _bucket_args(buckets: Sequence[Bucket]) -> list[str | float | int]:
+    """The script's arguments naming `buckets`: (name, interval, burst) each."""
+    return [arg for b in buckets for arg in (b.name, repr(b.rate.interval), b.rate.burst)]
 
 
 def _read_level(reply: Any, bucket: Bucket, now: float) -> Level:
